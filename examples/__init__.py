@@ -1,0 +1,1 @@
+"""Runnable examples: the main job (``python -m examples.main``), hazards, distributed."""
