@@ -1,0 +1,123 @@
+"""The result cache in ``.amplint_cache/`` beside the configuration, as ruff keeps ``.ruff_cache/``.
+
+One small JSON file per entry, named by the SHA-256 of its key, under a folder per amplint
+version. Every write goes to a temporary file in the same folder and is moved into place with
+``os.replace``, which is atomic: several amplint processes (pre-commit runs some at once) may
+read and write the same cache, and a reader sees a whole entry or none. A damaged or unreadable
+entry is a miss; a cache folder that cannot be written turns caching off for the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import amplint
+
+FOLDER = ".amplint_cache"
+_GITIGNORE = "# Created by amplint: the whole folder is a cache.\n*\n"
+_CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by amplint.\n"
+    "# For information about cache directory tags see https://bford.info/cachedir/\n"
+)
+
+
+def canonical(value: Any) -> Any:
+    """``value`` as JSON-ready data that does not depend on set order or hash seeds."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(key): canonical(item) for key, item in sorted(value.items(), key=str)}
+    if isinstance(value, (set, frozenset)):
+        return sorted((canonical(item) for item in value), key=repr)
+    if isinstance(value, (list, tuple)):
+        return [canonical(item) for item in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def digest(*parts: Any) -> str:
+    """A stable SHA-256 hex digest of ``parts`` (bytes are hashed as they are)."""
+    hasher = hashlib.sha256()
+    for part in parts:
+        data = part if isinstance(part, bytes) else json.dumps(canonical(part)).encode()
+        hasher.update(len(data).to_bytes(8, "little"))
+        hasher.update(data)
+    return hasher.hexdigest()
+
+
+def code_version() -> str:
+    """amplint's version, plus a fingerprint of its source files for development installs."""
+    package = Path(amplint.__file__).parent
+    stats = sorted(
+        (str(path.relative_to(package)), path.stat().st_size, path.stat().st_mtime_ns)
+        for path in package.rglob("*.py")
+    )
+    return f"{amplint.__version__}-{digest(stats)[:12]}"
+
+
+class Cache:
+    """A key-value store of JSON data on disk; ``Cache(None)`` stores nothing."""
+
+    def __init__(self, folder: Path | None, version: str | None = None) -> None:
+        self.version = version or code_version()
+        self.folder = folder / self.version if folder is not None else None
+
+    @classmethod
+    def beside(cls, root: Path, cache_dir: Path | None = None) -> Cache:
+        """The cache of the project at ``root`` (``cache_dir`` overrides the location)."""
+        return cls(cache_dir or root / FOLDER)
+
+    def _entry(self, key: str) -> Path:
+        assert self.folder is not None
+        return self.folder / key[:2] / f"{key[2:]}.json"
+
+    def get(self, key: str) -> Any | None:
+        """The value stored under ``key``, or ``None``."""
+        if self.folder is None:
+            return None
+        try:
+            with open(self._entry(key), encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, value: Any) -> None:
+        """Store ``value`` (JSON data) under ``key``; on a write error caching stops."""
+        if self.folder is None:
+            return
+        entry = self._entry(key)
+        try:
+            if not entry.parent.is_dir():
+                self._prepare()
+                entry.parent.mkdir(parents=True, exist_ok=True)
+            descriptor, temporary = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-")
+            try:
+                with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                    json.dump(value, handle, separators=(",", ":"))
+                os.replace(temporary, entry)
+            except BaseException:
+                os.unlink(temporary)
+                raise
+        except OSError:
+            self.folder = None
+
+    def _prepare(self) -> None:
+        """Create the cache folder with its ``.gitignore`` and cache directory tag."""
+        assert self.folder is not None
+        top = self.folder.parent
+        top.mkdir(parents=True, exist_ok=True)
+        for name, text in ((".gitignore", _GITIGNORE), ("CACHEDIR.TAG", _CACHEDIR_TAG)):
+            if not (top / name).exists():
+                descriptor, temporary = tempfile.mkstemp(dir=top, prefix=".tmp-")
+                with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                os.replace(temporary, top / name)

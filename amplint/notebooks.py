@@ -1,0 +1,158 @@
+"""Jupyter notebooks: code cells joined into one Python source, findings mapped back to cells.
+
+IPython syntax that is not Python (``%magic``, ``!shell``, ``x = !cmd``, ``obj?``, cell magics)
+is masked with ``...`` so that it neither breaks the parse (no AMP000) nor hides the code around
+it. Cells are numbered from 1 in notebook order, markdown cells included, as Jupyter shows them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from amplint.findings import Finding
+
+# Cell magics whose body is still Python; every other cell magic (%%bash, %%writefile, ...) hides
+# the whole cell.
+PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "python", "python3"})
+
+_ASSIGNED_MAGIC = re.compile(r"^(\s*[\w.\[\], ]+=\s*)([!%].*)$")
+
+
+class NotebookError(ValueError):
+    """A ``.ipynb`` file that is not a readable notebook."""
+
+
+@dataclass(frozen=True)
+class NotebookSource:
+    """The Python source of a notebook and where each code cell starts in it."""
+
+    source: str
+    cells: tuple[int, ...] = ()  # 1-based notebook position of each code cell, in order
+    starts: tuple[int, ...] = ()  # 1-based line in ``source`` where that cell starts
+
+    def locate(self, line: int) -> tuple[int, int]:
+        """(cell, line within the cell) of a 1-based line of ``source``."""
+        index = max(bisect.bisect_right(self.starts, line) - 1, 0)
+        return self.cells[index], line - self.starts[index] + 1
+
+    def map_finding(self, finding: Finding) -> Finding:
+        """The finding located by cell; a span that runs past its cell ends there."""
+        if not self.cells:
+            return finding
+        cell, line = self.locate(finding.line)
+        end_cell, end_line = self.locate(finding.end_line)
+        end_column = finding.end_column
+        if end_cell != cell:
+            end_line, end_column = line, finding.column
+        return dataclasses.replace(
+            finding, line=line, end_line=end_line, end_column=end_column, cell=cell
+        )
+
+
+def _mask_line(line: str) -> str:
+    """``line`` with IPython-only syntax replaced by ``...`` (same indentation)."""
+    stripped = line.lstrip()
+    indent = line[: len(line) - len(stripped)]
+    if not stripped or stripped.startswith("#"):
+        return line
+    if stripped[0] in "%!?" or ("#" not in line and stripped.rstrip().endswith("?")):
+        return indent + "..."
+    assigned = _ASSIGNED_MAGIC.match(line)
+    if assigned:
+        return assigned.group(1) + "..."
+    return line
+
+
+def _continues(line: str, depth: int, quote: str) -> tuple[int, str]:
+    """Bracket depth and open triple quote after ``line``, given those before it."""
+    index = 0
+    while index < len(line):
+        char = line[index]
+        if quote:
+            if char == "\\":
+                index += 1
+            elif line.startswith(quote, index):
+                index += len(quote) - 1
+                quote = ""
+        elif char == "#":
+            break
+        elif char in "\"'":
+            triple = char * 3
+            quote = triple if line.startswith(triple, index) else char
+            index += len(quote) - 1
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(depth - 1, 0)
+        index += 1
+    if quote in ("'", '"'):  # a one-quote string never spans lines
+        quote = ""
+    return depth, quote
+
+
+def mask_cell(lines: list[str]) -> list[str]:
+    """A code cell's lines with magics, shell escapes and help syntax masked.
+
+    Only lines that start a logical line are looked at: ``% x`` continuing a bracketed
+    expression, or text inside a triple-quoted string, is Python and stays.
+    """
+    if lines and lines[0].startswith("%%"):
+        words = lines[0][2:].split()
+        keep_body = bool(words) and words[0] in PYTHON_CELL_MAGICS
+        return ["..."] + (mask_cell(lines[1:]) if keep_body else ["" for _ in lines[1:]])
+    masked: list[str] = []
+    depth, quote, continued, magic = 0, "", False, False
+    for line in lines:
+        if magic:  # a masked magic goes on after a trailing backslash
+            masked.append("")
+            magic = line.rstrip().endswith("\\")
+            continue
+        starts_logical = depth == 0 and not quote and not continued
+        new = _mask_line(line) if starts_logical else line
+        masked.append(new)
+        if new != line:
+            magic = line.rstrip().endswith("\\")
+            continue
+        depth, quote = _continues(line, depth, quote)
+        continued = not quote and line.rstrip().endswith("\\")
+    return masked
+
+
+def _is_python(notebook: dict[str, Any]) -> bool:
+    metadata = notebook.get("metadata") or {}
+    language = (metadata.get("language_info") or {}).get("name") or (
+        metadata.get("kernelspec") or {}
+    ).get("language")
+    return language is None or str(language).lower() in ("python", "python3", "ipython")
+
+
+def parse_notebook(text: str) -> NotebookSource:
+    """The code cells of a notebook's JSON text as one Python source."""
+    try:
+        notebook = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise NotebookError(f"not a valid notebook: JSON error at line {error.lineno}") from None
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        raise NotebookError("not a valid notebook: no 'cells' list (nbformat 4 is required)")
+    if not _is_python(notebook):
+        return NotebookSource("")
+    lines: list[str] = []
+    cells: list[int] = []
+    starts: list[int] = []
+    for position, cell in enumerate(notebook["cells"], start=1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        if isinstance(source, list):
+            source = "".join(str(part) for part in source)
+        if not isinstance(source, str):
+            raise NotebookError(f"not a valid notebook: cell {position} has no text source")
+        cells.append(position)
+        starts.append(len(lines) + 1)
+        lines.extend(mask_cell(source.splitlines() or [""]))
+    return NotebookSource("\n".join(lines) + "\n" if lines else "", tuple(cells), tuple(starts))
