@@ -1,0 +1,398 @@
+"""``init`` / ``reset``: autocasting MXNet operators by MXNet's own AMP op lists.
+
+``init`` replaces operator functions in ``mx.nd``, ``mx.sym`` (and their ``op``, ``_internal``
+and prefix submodules, as ``mxnet.contrib.amp`` does), the numpy front end's ``npx`` functions
+(see ``np_ops.py``), ``Block.__call__`` (see ``outputs.py``) and ``SymbolBlock.imports``. Every
+replacement is recorded so that ``reset`` puts the originals back.
+
+Casting uses MXNet's ``amp_cast`` / ``amp_multicast`` operators, so it works imperatively and in
+hybridized graphs alike, and gradients flow back through the casts.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import Any, Callable, NamedTuple
+
+import mxnet as mx
+import numpy as np
+from mxnet import base, ndarray, symbol
+from mxnet.contrib.amp import amp as contrib_amp
+from mxnet.contrib.amp.amp import bfloat16
+from mxnet.gluon import Block, HybridBlock, SymbolBlock
+from mxnet.ndarray import NDArray
+from mxnet.symbol import Symbol
+
+from . import outputs
+from .errors import Float16OnCPUError
+from .np_ops import npx_functions_for
+
+__all__ = ["init", "reset", "target_dtype"]
+
+logger = logging.getLogger("gluon_amp")
+
+_FLOATS = (np.float16, np.float32, bfloat16)
+_DTYPES = {"float16": np.dtype(np.float16), "bfloat16": bfloat16}
+
+
+class _Config(NamedTuple):
+    target_dtype: str
+    target_precision_ops: tuple | None
+    conditional_fp32_ops: tuple | None
+    fp32_ops: tuple | None
+    cast_outputs: bool
+
+
+class _Active:
+    """What one ``init`` changed, to be undone by ``reset``."""
+
+    def __init__(self, config: _Config) -> None:
+        self.config = config
+        self.patches: list[tuple[Any, str, Any]] = []  # (owner, attribute, original value)
+        self.graphs_built_under_amp: weakref.WeakSet = weakref.WeakSet()
+        self.warned_blocks: weakref.WeakSet = weakref.WeakSet()
+
+    def patch(self, owner: Any, name: str, value: Any) -> None:
+        self.patches.append((owner, name, owner.__dict__[name]))
+        setattr(owner, name, value)
+
+    def undo(self) -> None:
+        for owner, name, original in reversed(self.patches):
+            setattr(owner, name, original)
+        self.patches.clear()
+
+
+_active: _Active | None = None
+
+
+def target_dtype() -> str | None:
+    """The low-precision dtype autocast is active for (``'float16'``/``'bfloat16'``), or None."""
+    return _active.config.target_dtype if _active else None
+
+
+def _normalize_dtype(target_dtype: Any) -> str:
+    if target_dtype is None:
+        return "float16" if mx.context.num_gpus() > 0 else "bfloat16"
+    if target_dtype is bfloat16 or (isinstance(target_dtype, str) and target_dtype == "bfloat16"):
+        return "bfloat16"
+    try:
+        if np.dtype(target_dtype) == np.float16:
+            return "float16"
+    except TypeError:
+        pass
+    raise ValueError(
+        f"target_dtype must be 'float16', 'bfloat16' or None (float16 on a GPU machine, else "
+        f"bfloat16), got {target_dtype!r}"
+    )
+
+
+def _as_tuple(ops: list | None) -> tuple | None:
+    if ops is None:
+        return None
+    return tuple(tuple(op) if isinstance(op, (list, tuple)) else op for op in ops)
+
+
+def init(
+    target_dtype: Any = None,
+    target_precision_ops: list[str] | None = None,
+    conditional_fp32_ops: list[tuple[str, str, list[str]]] | None = None,
+    fp32_ops: list[str] | None = None,
+    *,
+    cast_outputs: bool = True,
+) -> None:
+    """Turn on automatic mixed precision: autocast MXNet operators by MXNet's AMP op lists.
+
+    Parameters
+    ----------
+    target_dtype : {'float16', 'bfloat16', None}
+        The low precision. None picks float16 when a GPU is visible, else bfloat16.
+    target_precision_ops, conditional_fp32_ops, fp32_ops : list, optional
+        Override MXNet's lists, exactly as in ``mxnet.contrib.amp.init``.
+    cast_outputs : bool, default True
+        Return the floating-point outputs of the outermost Block call as float32.
+
+    Call it before the first forward pass (before or after building the network). Calling it
+    again with the same arguments does nothing; with other arguments it raises ValueError
+    (call :func:`reset` first).
+    """
+    global _active
+    config = _Config(
+        _normalize_dtype(target_dtype),
+        _as_tuple(target_precision_ops),
+        _as_tuple(conditional_fp32_ops),
+        _as_tuple(fp32_ops),
+        bool(cast_outputs),
+    )
+    if _active is not None:
+        if _active.config == config:
+            return
+        raise ValueError(
+            f"amp.init was already called with {_describe(_active.config)}; call amp.reset() "
+            f"before amp.init with {_describe(config)}"
+        )
+    active = _Active(config)
+    try:
+        _install(active)
+    except BaseException:
+        active.undo()
+        raise
+    _active = active
+    logger.info("gluon_amp: autocasting to %s", config.target_dtype)
+
+
+def reset() -> None:
+    """Undo everything :func:`init` did (operators, Block calls, SymbolBlock.imports)."""
+    global _active
+    if _active is not None:
+        _active.undo()
+        _active = None
+
+
+def _describe(config: _Config) -> str:
+    custom = [
+        name
+        for name in ("target_precision_ops", "conditional_fp32_ops", "fp32_ops")
+        if getattr(config, name) is not None
+    ]
+    extra = f", custom {', '.join(custom)}" if custom else ""
+    return f"target_dtype={config.target_dtype!r}{extra}, cast_outputs={config.cast_outputs}"
+
+
+# --- casting helpers -------------------------------------------------------------------------
+
+
+def _cast(x: Any, dtype: Any) -> Any:
+    """``x`` cast to ``dtype`` with ``amp_cast`` if it is a float array or a symbol."""
+    if isinstance(x, NDArray):
+        if x.dtype == dtype or x.dtype not in _FLOATS:
+            return x
+        if isinstance(x, mx.np.ndarray):
+            return ndarray.amp_cast(x.as_nd_ndarray(), dtype=dtype).as_np_ndarray()
+        return ndarray.amp_cast(x, dtype=dtype)
+    if isinstance(x, Symbol):
+        if isinstance(x, mx.sym.np._Symbol):
+            return symbol.amp_cast(x.as_nd_ndarray(), dtype=dtype).as_np_ndarray()
+        return symbol.amp_cast(x, dtype=dtype)
+    return x
+
+
+def _cast_args(args: tuple, kwargs: dict, dtype: Any, keep: list | None) -> tuple:
+    """Cast positional and keyword inputs, leaving those ``keep`` marks (fp32 params) alone."""
+    keep = keep or []
+    new_args = tuple(
+        a if i < len(keep) and keep[i] else _cast(a, dtype) for i, a in enumerate(args)
+    )
+    new_kwargs = {k: v if k in keep else _cast(v, dtype) for k, v in kwargs.items()}
+    return new_args, new_kwargs
+
+
+def _condition_met(kwargs: dict, cond: tuple | None) -> bool:
+    return cond is None or (cond[0] in kwargs and kwargs[cond[0]] in cond[1])
+
+
+def _finish(wrapper: Callable, f: Callable) -> Callable:
+    wrapper.__name__ = f.__name__
+    wrapper.__module__ = f.__module__
+    wrapper.__doc__ = f.__doc__
+    wrapper.__wrapped__ = f
+    return wrapper
+
+
+def _check_float16_on_cpu(op_name: str, dtype: Any, args: tuple, kwargs: dict) -> None:
+    if dtype != np.float16:
+        return
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, NDArray) and value.context.device_type == "cpu":
+            raise Float16OnCPUError(op_name)
+        if isinstance(value, Symbol) and outputs.outermost_inputs_on_cpu():
+            raise Float16OnCPUError(op_name)
+
+
+# --- wrappers ----------------------------------------------------------------------------------
+
+
+def _ndarray_wrapper(f, op_name, dtype, keep=None, cond=None, low_precision=False):
+    def wrapper(*args, **kwargs):
+        if not _condition_met(kwargs, cond):
+            return f(*args, **kwargs)
+        if low_precision:
+            _check_float16_on_cpu(op_name, dtype, args, kwargs)
+        args, kwargs = _cast_args(args, kwargs, dtype, keep)
+        return f(*args, **kwargs)
+
+    return _finish(wrapper, f)
+
+
+def _symbol_wrapper(f, op_name, dtype, keep=None, cond=None, low_precision=False):
+    """Build the symbol, then rebuild it on cast inputs (covers implicitly created weights)."""
+
+    def wrapper(*args, **kwargs):
+        if not _condition_met(kwargs, cond):
+            return f(*args, **kwargs)
+        if low_precision:
+            _check_float16_on_cpu(op_name, dtype, args, kwargs)
+        sym = f(*args, **kwargs)
+        children = sym.get_children()
+        if children is None:  # no inputs (e.g. _zeros): nothing to cast
+            return sym
+        aux = sym.list_auxiliary_states()
+        inputs = [
+            x if x.name in aux or (i < len(keep or []) and keep[i]) else _cast(x, dtype)
+            for i, x in enumerate(children)
+        ]
+        wrapped = sym._gen_atomic_symbol()(*inputs)
+        wrapped._set_attr(name=sym.name)
+        return wrapped
+
+    return _finish(wrapper, f)
+
+
+def _widest_wrapper(f, target):
+    """Run ``f`` in the widest float type among its inputs (``amp_multicast`` for symbols)."""
+
+    def wrapper(*args, **kwargs):
+        args = list(args)
+        slots = [(args, i) for i, a in enumerate(args) if isinstance(a, (Symbol, NDArray))]
+        slots += [(kwargs, k) for k, v in kwargs.items() if isinstance(v, (Symbol, NDArray))]
+        values = [holder[key] for holder, key in slots]
+        if any(isinstance(v, Symbol) for v in values):
+            cast = symbol.amp_multicast(*values, num_outputs=len(values))
+            for (holder, key), value in zip(slots, cast):
+                holder[key] = value
+        elif any(v.dtype == np.float32 for v in values):
+            for holder, key in slots:
+                if holder[key].dtype == target:
+                    holder[key] = ndarray.amp_cast(holder[key], dtype=np.float32)
+        return f(*args, **kwargs)
+
+    return _finish(wrapper, f)
+
+
+def _npx_wrapper(f, op_name, dtype, keep=None):
+    """Numpy front end: inputs to low precision, outputs back to float32 (safe for ``_npi_*``)."""
+
+    def wrapper(*args, **kwargs):
+        _check_float16_on_cpu(op_name, dtype, args, kwargs)
+        args, kwargs = _cast_args(args, kwargs, dtype, keep)
+        out = f(*args, **kwargs)
+        if isinstance(out, Symbol) and len(out.list_outputs()) > 1:
+            parts = [_cast(out[i], np.float32) for i in range(len(out.list_outputs()))]
+            return mx.sym.Group([p.as_nd_ndarray() for p in parts]).as_np_ndarray()
+        if isinstance(out, (list, tuple)):
+            return type(out)(_cast(o, np.float32) for o in out)
+        return _cast(out, np.float32)
+
+    return _finish(wrapper, f)
+
+
+# --- installing --------------------------------------------------------------------------------
+
+
+def _op_locations(name: str, root) -> list[tuple[Any, str]]:
+    """Where the function for operator ``name`` lives under ``root`` (``mx.nd`` or ``mx.sym``)."""
+    submodules = {prefix: getattr(root, prefix[1:-1]) for prefix in base._OP_NAME_PREFIX_LIST}
+    func_name, module = contrib_amp._get_fun_to_wrap(name, root, submodules)
+    if func_name not in module.__dict__:
+        raise ValueError(f"amp.init: MXNet has no operator {name!r} (check the op lists)")
+    places = [(module, func_name)]
+    if module is root and func_name in root.op.__dict__:
+        places.append((root.op, func_name))
+    return places
+
+
+def _install_legacy(active: _Active, root, dtype: Any, lists: dict) -> None:
+    wrap = _symbol_wrapper if root is symbol else _ndarray_wrapper
+    fp32_params = lists["fp32_params"] or {}
+    plan: list[tuple[str, Callable]] = []
+    for name in lists["target"]:
+        plan.append((name, lambda f, n: wrap(f, n, dtype, fp32_params.get(n), low_precision=True)))
+    for name in lists["fp32"]:
+        plan.append((name, lambda f, n: wrap(f, n, np.float32)))
+    for name, arg, values in lists["conditional"]:
+        cond = (arg, list(values))
+        plan.append((name, lambda f, n, c=cond: wrap(f, n, np.float32, cond=c)))
+    for name in lists["widest"]:
+        plan.append((name, lambda f, n: _widest_wrapper(f, dtype)))
+    for name, make in plan:
+        for owner, attr in _op_locations(name, root):
+            active.patch(owner, attr, make(owner.__dict__[attr], name))
+
+
+def _install_npx(active: _Active, dtype: Any, lists: dict) -> None:
+    import mxnet.ndarray.numpy_extension as nd_npx
+    import mxnet.numpy_extension as npx
+    import mxnet.symbol.numpy_extension as sym_npx
+
+    fp32_params = lists["fp32_params"] or {}
+    for name, twin in npx_functions_for(list(lists["target"])).items():
+        for package in (nd_npx, sym_npx, npx):
+            for owner in (package, package._op):
+                if name in owner.__dict__:
+                    wrapper = _npx_wrapper(owner.__dict__[name], twin, dtype, fp32_params.get(twin))
+                    active.patch(owner, name, wrapper)
+
+
+def _op_lists(config: _Config, dtype: Any) -> dict:
+    def pick(custom, default):
+        return list(custom) if custom is not None else list(default(dtype))
+
+    return {
+        "target": pick(config.target_precision_ops, contrib_amp.list_lp16_ops),
+        "fp32": pick(config.fp32_ops, contrib_amp.list_fp32_ops),
+        "conditional": pick(config.conditional_fp32_ops, contrib_amp.list_conditional_fp32_ops),
+        "widest": list(contrib_amp.list_widest_type_cast(dtype)),
+        "fp32_params": contrib_amp.list_lp16_use_fp32_params(dtype),
+    }
+
+
+def _install(active: _Active) -> None:
+    config = active.config
+    dtype = _DTYPES[config.target_dtype]
+    lists = _op_lists(config, dtype)
+    _install_legacy(active, symbol, dtype, lists)
+    _install_legacy(active, ndarray, dtype, lists)
+    _install_npx(active, dtype, lists)
+
+    def on_call(block: Block) -> None:
+        _warn_if_graph_predates_init(active, block)
+
+    active.patch(
+        Block,
+        "__call__",
+        outputs.make_block_call(Block.__dict__["__call__"], config.cast_outputs, on_call),
+    )
+    active.patch(SymbolBlock, "imports", staticmethod(_make_imports(config, lists)))
+
+
+def _warn_if_graph_predates_init(active: _Active, block: Block) -> None:
+    if not isinstance(block, HybridBlock) or not block._active:
+        return
+    if block._cached_op is None:
+        active.graphs_built_under_amp.add(block)  # about to be built, with autocast on
+    elif block not in active.graphs_built_under_amp and block not in active.warned_blocks:
+        active.warned_blocks.add(block)
+        logger.warning(
+            "%s was hybridized and run before amp.init(): its cached float32 graph is not "
+            "autocast; call net.hybridize() again after amp.init() to rebuild it",
+            block.name,
+        )
+
+
+def _make_imports(config: _Config, lists: dict) -> Callable:
+    original = SymbolBlock.__dict__["imports"].__func__
+
+    def imports(symbol_file, input_names, param_file=None, ctx=None, **kwargs):
+        block = original(symbol_file, input_names, param_file, ctx, **kwargs)
+        inputs, out = block._cached_graph
+        converted = contrib_amp.convert_symbol(
+            out,
+            config.target_dtype,
+            target_dtype_ops=lists["target"],
+            fp32_ops=lists["fp32"],
+            conditional_fp32_ops=[list(c[:2]) + [list(c[2])] for c in lists["conditional"]],
+            data_names=[i.name for i in inputs],
+        )
+        return SymbolBlock(converted, inputs, params=block.collect_params())
+
+    return _finish(imports, original)

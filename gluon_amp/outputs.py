@@ -1,0 +1,71 @@
+"""Around every ``Block.__call__``: float32 outputs for the outermost call, and call bookkeeping.
+
+Gluon forward hooks cannot replace outputs, so ``init`` swaps ``Block.__call__`` for a wrapper
+that counts call depth (per thread). The outermost call (one not made from inside another Block)
+records whether its inputs live on a CPU context (float16 graph building consults it) and, with
+``cast_outputs=True``, returns its float16/bfloat16 outputs as float32, so no bfloat16 array
+reaches numpy as raw uint16 records and no float16 logits reach a metric.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import mxnet as mx
+import numpy as np
+from mxnet.contrib.amp.amp import bfloat16
+
+__all__ = ["make_block_call", "outermost_inputs_on_cpu", "to_float32"]
+
+_LOW_PRECISION = (np.float16, bfloat16)
+_local = threading.local()
+
+
+def outermost_inputs_on_cpu() -> bool:
+    """Whether the Block call in progress on this thread got an input on a CPU context."""
+    return getattr(_local, "depth", 0) > 0 and getattr(_local, "on_cpu", False)
+
+
+def _arrays(value: Any):
+    if isinstance(value, mx.nd.NDArray):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _arrays(item)
+
+
+def to_float32(value: Any) -> Any:
+    """``value`` (an array or nested lists/tuples of them) with float16/bfloat16 arrays as float32.
+
+    The cast is MXNet's ``amp_cast``, so it is differentiable and recorded by autograd.
+    """
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_float32(item) for item in value)
+    if not isinstance(value, mx.nd.NDArray) or value.dtype not in _LOW_PRECISION:
+        return value
+    if isinstance(value, mx.np.ndarray):
+        return mx.nd.amp_cast(value.as_nd_ndarray(), dtype=np.float32).as_np_ndarray()
+    return mx.nd.amp_cast(value, dtype=np.float32)
+
+
+def make_block_call(
+    original: Callable, cast_outputs: bool, on_call: Callable[[Any], None]
+) -> Callable:
+    """A replacement for ``Block.__call__`` wrapping ``original``; ``on_call(block)`` runs first."""
+
+    def __call__(self, *args):
+        depth = getattr(_local, "depth", 0)
+        if depth == 0:
+            _local.on_cpu = any(a.context.device_type == "cpu" for a in _arrays(args))
+        on_call(self)
+        _local.depth = depth + 1
+        try:
+            out = original(self, *args)
+        finally:
+            _local.depth = depth
+        return to_float32(out) if depth == 0 and cast_outputs else out
+
+    __call__.__doc__ = original.__doc__
+    __call__.__wrapped__ = original
+    return __call__
