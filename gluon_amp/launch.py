@@ -1,0 +1,249 @@
+"""Run a ``dist_sync`` training job on this machine: one scheduler, servers and workers.
+
+    python -m gluon_amp.launch -n 2 -s 1 -- python train.py --epochs 3
+
+Every process runs the same command with the ``DMLC_*`` variables of its role; ``import mxnet``
+turns the scheduler and server processes into ps-lite's server loop, so ``train.py`` only ever
+runs as a worker. Everything stays on loopback (``127.0.0.1``, a free port).
+
+MXNet never times out: when one process dies the others block forever. The launcher therefore
+watches every process it started, and the first one that fails (or the ``--timeout`` watchdog)
+stops the whole job: each process runs in its own session and its whole process group is ended
+(SIGTERM, then SIGKILL). Whatever happens, no process it started outlives it.
+
+This module imports no MXNet, so the launcher itself starts in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+LOOPBACK = "127.0.0.1"
+POLL_SECONDS = 0.05
+# After every worker has finished, the scheduler and servers shut down by themselves within a
+# second; this only guards against one that never does.
+SERVER_EXIT_GRACE_SECONDS = 30.0
+# Time a process gets to exit on SIGTERM before SIGKILL.
+TERMINATE_GRACE_SECONDS = 3.0
+EXIT_TIMEOUT = 124  # what coreutils' `timeout` returns
+EXIT_CANNOT_RUN = 127
+
+
+@dataclass
+class Member:
+    """One process of the job: its role, its index within the role, and the process."""
+
+    role: str
+    index: int
+    process: subprocess.Popen
+
+    def __str__(self) -> str:
+        label = self.role if self.role == "scheduler" else f"{self.role} {self.index}"
+        return f"{label} (pid {self.process.pid})"
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def role_env(
+    role: str, port: int, num_workers: int, num_servers: int, base: Mapping[str, str]
+) -> dict[str, str]:
+    """The environment of one process: ``base`` plus the ps-lite variables of its role."""
+    env = dict(base)
+    env.update(
+        DMLC_ROLE=role,
+        DMLC_PS_ROOT_URI=LOOPBACK,
+        DMLC_PS_ROOT_PORT=str(port),
+        DMLC_NUM_WORKER=str(num_workers),
+        DMLC_NUM_SERVER=str(num_servers),
+        # Without it ps-lite may bind another interface: keep all traffic on loopback.
+        DMLC_NODE_HOST=LOOPBACK,
+    )
+    return env
+
+
+def exit_description(returncode: int) -> str:
+    """``exited with code 3`` or ``was killed by SIGKILL``."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name}"
+    return f"exited with code {returncode}"
+
+
+def _say(message: str) -> None:
+    print(f"gluon_amp.launch: {message}", file=sys.stderr, flush=True)
+
+
+def _signal_group(member: Member, sig: signal.Signals) -> None:
+    # Each member leads its own session, so its process group id is its pid.
+    try:
+        os.killpg(member.process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_all(members: Sequence[Member]) -> None:
+    """End every member's process group: SIGTERM, a short grace, then SIGKILL; reap them all."""
+    for member in members:
+        _signal_group(member, signal.SIGTERM)
+    deadline = time.monotonic() + TERMINATE_GRACE_SECONDS
+    for member in members:
+        try:
+            member.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for member in members:
+        # Also reaches children the member left behind in its group after it exited.
+        _signal_group(member, signal.SIGKILL)
+        member.process.wait()
+
+
+def _start(command: Sequence[str], env: Mapping[str, str], role: str, index: int) -> Member:
+    process = subprocess.Popen(list(command), env=dict(env), start_new_session=True)
+    return Member(role, index, process)
+
+
+def _supervise(members: Sequence[Member], timeout: float | None) -> int:
+    """Wait for the job; return its exit status as soon as it is known."""
+    started = time.monotonic()
+    workers_done_at: float | None = None
+    while True:
+        for member in members:
+            code = member.process.poll()
+            if code is not None and code != 0:
+                still = sum(m.process.poll() is None for m in members)
+                _say(
+                    f"{member} {exit_description(code)}; stopping the job "
+                    f"({still} other process{'es' if still != 1 else ''} still running)"
+                )
+                return code if code > 0 else 128 - code
+        running = [m for m in members if m.process.poll() is None]
+        if not running:
+            return 0
+        now = time.monotonic()
+        if workers_done_at is None and all(m.role != "worker" for m in running):
+            workers_done_at = now
+        if workers_done_at is not None and now - workers_done_at > SERVER_EXIT_GRACE_SECONDS:
+            names = ", ".join(map(str, running))
+            _say(f"all workers finished but {names} did not exit; stopping them")
+            return 1
+        if timeout is not None and now - started > timeout:
+            names = ", ".join(map(str, running))
+            _say(f"watchdog: the job ran longer than --timeout {timeout:g} s; stopping {names}")
+            return EXIT_TIMEOUT
+        time.sleep(POLL_SECONDS)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def launch(
+    command: Sequence[str],
+    num_workers: int,
+    num_servers: int = 1,
+    *,
+    timeout: float | None = None,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run ``command`` as a local ``dist_sync`` job and return its exit status.
+
+    0 when every process exits cleanly; the first failing process's exit code (128 + signal
+    number when killed by a signal); 124 when the ``timeout`` watchdog fires; 127 when
+    ``command`` cannot be started. Every process started here is gone when this returns.
+    """
+    if num_workers < 1 or num_servers < 1:
+        raise ValueError("a dist_sync job needs at least one worker and one server")
+    if not command:
+        raise ValueError("no command to run")
+    port = free_port() if port is None else port
+    base = os.environ if env is None else env
+    roles = [("scheduler", 0)]
+    roles += [("server", i) for i in range(num_servers)]
+    roles += [("worker", i) for i in range(num_workers)]
+    members: list[Member] = []
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        for role, index in roles:
+            member_env = role_env(role, port, num_workers, num_servers, base)
+            members.append(_start(command, member_env, role, index))
+        return _supervise(members, timeout)
+    except OSError as error:
+        _say(f"cannot run {command[0]!r}: {error.strerror or error}")
+        return EXIT_CANNOT_RUN
+    except KeyboardInterrupt:
+        _say(f"interrupted; stopping {len(members)} processes")
+        return 130
+    finally:
+        stop_all(members)
+        signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m gluon_amp.launch",
+        description="Run a command as a local MXNet dist_sync job on 127.0.0.1: one scheduler, "
+        "S servers and N workers, each a separate process running the same command.",
+        epilog="example: python -m gluon_amp.launch -n 2 -s 1 --timeout 600 -- python train.py",
+    )
+    parser.add_argument(
+        "-n", "--num-workers", type=_positive_int, required=True, help="worker processes"
+    )
+    parser.add_argument(
+        "-s", "--num-servers", type=_positive_int, default=1, help="server processes (default 1)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        help="watchdog: stop the whole job after this many seconds (default: no limit)",
+    )
+    parser.add_argument(
+        "--port", type=_positive_int, default=None, help="scheduler port (default: a free one)"
+    )
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the job's exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no command given: put it after --, e.g. -- python train.py")
+    return launch(command, args.num_workers, args.num_servers, timeout=args.timeout, port=args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

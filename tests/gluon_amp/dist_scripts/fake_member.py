@@ -1,0 +1,62 @@
+"""A stand-in for a training script, for testing the launcher without MXNet.
+
+Every process records ``<role>-<pid>.json`` (its DMLC_* variables and whether its parent has
+MXNet loaded) in ``--out`` and starts a grandchild (``child-<pid>.json``) that sleeps, so the
+tests can check that the launcher ends whole process groups. ``--mode``:
+  ok     every process exits 0;
+  crash  once the whole job has started, the first worker exits with code 3, the rest block
+         (as MXNet does when a peer dies);
+  hang   every process blocks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SLEEPER = "import time\nwhile True: time.sleep(1)"
+
+
+def parent_has_mxnet() -> bool:
+    maps = Path(f"/proc/{os.getppid()}/maps").read_text()
+    return "libmxnet" in maps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--mode", choices=["ok", "crash", "hang"], required=True)
+    parser.add_argument("--members", type=int, required=True, help="processes in the job")
+    args = parser.parse_args()
+    role = os.environ["DMLC_ROLE"]
+    child = subprocess.Popen([sys.executable, "-c", SLEEPER])
+    record = {k: v for k, v in os.environ.items() if k.startswith("DMLC_")}
+    record["parent_has_mxnet"] = parent_has_mxnet()
+    (args.out / f"child-{child.pid}.json").write_text("{}")
+    (args.out / f"{role}-{os.getpid()}.json").write_text(json.dumps(record))
+    if args.mode == "ok":
+        child.kill()
+        child.wait()
+        return
+    if args.mode == "crash" and role == "worker":
+        try:
+            os.close(os.open(args.out / "crashed", os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            pass  # another worker crashes: block like its peers
+        else:
+            members = [p for p in args.out.glob("*-*.json") if not p.name.startswith("child")]
+            while len(members) < args.members:
+                time.sleep(0.05)
+                members = [p for p in args.out.glob("*-*.json") if not p.name.startswith("child")]
+            os._exit(3)
+    while True:
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()
