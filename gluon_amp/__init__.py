@@ -34,6 +34,8 @@ from mxnet.contrib.amp.amp import (  # noqa: E402  contrib's own functions, alre
 )
 
 from .autocast import init, reset, target_dtype  # noqa: E402
+from .checkpoint import load_states, save_states  # noqa: E402
+from .convert import convert_hybrid_block  # noqa: E402
 from .errors import Float16OnCPUError  # noqa: E402
 from .scaler import DynamicLossScaler, LossScaler, StaticLossScaler  # noqa: E402
 from .trainer import init_trainer, loss_scaler, scale_loss, unscale  # noqa: E402
@@ -46,10 +48,13 @@ __all__ = [
     "loss_scaler",
     "scale_loss",
     "unscale",
+    "save_states",
+    "load_states",
     "LossScaler",
     "DynamicLossScaler",
     "StaticLossScaler",
     "Float16OnCPUError",
+    "convert_hybrid_block",
     "convert_model",
     "convert_symbol",
     "convert_bucketing_module",

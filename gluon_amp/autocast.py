@@ -71,7 +71,7 @@ def target_dtype() -> str | None:
     return _active.config.target_dtype if _active else None
 
 
-def _normalize_dtype(target_dtype: Any) -> str:
+def normalize_dtype(target_dtype: Any) -> str:
     if target_dtype is None:
         return "float16" if mx.context.num_gpus() > 0 else "bfloat16"
     if target_dtype is bfloat16 or (isinstance(target_dtype, str) and target_dtype == "bfloat16"):
@@ -118,7 +118,7 @@ def init(
     """
     global _active
     config = _Config(
-        _normalize_dtype(target_dtype),
+        normalize_dtype(target_dtype),
         _as_tuple(target_precision_ops),
         _as_tuple(conditional_fp32_ops),
         _as_tuple(fp32_ops),
@@ -390,9 +390,15 @@ def _make_imports(config: _Config, lists: dict) -> Callable:
             config.target_dtype,
             target_dtype_ops=lists["target"],
             fp32_ops=lists["fp32"],
-            conditional_fp32_ops=[list(c[:2]) + [list(c[2])] for c in lists["conditional"]],
+            conditional_fp32_ops=[
+                (op, arg, list(values)) for op, arg, values in lists["conditional"]
+            ],
             data_names=[i.name for i in inputs],
         )
-        return SymbolBlock(converted, inputs, params=block.collect_params())
+        # The saved model is float32: say so, or type inference cannot see through amp_cast.
+        typed = [symbol.var(i.name, dtype=np.float32) for i in inputs]
+        if mx.util.is_np_array():
+            typed = [i.as_np_ndarray() for i in typed]
+        return SymbolBlock(converted, typed, params=block.collect_params())
 
     return _finish(imports, original)

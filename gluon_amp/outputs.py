@@ -16,6 +16,8 @@ import mxnet as mx
 import numpy as np
 from mxnet.contrib.amp.amp import bfloat16
 
+from .errors import Float16OnCPUError
+
 __all__ = ["make_block_call", "outermost_inputs_on_cpu", "to_float32"]
 
 _LOW_PRECISION = (np.float16, bfloat16)
@@ -62,6 +64,11 @@ def make_block_call(
         _local.depth = depth + 1
         try:
             out = original(self, *args)
+        except ValueError as error:
+            # Gluon's deferred shape inference rewraps errors; surface ours unchanged.
+            if isinstance(error.__context__, Float16OnCPUError):
+                raise error.__context__ from None
+            raise
         finally:
             _local.depth = depth
         return to_float32(out) if depth == 0 and cast_outputs else out

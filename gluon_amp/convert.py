@@ -1,0 +1,51 @@
+"""Inference conversion of a float32 HybridBlock: ``mxnet.contrib.amp``'s, minus its GPU default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mxnet as mx
+from mxnet.contrib.amp import amp as contrib_amp
+from mxnet.gluon import HybridBlock, SymbolBlock
+
+from . import autocast
+
+__all__ = ["convert_hybrid_block"]
+
+
+def convert_hybrid_block(
+    block: HybridBlock,
+    target_dtype: Any = None,
+    target_dtype_ops: list[str] | None = None,
+    fp32_ops: list[str] | None = None,
+    conditional_fp32_ops: list | None = None,
+    excluded_sym_names: list[str] | None = None,
+    ctx: mx.Context | None = None,
+    cast_optional_params: bool = False,
+) -> SymbolBlock:
+    """A mixed-precision SymbolBlock for inference, from a hybridized float32 ``block``.
+
+    Parameters as in ``mxnet.contrib.amp.convert_hybrid_block``, except the defaults:
+    ``target_dtype=None`` means the dtype ``amp.init`` chose (else float16 on a GPU machine,
+    bfloat16 on CPU) and ``ctx=None`` means the context the block's parameters live on (contrib
+    defaults to ``gpu(0)``, which fails on CPU builds). The block must have been hybridized and
+    run once.
+    """
+    if not isinstance(block, HybridBlock):
+        raise TypeError(f"convert_hybrid_block needs a HybridBlock, got {type(block).__name__}")
+    if target_dtype is None and autocast.target_dtype() is not None:
+        target_dtype = autocast.target_dtype()
+    dtype = autocast.normalize_dtype(target_dtype)
+    if ctx is None:
+        contexts = [p.list_ctx()[0] for p in block.collect_params().values() if p._data]
+        ctx = contexts[0] if contexts else mx.cpu()
+    return contrib_amp.convert_hybrid_block(
+        block,
+        target_dtype=dtype,
+        target_dtype_ops=target_dtype_ops,
+        fp32_ops=fp32_ops,
+        conditional_fp32_ops=conditional_fp32_ops,
+        excluded_sym_names=excluded_sym_names,
+        ctx=ctx,
+        cast_optional_params=cast_optional_params,
+    )
