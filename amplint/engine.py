@@ -1,0 +1,206 @@
+"""Checking: one libcst parse and one index walk per file, every selected rule on that index.
+
+``lint_source`` is a pure function of (source, path, context, settings) -> findings, so results
+can be cached and computed in other processes. Positions are computed only for files with
+findings. Files without any reduced-precision signal (and no context saying they run in one) are
+not parsed at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from amplint.findings import Finding, parse_error
+from amplint.project import NO_CONTEXT, Context
+from amplint.settings import Settings
+
+# Rules that can fire without any reduced-precision signal in the file (contrib.amp misuse).
+_AMP_API = re.compile(r"scale_loss|init_trainer|amp\.init|clip_grad|clip_global_norm")
+_SIGNAL = re.compile(
+    r"float16|bfloat16|\bfp16\b|\bbf16\b|\.half\(|autocast|\bamp\b|\.cast\(|dtype|mixed_precision"
+)
+
+
+def might_hold_hazard(source: str, context: Context, settings: Settings) -> bool:
+    """Cheap text test: can any rule fire on this file? (False: skip the parse.)"""
+    if context.precisions or settings.assume_amp:
+        return True
+    return bool(_SIGNAL.search(source) or _AMP_API.search(source))
+
+
+def lint_source(
+    source: str, path: str, context: Context = NO_CONTEXT, settings: Settings | None = None
+) -> list[Finding]:
+    """Findings for one module's source text, sorted. Never raises for bad input."""
+    settings = settings or Settings()
+    if not might_hold_hazard(source, context, settings):
+        return []
+    import libcst as cst
+
+    from amplint.index import FileIndex
+    from amplint.precision import signals
+    from amplint.rules import RULES
+    from amplint.rules.api import Issue, RuleContext
+
+    problem = _python_parse_problem(source)
+    if problem is not None:
+        return [parse_error(path, problem)]
+    try:
+        module = cst.parse_module(source)
+        index = FileIndex.build(module)
+    except cst.ParserSyntaxError as error:
+        return [parse_error(path, f"syntax error: {error.message}")]
+    except RecursionError:
+        return [parse_error(path, "too deeply nested to parse")]
+    except MemoryError:
+        return [parse_error(path, "too large to parse")]
+    issues: list[tuple[str, Issue]] = []
+    errors: list[Finding] = []
+    try:
+        ctx = RuleContext(path, index, settings, context, signals(index))
+    except RecursionError:
+        return [parse_error(path, "too deeply nested to analyse")]
+    for code in sorted(settings.select):
+        rule = RULES.get(code)
+        if rule is None:
+            continue
+        try:
+            issues.extend((code, issue) for issue in rule.check(ctx))
+        except Exception as error:  # one rule failing on one file must not stop the run
+            errors.append(
+                parse_error(
+                    path,
+                    f"internal error in {code} ({type(error).__name__}: {error}); please report it",
+                )
+            )
+    if not issues:
+        return errors
+    try:
+        located = _locate(module, source, path, issues)
+    except RecursionError:
+        return [parse_error(path, "too deeply nested to analyse")]
+    return sorted(errors + located)
+
+
+def _python_parse_problem(source: str) -> str | None:
+    """Python's own (C) parser first: clear syntax errors, and a guard against inputs that make
+    libcst's parser crash or take quadratic time (thousands of nested brackets or operators)."""
+    import ast
+
+    try:
+        ast.parse(source)
+    except SyntaxError as error:
+        return f"syntax error at {error.lineno}:{error.offset}: {error.msg}"
+    except (RecursionError, MemoryError):
+        return "too deeply nested to parse"
+    except ValueError as error:  # null bytes before Python 3.12
+        return f"cannot parse: {error}"
+    return None
+
+
+def _locate(module, source: str, path: str, issues) -> list[Finding]:
+    """Turn issues into findings: positions, statement lines for suppressions, origins."""
+    import libcst as cst
+    from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
+
+    from amplint import suppressions
+    from amplint.rules import RULES
+
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    positions = wrapper.resolve(PositionProvider)
+    parents = wrapper.resolve(ParentNodeProvider)
+    suppressed = suppressions.parse(source)
+    findings = []
+    for code, issue in issues:
+        name = RULES[code].name
+        where = positions[issue.node]
+        statement = issue.node
+        while statement in parents and not isinstance(
+            statement, (cst.SimpleStatementLine, cst.BaseCompoundStatement)
+        ):
+            statement = parents[statement]
+        first_line = positions[statement].start.line if statement in positions else where.start.line
+        if suppressed.covers(code, name, (where.start.line, first_line)):
+            continue
+        message = issue.message
+        if issue.origin is not None:
+            origin_node, what = issue.origin
+            line = positions[origin_node].start.line
+            if line != where.start.line:
+                message = f"{message} ({what}, line {line})"
+        findings.append(
+            Finding(
+                path,
+                where.start.line,
+                where.start.column + 1,
+                where.end.line,
+                where.end.column + 1,
+                code,
+                name,
+                message,
+                fix=issue.fix,
+            )
+        )
+    return findings
+
+
+def decode(data: bytes) -> str:
+    """Source bytes to text as Python does (PEP 263 coding cookie, BOM); UnicodeDecodeError or
+    SyntaxError when it cannot be decoded."""
+    import io
+    import tokenize
+
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    return data.decode(encoding)
+
+
+def lint_file(path: Path, display: str, context: Context, settings: Settings) -> list[Finding]:
+    """Read, decode and check one file; unreadable or undecodable files are AMP000."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return [parse_error(display, f"cannot read file: {error.strerror or error}")]
+    try:
+        source = decode(data)
+    except (UnicodeDecodeError, SyntaxError, LookupError) as error:
+        return [parse_error(display, f"cannot decode file: {error}")]
+    return lint_source(source, display, context, settings)
+
+
+@dataclass
+class CheckResult:
+    """The findings of a run and how many files were checked."""
+
+    findings: list[Finding] = field(default_factory=list)
+    files: int = 0
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.code == "AMP000")
+
+
+def contexts_for(files: Sequence[tuple[Path, str]], root: Path) -> dict[Path, Context]:
+    """Run the project pass over the files (unreadable ones are skipped here)."""
+    from amplint.project import analyse, scan
+
+    facts = {}
+    for path, _display in files:
+        try:
+            facts[path] = scan(decode(path.read_bytes()))
+        except (OSError, UnicodeDecodeError, SyntaxError, LookupError):
+            continue
+    return analyse(facts, root)
+
+
+def check_files(files: Iterable[tuple[Path, str]], settings: Settings, root: Path) -> CheckResult:
+    """Check (path, display name) pairs with their project context."""
+    files = list(files)
+    contexts = contexts_for(files, root)
+    result = CheckResult(files=len(files))
+    for path, display in files:
+        result.findings.extend(lint_file(path, display, contexts.get(path, NO_CONTEXT), settings))
+    result.findings.sort()
+    return result

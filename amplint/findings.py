@@ -1,0 +1,40 @@
+"""The result of a check: one finding, plain picklable data."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One reported hazard. Lines and columns are 1-based; the end is exclusive.
+
+    ``cell`` locates findings inside notebooks; ``fix`` is optional picklable data a rule attaches
+    for codemods (see :class:`Span`), ``extra`` free-form details (e.g. where a value was written).
+    """
+
+    path: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    code: str
+    name: str
+    message: str
+    cell: int | None = None
+    fix: dict[str, Any] | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping; optional fields are left out when empty."""
+        data = dataclasses.asdict(self)
+        for key in ("cell", "fix"):
+            if data[key] is None:
+                del data[key]
+        return data
+
+
+def parse_error(path: str, message: str) -> Finding:
+    """AMP000: a file that could not be analysed, reported at 1:1."""
+    return Finding(path, 1, 1, 1, 1, "AMP000", "parse-error", message)

@@ -1,0 +1,29 @@
+"""PyTorch: ``torch.nn`` layers, autocast, ``.half()`` and GradScaler."""
+
+from __future__ import annotations
+
+from amplint.frameworks import Dim, layer_table
+
+_CONV = (Dim(0, "in_channels", image_input=True), Dim(1, "out_channels"))
+_RNN = (Dim(1, "hidden_size"),)
+
+LAYERS = layer_table(
+    "torch",
+    ("torch.nn", "torch.nn.modules"),
+    {
+        "Linear": (Dim(0, "in_features"), Dim(1, "out_features")),
+        "LazyLinear": (Dim(0, "out_features"),),
+        **{f"Conv{d}d": _CONV for d in (1, 2, 3)},
+        **{f"ConvTranspose{d}d": _CONV for d in (1, 2, 3)},
+        **{f"LazyConv{d}d": (Dim(0, "out_channels"),) for d in (1, 2, 3)},
+        **{name: _RNN for name in ("LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell")},
+        "Embedding": (Dim(0, "num_embeddings"), Dim(1, "embedding_dim")),
+    },
+)
+
+AUTOCAST = ("torch.autocast", "torch.cuda.amp.autocast", "torch.amp.autocast")
+CPU_AUTOCAST = ("torch.cpu.amp.autocast",)
+DATALOADER = ("torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader")
+CLIP = ("torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad_value_")
+CLIP += ("torch.nn.utils.clip_grad_norm",)
+LOSS_PREFIX = ("torch.nn.functional.", "torch.nn.")

@@ -1,0 +1,1 @@
+"""Output formats: each module renders findings and a summary for one ``--format``."""

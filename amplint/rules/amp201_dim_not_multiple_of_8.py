@@ -1,0 +1,209 @@
+"""A layer dimension that is not a multiple of 8 in code that runs in float16 or bfloat16.
+
+Why it matters: Tensor Cores (and oneDNN's reduced-precision kernels) work on tiles whose sides
+are multiples of 8. A layer with 1000 units or a vocabulary of 50257 falls back to slow kernels or
+pads on every call; nanoGPT pads its 50257-token vocabulary to 50304 for a measurable speed-up.
+Output layers are not exempt: a class count or vocabulary size is a dimension too.
+
+Checked: Gluon ``Dense`` units and ``in_units``, ``Conv*`` channels and ``in_channels``,
+``LSTM/GRU/RNN`` hidden size, ``Embedding`` dims; Keras ``Dense`` units, ``Conv*`` filters,
+``LSTM/GRU`` units, ``Embedding``; PyTorch ``Linear`` features, ``Conv*d`` channels (not the 1, 3
+or 4 input channels of an image), ``LSTM/GRU`` hidden size, ``Embedding``. The value is traced
+through literals, module constants, default arguments, argparse defaults and simple arithmetic;
+layers forced to ``dtype='float32'`` and code that never runs in reduced precision are skipped.
+The ``alignment`` and ``min_dimension`` settings change the multiple and silence small sizes.
+
+Example::
+
+    amp.init()
+    net.add(nn.Dense(1000))          # fine: 1000 is a multiple of 8
+    net.add(nn.Dense(num_classes))   # AMP201 when NUM_CLASSES = 10 (reported with its line)
+
+Fix: round the dimension up to the next multiple of 8 (pad a vocabulary or class count and
+ignore the extra logits), or silence small layers with ``min-dimension``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from amplint.frameworks import find_layer
+from amplint.index import CallSite, dotted
+from amplint.rules.api import Issue, RuleContext
+
+CODE = "AMP201"
+NAME = "dim-not-multiple-of-8"
+IMAGE_CHANNELS = (1, 3, 4)
+
+
+def check(ctx: RuleContext) -> Iterator[Issue]:
+    multiple = ctx.settings.alignment
+    smallest = ctx.settings.min_dimension or 0
+    for site in ctx.index.calls:
+        layer = find_layer(site.qualname)
+        if layer is None or not ctx.precisions_at(site):
+            continue
+        if _forced_float32(site, ctx):
+            continue
+        for dim in layer.dims:
+            expr = site.arg(dim.position, dim.keyword)
+            value = ctx.fold(expr, site.scope)
+            if value is None or isinstance(value.value, bool) or not isinstance(value.value, int):
+                continue
+            size = value.value
+            if size <= 0 or size % multiple == 0 or size < smallest:
+                continue
+            if dim.image_input and size in IMAGE_CHANNELS:
+                continue
+            precision = "/".join(sorted(ctx.precisions_at(site)))
+            message = (
+                f"{layer.name} {dim.keyword}={size} is not a multiple of {multiple} "
+                f"(slow {precision} kernels); round it up to {-(-size // multiple) * multiple}"
+            )
+            origin = (value.origin, value.via or "value") if value.origin is not None else None
+            fix = {
+                "argument": dim.keyword,
+                "value": size,
+                "rounded": -(-size // multiple) * multiple,
+            }
+            yield Issue(expr, message, origin, fix)
+
+
+def _forced_float32(site: CallSite, ctx: RuleContext) -> bool:
+    """A layer forced to ``dtype='float32'`` (or ``np.float32``)."""
+    expr = site.arg(None, "dtype")
+    name = dotted(expr) if expr is not None else None
+    if name is not None and name.endswith("float32"):
+        return True
+    value = ctx.fold(expr, site.scope)
+    return value is not None and value.value == "float32"
+
+
+VALID = [
+    # A float32-only file: the same odd dimensions are fine.
+    """
+from mxnet.gluon import nn
+net = nn.HybridSequential()
+net.add(nn.Dense(1000), nn.Dense(10))
+""",
+    # Kernel sizes, strides and pool sizes are not dimensions.
+    """
+from mxnet.gluon import nn
+from mxnet.contrib import amp
+amp.init()
+net = nn.HybridSequential()
+net.add(nn.Conv2D(64, kernel_size=3, strides=1, padding=1), nn.MaxPool2D(pool_size=3, strides=2))
+net.add(nn.Dense(512), nn.Dense(1000))
+""",
+    # The 3 input channels of an image model's first convolution.
+    """
+import torch
+from torch import nn
+conv = nn.Conv2d(3, 64, kernel_size=7, stride=2)
+model = nn.Sequential(conv).half()
+""",
+    # Layers forced to float32.
+    """
+from tensorflow import keras
+keras.mixed_precision.set_global_policy("mixed_float16")
+out = keras.layers.Dense(10, activation="softmax", dtype="float32")
+""",
+    # Code in comments, strings and docstrings.
+    '''
+"""Example: nn.Dense(1000) with amp.init()."""
+from mxnet.contrib import amp
+from mxnet.gluon import nn
+amp.init()
+# net.add(nn.Dense(10))
+doc = "nn.Dense(10)"
+net = nn.Dense(1024)
+''',
+    # A variable that happens to be named amp is not AMP.
+    """
+from mxnet.gluon import nn
+amp = 0.5
+net = nn.Dense(10)
+""",
+    # num_classes of a metric, shapes of random data.
+    """
+import mxnet as mx
+from mxnet.contrib import amp
+amp.init()
+metric = mx.metric.TopKAccuracy(top_k=5)
+x = mx.nd.random.uniform(shape=(3, 10, 17))
+acc = mx.gluon.metric.Accuracy(num_classes=10) if hasattr(mx.gluon, "metric") else None
+""",
+    # The float32 branch of an AMP switch.
+    """
+import argparse
+from mxnet.gluon import nn
+from mxnet.contrib import amp
+parser = argparse.ArgumentParser()
+parser.add_argument("--amp", action="store_true")
+args = parser.parse_args()
+if args.amp:
+    amp.init()
+    head = nn.Dense(1024)
+else:
+    head = nn.Dense(1000)
+""",
+    # bfloat16 autocast on dims that are already aligned; unknown values are not guessed.
+    """
+import torch
+def build(width):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return torch.nn.Linear(width, 256)
+""",
+]
+
+INVALID = [
+    """
+from mxnet.gluon import nn
+from mxnet.contrib import amp
+amp.init()
+net = nn.HybridSequential()
+net.add(nn.Dense(1000))
+net.add(nn.Dense(100))  # AMP201
+net.add(nn.Dense(10))  # AMP201
+""",
+    # Values through module constants, default arguments and argparse defaults.
+    """
+import argparse
+import mxnet as mx
+from mxnet import gluon
+NUM_CLASSES = 10
+parser = argparse.ArgumentParser()
+parser.add_argument("--hidden", type=int, default=650)
+args = parser.parse_args()
+def build(vocab=33278):
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Embedding(vocab, 512))  # AMP201
+    net.add(gluon.rnn.LSTM(args.hidden))  # AMP201
+    net.add(gluon.nn.Dense(NUM_CLASSES, in_units=512))  # AMP201
+    net.add(gluon.nn.Dense(NUM_CLASSES * 8 + 4))  # AMP201
+    return net
+net = build()
+net.cast("float16")
+""",
+    """
+from tensorflow import keras
+from tensorflow.keras import layers
+keras.mixed_precision.set_global_policy("mixed_float16")
+model = keras.Sequential([
+    layers.Conv2D(30, 3),  # AMP201
+    layers.LSTM(100),  # AMP201
+    layers.Dense(512),
+])
+""",
+    """
+import torch
+from torch import nn
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 60, 3)  # AMP201
+        self.fc = nn.Linear(60, 10)  # AMP201
+        self.rnn = nn.LSTM(256, 100)  # AMP201
+model = Net().cuda().half()
+""",
+]

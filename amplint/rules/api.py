@@ -1,0 +1,74 @@
+"""What a rule is and what it gets: the file's index and where it runs in reduced precision."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import libcst as cst
+
+from amplint.index import CallSite, FileIndex, Scope
+from amplint.precision import Signal, in_float32_branch
+from amplint.project import Context
+from amplint.settings import Settings
+from amplint.values import Value, fold
+
+
+@dataclass
+class Issue:
+    """What a rule reports: the node, the message, and optionally where a value was written
+    (``origin``: node and a short description) and fix data for codemods."""
+
+    node: cst.CSTNode
+    message: str
+    origin: tuple[cst.CSTNode, str] | None = None
+    fix: dict[str, Any] | None = None
+
+
+@dataclass
+class RuleContext:
+    """Everything a rule may look at for one file."""
+
+    path: str
+    index: FileIndex
+    settings: Settings
+    context: Context
+    signals: list[Signal]
+    precisions: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        own = {signal.precision for signal in self.signals}
+        assumed = {self.settings.assume_amp} if self.settings.assume_amp else set()
+        self.precisions = frozenset(own | set(self.context.precisions) | assumed)
+
+    def precisions_at(self, site: CallSite) -> frozenset[str]:
+        """Reduced precisions the code of ``site`` runs in (empty on a float32 branch)."""
+        if not self.precisions or in_float32_branch(site):
+            return frozenset()
+        return self.precisions
+
+    def fold(self, expr: cst.BaseExpression | None, scope: Scope) -> Value | None:
+        return fold(expr, self.index, scope)
+
+    def calls(self, *qualnames: str) -> Iterator[CallSite]:
+        """Calls whose callee resolves to one of ``qualnames``."""
+        wanted = set(qualnames)
+        return (site for site in self.index.calls if site.qualname in wanted)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule: its code and name (a contract), its documentation, its check and its test cases."""
+
+    code: str
+    name: str
+    doc: str
+    check: Callable[[RuleContext], Iterator[Issue]]
+    default: bool
+    valid: tuple[str, ...]
+    invalid: tuple[str, ...]
+
+    @property
+    def summary(self) -> str:
+        return self.doc.strip().splitlines()[0]

@@ -1,0 +1,130 @@
+"""Constant folding: the value an expression has when the script runs with its defaults.
+
+Follows literals, simple arithmetic, ``int(...)``, names assigned once (in the function or the
+module), parameters' default values and argparse defaults (``args.hidden`` -> ``--hidden``'s
+default). Anything else is unknown (None): rules report nothing they cannot prove.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Callable, Union
+
+import libcst as cst
+
+from amplint.index import FileIndex, Scope, dotted, string_value
+
+Constant = Union[int, float, str, bool, None]
+
+_OPERATORS: dict[type, Callable[[int, int], object]] = {
+    cst.Add: operator.add,
+    cst.Subtract: operator.sub,
+    cst.Multiply: operator.mul,
+    cst.FloorDivide: operator.floordiv,
+    cst.Modulo: operator.mod,
+    cst.Power: operator.pow,
+    cst.Divide: operator.truediv,
+}
+_MAX_DEPTH = 12
+
+
+@dataclass(frozen=True)
+class Value:
+    """A folded value and, when it was written elsewhere, where (``origin``) and how (``via``)."""
+
+    value: Constant
+    origin: cst.CSTNode | None = None
+    via: str | None = None
+
+
+def fold(expr: cst.BaseExpression | None, index: FileIndex, scope: Scope) -> Value | None:
+    """Fold ``expr`` as seen from ``scope``; None when the value is not known statically."""
+    return _fold(expr, index, scope, 0)
+
+
+def _fold(
+    expr: cst.BaseExpression | None, index: FileIndex, scope: Scope, depth: int
+) -> Value | None:
+    if expr is None or depth > _MAX_DEPTH:
+        return None
+    if isinstance(expr, cst.Integer):
+        return Value(int(expr.evaluated_value))
+    if isinstance(expr, cst.Float):
+        return Value(float(expr.evaluated_value))
+    text = string_value(expr)
+    if text is not None:
+        return Value(text)
+    if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
+        return Value({"True": True, "False": False, "None": None}[expr.value])
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
+        inner = _fold(expr.expression, index, scope, depth + 1)
+        if inner is not None and isinstance(inner.value, (int, float)):
+            return Value(-inner.value, inner.origin, inner.via)
+        return None
+    if isinstance(expr, cst.BinaryOperation):
+        return _binary(expr, index, scope, depth)
+    if isinstance(expr, cst.Call) and dotted(expr.func) == "int" and len(expr.args) == 1:
+        inner = _fold(expr.args[0].value, index, scope, depth + 1)
+        if inner is not None and isinstance(inner.value, (int, float, str)):
+            try:
+                return Value(int(inner.value), inner.origin, inner.via)
+            except ValueError:
+                return None
+        return None
+    if isinstance(expr, cst.Name):
+        return _name(expr.value, index, scope, depth)
+    if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name):
+        entry = index.argparse.get(expr.attr.value)
+        if entry is not None:
+            inner = _fold(entry[0], index, index.module_scope, depth + 1)
+            if inner is not None:
+                return Value(
+                    inner.value, inner.origin or entry[0], f"default of --{expr.attr.value}"
+                )
+    return None
+
+
+def _binary(expr: cst.BinaryOperation, index: FileIndex, scope: Scope, depth: int) -> Value | None:
+    op = _OPERATORS.get(type(expr.operator))
+    left = _fold(expr.left, index, scope, depth + 1)
+    right = _fold(expr.right, index, scope, depth + 1)
+    if op is None or left is None or right is None:
+        return None
+    if not all(
+        isinstance(v.value, (int, float)) and not isinstance(v.value, bool) for v in (left, right)
+    ):
+        return None
+    if isinstance(expr.operator, cst.Power) and abs(right.value) > 64:  # type: ignore[arg-type]
+        return None
+    try:
+        result = op(left.value, right.value)  # type: ignore[arg-type]
+    except (ArithmeticError, ValueError):
+        return None
+    source = left if left.origin is not None else right
+    return Value(result, source.origin, source.via)  # type: ignore[arg-type]
+
+
+def _name(name: str, index: FileIndex, scope: Scope, depth: int) -> Value | None:
+    current: Scope | None = scope
+    while current is not None:
+        if name in current.rebound:
+            return None
+        if name in current.params:
+            if name in current.assigned:
+                return None
+            default = current.params[name]
+            inner = _fold(default, index, current.parent or index.module_scope, depth + 1)
+            if inner is None:
+                return None
+            return Value(inner.value, inner.origin or default, inner.via or f"default of {name}")
+        values = current.assigned.get(name)
+        if values is not None:
+            if len(values) != 1:
+                return None
+            inner = _fold(values[0], index, current, depth + 1)
+            if inner is None:
+                return None
+            return Value(inner.value, inner.origin or values[0], inner.via or name)
+        current = current.parent
+    return None
