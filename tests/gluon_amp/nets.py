@@ -1,0 +1,58 @@
+"""Tiny real Gluon networks and data for the gluon_amp tests (legacy and numpy front ends)."""
+
+import mxnet as mx
+from mxnet import autograd, gluon
+from mxnet.gluon import nn, rnn
+
+import gluon_amp as amp
+
+BATCH = 16
+CLASSES = 3
+
+
+def build(kind: str, hybridize: bool) -> nn.HybridSequential:
+    """A small classifier: 'mlp' (Dense+BatchNorm), 'conv' (Conv2D+BatchNorm), 'lstm', 'gru'."""
+    net = nn.HybridSequential()
+    if kind == "mlp":
+        net.add(nn.Dense(16, activation="relu"), nn.BatchNorm(), nn.Dense(CLASSES))
+    elif kind == "conv":
+        net.add(nn.Conv2D(4, 3, activation="relu"), nn.BatchNorm(), nn.Flatten())
+        net.add(nn.Dense(CLASSES))
+    elif kind in ("lstm", "gru"):
+        layer = rnn.LSTM if kind == "lstm" else rnn.GRU
+        net.add(layer(8, layout="NTC"), nn.Dense(CLASSES))
+    else:
+        raise ValueError(kind)
+    net.initialize(mx.init.Xavier())
+    if hybridize:
+        net.hybridize()
+    return net
+
+
+def batch(kind: str, seed: int = 0):
+    """Inputs for ``kind`` and labels a fixed linear teacher assigns (learnable in a few steps)."""
+    shape = {"mlp": (BATCH, 8), "conv": (BATCH, 2, 6, 6)}.get(kind, (BATCH, 4, 3))
+    mx.random.seed(seed)
+    x = mx.nd.random.uniform(-1, 1, shape=shape)
+    teacher = mx.nd.arange(x[0].size).reshape((1, -1)) % CLASSES - 1.0
+    y = mx.nd.argmax(
+        mx.nd.dot(
+            x.reshape((BATCH, -1)),
+            teacher.reshape((-1, 1)).tile((1, 3)) * mx.nd.array([[1.0, -1.0, 0.3]]),
+        ),
+        axis=1,
+    )
+    if mx.util.is_np_array():
+        return x.as_np_ndarray(), y.as_np_ndarray()
+    return x, y
+
+
+def train_step(net, trainer, x, y, loss_fn=None):
+    """One forward/backward/step through gluon_amp; returns the mean loss."""
+    loss_fn = loss_fn or gluon.loss.SoftmaxCrossEntropyLoss()
+    with autograd.record():
+        loss = loss_fn(net(x), y)
+    with amp.scale_loss(loss, trainer) as scaled:
+        scaled.backward()
+    trainer.step(x.shape[0])
+    return float(loss.mean().item() if hasattr(loss, "item") else loss.mean().asscalar())

@@ -1,0 +1,109 @@
+"""The loss scalers as pure state machines: trajectories, hysteresis, floor, state, validation."""
+
+import logging
+
+import pytest
+
+import gluon_amp as amp
+
+
+def run(scaler, overflows):
+    """Feed a sequence of overflow flags; return (scale after each step, skipped flags)."""
+    scales, skipped = [], []
+    for found in overflows:
+        skipped.append(scaler.update(found))
+        scales.append(scaler.scale)
+    return scales, skipped
+
+
+def test_dynamic_defaults_match_the_documented_ones():
+    s = amp.DynamicLossScaler()
+    assert (s.scale, s.growth_factor, s.backoff_factor, s.growth_interval) == (
+        2.0**16,
+        2,
+        0.5,
+        2000,
+    )
+    assert (s.min_scale, s.max_scale, s.hysteresis) == (1.0, 2.0**24, 1)
+    assert s.loss_scale == s.scale
+    assert (s.num_steps, s.num_skipped, s.last_skipped) == (0, 0, False)
+
+
+def test_backoff_is_immediate_and_growth_after_interval():
+    s = amp.DynamicLossScaler(init_scale=8.0, growth_interval=3)
+    scales, skipped = run(s, [False, True, False, False, False, False, True])
+    assert skipped == [False, True, False, False, False, False, True]
+    assert scales == [8.0, 4.0, 4.0, 4.0, 8.0, 8.0, 4.0]
+    assert (s.num_steps, s.num_skipped, s.last_skipped) == (7, 2, True)
+
+
+def test_growth_and_backoff_respect_max_and_min(caplog):
+    s = amp.DynamicLossScaler(init_scale=4.0, growth_interval=1, max_scale=8.0, min_scale=2.0)
+    assert run(s, [False, False])[0] == [8.0, 8.0]
+    with caplog.at_level(logging.WARNING, logger="gluon_amp"):
+        assert run(s, [True, True, True])[0] == [4.0, 2.0, 2.0]
+    warnings = [r for r in caplog.records if "min_scale" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].name == "gluon_amp"
+
+
+def test_hysteresis_skips_every_overflow_but_backs_off_from_the_nth():
+    s = amp.DynamicLossScaler(init_scale=64.0, growth_interval=2, hysteresis=3)
+    scales, skipped = run(s, [True, True, True, True, False, False, True, True, True])
+    assert skipped == [True, True, True, True, False, False, True, True, True]
+    # 3rd overflow since growth backs off, the 4th too; growth resets the count.
+    assert scales == [64.0, 64.0, 32.0, 16.0, 16.0, 32.0, 32.0, 32.0, 16.0]
+
+
+def test_static_scaler_skips_nonfinite_unless_told_not_to():
+    s = amp.StaticLossScaler(1.0)
+    assert run(s, [False, True, False]) == ([1.0] * 3, [False, True, False])
+    assert (s.num_steps, s.num_skipped) == (3, 1)
+    quiet = amp.StaticLossScaler(128.0, skip_nonfinite=False)
+    assert not quiet.checks_nonfinite
+    assert run(quiet, [True])[1] == [False]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"growth_factor": 1.0}, "growth_factor must be > 1"),
+        ({"backoff_factor": 1.0}, r"backoff_factor must be in \(0, 1\)"),
+        ({"backoff_factor": 0.0}, r"backoff_factor must be in \(0, 1\)"),
+        ({"growth_interval": 0}, "growth_interval must be an integer >= 1"),
+        ({"growth_interval": 2.5}, "growth_interval must be an integer >= 1"),
+        ({"hysteresis": 0}, "hysteresis must be an integer >= 1"),
+        ({"min_scale": 0.0}, "min_scale must be a finite number > 0"),
+        ({"init_scale": -1.0}, "scale must be a finite number > 0"),
+        ({"init_scale": 2.0**30}, r"init_scale must be in \[min_scale, max_scale\]"),
+        ({"init_scale": 0.5}, r"init_scale must be in \[min_scale, max_scale\]"),
+        ({"min_scale": 4.0, "max_scale": 2.0}, "max_scale must be >= min_scale"),
+    ],
+)
+def test_nonsense_arguments_raise_valueerror_naming_the_range(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        amp.DynamicLossScaler(**kwargs)
+
+
+def test_static_scale_must_be_positive():
+    with pytest.raises(ValueError, match="scale must be a finite number > 0"):
+        amp.StaticLossScaler(0.0)
+
+
+def test_state_dict_round_trip_resumes_the_same_trajectory():
+    flags = [False, True, False, False, True, True, False, False, False, False]
+    config = dict(init_scale=32.0, growth_interval=2, hysteresis=2, min_scale=2.0)
+    reference = amp.DynamicLossScaler(**config)
+    expected = run(reference, flags)
+
+    first = amp.DynamicLossScaler(**config)
+    head = run(first, flags[:5])
+    resumed = amp.DynamicLossScaler()  # default config: everything comes from the state
+    resumed.load_state_dict(first.state_dict())
+    tail = run(resumed, flags[5:])
+    assert (head[0] + tail[0], head[1] + tail[1]) == expected
+    assert resumed.state_dict() == reference.state_dict()
+
+
+def test_loading_another_scaler_type_is_refused():
+    with pytest.raises(ValueError, match="cannot load a 'StaticLossScaler' state"):
+        amp.DynamicLossScaler().load_state_dict(amp.StaticLossScaler().state_dict())
