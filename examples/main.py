@@ -176,7 +176,9 @@ def plot(records: list[StepRecord], amp_run: str, out: Path) -> Path:
         ax_scale.legend()
     ax_loss.set(ylabel="training loss", yscale="log", title="Digits CNN: float32 vs gluon_amp")
     ax_loss.legend()
-    ax_scale.set(xlabel="step", ylabel="loss scale", yscale="log")
+    scales = {r.loss_scale for r in amp_steps}
+    note = f" (constant: {amp_run} needs no scaling)" if len(scales) == 1 else ""
+    ax_scale.set(xlabel="step", ylabel="loss scale", yscale="log", title=f"loss scale{note}")
     fig.tight_layout()
     path = out / "training.png"
     fig.savefig(path, dpi=100)
