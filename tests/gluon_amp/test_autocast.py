@@ -1,0 +1,192 @@
+"""amp.init / amp.reset: what gets cast, outputs, numpy front end, imported models, errors."""
+
+import json
+import logging
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import gluon
+from mxnet.gluon import nn
+
+import gluon_amp as amp
+from gluon_amp.autocast import bfloat16
+
+
+def dense(hybridize=False, units=16):
+    net = nn.HybridSequential()
+    net.add(nn.Dense(units, activation="relu"), nn.Dense(4))
+    net.initialize(mx.init.Xavier())
+    if hybridize:
+        net.hybridize()
+    return net
+
+
+def test_init_twice_with_same_arguments_is_a_noop_and_other_arguments_raise():
+    amp.init("bfloat16")
+    patched = mx.nd.FullyConnected
+    amp.init("bfloat16")
+    assert mx.nd.FullyConnected is patched
+    with pytest.raises(ValueError, match=r"call amp.reset\(\) before amp.init"):
+        amp.init("float16")
+    with pytest.raises(ValueError, match="custom fp32_ops"):
+        amp.init("bfloat16", fp32_ops=["softmax"])
+
+
+def test_reset_restores_every_patched_function():
+    names = ["FullyConnected", "Convolution", "softmax", "broadcast_add", "Activation"]
+    originals = {n: (getattr(mx.nd, n), getattr(mx.sym, n), getattr(mx.nd.op, n)) for n in names}
+    call, imports = gluon.Block.__call__, gluon.SymbolBlock.imports
+    npx_fc = mx.nd.numpy_extension.fully_connected
+    amp.init("bfloat16")
+    assert mx.nd.FullyConnected is not originals["FullyConnected"][0]
+    assert mx.nd.numpy_extension.fully_connected is not npx_fc
+    amp.reset()
+    for name, funcs in originals.items():
+        assert (getattr(mx.nd, name), getattr(mx.sym, name), getattr(mx.nd.op, name)) == funcs
+    assert gluon.Block.__call__ is call and gluon.SymbolBlock.imports is imports
+    assert mx.nd.numpy_extension.fully_connected is npx_fc
+    assert amp.target_dtype() is None
+
+
+@pytest.mark.parametrize("bad", ["float32", "int8", 3])
+def test_unknown_target_dtype_is_a_valueerror(bad):
+    with pytest.raises(ValueError, match="target_dtype must be 'float16', 'bfloat16' or None"):
+        amp.init(bad)
+
+
+def test_default_dtype_is_bfloat16_without_gpu():
+    assert mx.context.num_gpus() == 0
+    amp.init()
+    assert amp.target_dtype() == "bfloat16"
+
+
+def test_unknown_operator_in_a_custom_list_is_named():
+    with pytest.raises(ValueError, match="no operator 'NoSuchOp'"):
+        amp.init("bfloat16", target_precision_ops=["NoSuchOp"])
+    assert amp.target_dtype() is None and not hasattr(mx.nd.FullyConnected, "__wrapped__")
+
+
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_outputs_are_float32_only_for_the_outermost_call(hybridize):
+    amp.init("bfloat16")
+    net = dense(hybridize)
+    x = mx.nd.random.uniform(shape=(2, 8))
+    out = net(x)
+    assert out.dtype == np.float32
+    assert np.isfinite(out.asnumpy()).all() and out.asnumpy().dtype == np.float32
+    amp.reset()
+    amp.init("bfloat16", cast_outputs=False)
+    net = dense(hybridize)
+    assert net(x).dtype == bfloat16  # what contrib.amp hands back: raw uint16 records in numpy
+
+
+def test_integer_outputs_are_left_alone():
+    class ArgMax(gluon.HybridBlock):
+        def hybrid_forward(self, F, x):
+            return F.cast(F.argmax(x, axis=1), "int32"), x
+
+    amp.init("bfloat16")
+    idx, same = ArgMax()(mx.nd.array([[1, 3], [4, 2]]))
+    assert idx.dtype == np.int32 and idx.asnumpy().tolist() == [1, 0]
+    assert same.dtype == np.float32
+
+
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_numpy_front_end_is_cast_and_stays_float32_outside(hybridize):
+    mx.npx.set_np()
+    net = dense(hybridize, units=64)
+    x = mx.np.random.uniform(size=(8, 256))
+    reference = net(x).asnumpy()
+    if hybridize:
+        net.hybridize()  # rebuild the graph under autocast
+    amp.init("bfloat16")
+    out = net(x)
+    assert isinstance(out, mx.np.ndarray) and out.dtype == np.float32
+    error = np.abs(out.asnumpy() - reference).max()
+    assert 1e-4 < error < 5e-2  # bfloat16 rounding: cast, but not broken
+
+
+def test_a_graph_cached_before_init_warns_and_says_what_to_do(caplog):
+    net = dense(hybridize=True)
+    x = mx.nd.random.uniform(shape=(2, 8))
+    net(x)
+    amp.init("bfloat16")
+    with caplog.at_level(logging.WARNING, logger="gluon_amp"):
+        net(x)
+        net(x)
+    warnings = [r.getMessage() for r in caplog.records if "before amp.init" in r.getMessage()]
+    assert len(warnings) == 1 and "call net.hybridize() again" in warnings[0]
+    net.hybridize()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gluon_amp"):
+        net(x)
+    assert "before amp.init" not in caplog.text
+
+
+def test_init_after_building_the_network_still_casts():
+    net = dense()
+    net(mx.nd.ones((1, 8)))  # parameters initialized before init
+    amp.init("bfloat16")
+    seen = []
+    net[0].register_forward_hook(lambda block, inputs, out: seen.append(out.dtype))
+    net(mx.nd.ones((1, 8)))
+    assert seen == [bfloat16]
+
+
+def test_symbolblock_imports_after_init_is_cast(tmp_path):
+    net = dense(hybridize=True, units=32)
+    x = mx.nd.random.uniform(shape=(2, 100))
+    reference = net(x).asnumpy()
+    net.export(str(tmp_path / "model"))
+    amp.init("bfloat16")
+    block = gluon.SymbolBlock.imports(
+        str(tmp_path / "model-symbol.json"), ["data"], str(tmp_path / "model-0000.params")
+    )
+    ops = [node["op"] for node in json.loads(block._cached_graph[1].tojson())["nodes"]]
+    assert ops.count("amp_cast") >= 1 and ops.count("FullyConnected") == 2
+    out = block(x)
+    assert out.dtype == np.float32
+    assert 0 < np.abs(out.asnumpy() - reference).max() < 5e-2
+
+
+def test_convert_hybrid_block_defaults_to_the_parameters_context_on_cpu():
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(8, 3), nn.BatchNorm(), nn.Activation("relu"), nn.Dense(4))
+    net.initialize()
+    net.hybridize()
+    x = mx.nd.random.uniform(shape=(2, 3, 8, 8))
+    reference = net(x).asnumpy()
+    converted = amp.convert_hybrid_block(net)  # contrib would default to gpu(0) and fail
+    assert isinstance(converted, gluon.SymbolBlock)
+    out = converted(x)
+    assert out.context == mx.cpu()
+    assert np.abs(out.astype("float32").asnumpy() - reference).max() < 5e-2
+
+
+class TestFloat16OnCPU:
+    def test_imperative_call_raises_at_the_call(self):
+        amp.init("float16")
+        layer = nn.Dense(4, in_units=8)
+        layer.initialize()
+        with pytest.raises(amp.Float16OnCPUError, match="float16 AMP needs a GPU.*bfloat16"):
+            layer(mx.nd.ones((2, 8)))
+
+    @pytest.mark.parametrize("hybridize", [False, True])
+    def test_deferred_and_hybridized_calls_raise_the_same_error(self, hybridize):
+        amp.init("float16")
+        net = nn.HybridSequential()
+        net.add(nn.Conv2D(2, 3), nn.Dense(4))
+        net.initialize()
+        if hybridize:
+            net.hybridize()
+        with pytest.raises(amp.Float16OnCPUError, match="^Convolution has no float16 kernel"):
+            net(mx.nd.ones((1, 1, 5, 5)))
+
+    def test_float16_elementwise_arithmetic_still_runs(self):
+        amp.init("float16")
+        a = mx.nd.ones((3,), dtype="float16")
+        b = mx.nd.ones((3,), dtype="float32")
+        out = mx.nd.broadcast_add(a, b)  # widest-type cast: float32
+        assert out.dtype == np.float32 and out.asnumpy().tolist() == [2, 2, 2]
+        assert (a * 3).asnumpy().dtype == np.float16

@@ -1,0 +1,83 @@
+"""Drop-in replacement: a contrib-style script with only its import changed, and import errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CONTRIB_SCRIPT = """\
+from mxnet.contrib import amp
+import mxnet as mx
+from mxnet import autograd, gluon
+from mxnet.gluon import nn
+
+amp.init(target_dtype="bfloat16")
+mx.random.seed(0)
+net = nn.HybridSequential()
+net.add(nn.Dense(16, activation="relu"), nn.Dense(3))
+net.initialize()
+net.hybridize()
+trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.5})
+amp.init_trainer(trainer)
+loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+x = mx.nd.random.uniform(shape=(8, 10))
+y = mx.nd.array([0, 1, 2, 0, 1, 2, 0, 1])
+for epoch in range(10):
+    with autograd.record():
+        out = net(x)
+        loss = loss_fn(out, y)
+        with amp.scale_loss(loss, trainer) as scaled_loss:
+            autograd.backward(scaled_loss)
+    trainer.step(8)
+    if epoch == 0:
+        first = loss.mean().asscalar()
+print("loss_scale", trainer._amp_loss_scaler.loss_scale)
+print("learned", loss.mean().asscalar() < first)
+print("out_dtype", out.dtype.__name__ if hasattr(out.dtype, "__name__") else out.dtype)
+"""
+
+
+def run(code, extra_path=()):
+    env_path = [str(p) for p in extra_path] + [str(ROOT)]
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": ":".join(env_path), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
+
+
+def test_contrib_script_runs_unchanged_with_only_the_import_swapped():
+    contrib = run(CONTRIB_SCRIPT)
+    assert contrib.returncode == 0, contrib.stderr
+    ours = run(CONTRIB_SCRIPT.replace("from mxnet.contrib import amp", "import gluon_amp as amp"))
+    assert ours.returncode == 0, ours.stderr
+    assert "learned True" in contrib.stdout and "learned True" in ours.stdout
+    # contrib scales bfloat16 by 2**16 and returns raw bfloat16 outputs; gluon_amp does neither.
+    assert "loss_scale 65536.0" in contrib.stdout
+    assert "loss_scale 1.0" in ours.stdout and "out_dtype float32" in ours.stdout
+
+
+@pytest.mark.parametrize(
+    "broken_mxnet",
+    [
+        "raise AttributeError(\"module 'numpy' has no attribute 'bool'\")",  # numpy >= 1.24
+        "raise ModuleNotFoundError(\"No module named 'mxnet'\", name='mxnet')",  # not installed
+    ],
+)
+def test_unusable_mxnet_gives_one_clear_import_error(tmp_path, broken_mxnet):
+    fake = tmp_path / "mxnet"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(broken_mxnet + "\n")
+    result = run("import gluon_amp", extra_path=[tmp_path])
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: gluon_amp needs a working MXNet 1.9.1")
+    assert 'pip install "gluon-amp[cpu]"' in last and "numpy<1.24" in last
+    assert result.stderr.count("Traceback") == 1
+    assert "During handling" not in result.stderr
