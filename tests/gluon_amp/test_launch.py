@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from dist_scripts.processes import survivors
 
 from gluon_amp import launch
 
@@ -48,18 +49,10 @@ def recorded(out: Path) -> dict[int, dict]:
     return {int(p.stem.rsplit("-", 1)[1]): json.loads(p.read_text()) for p in out.glob("*-*.json")}
 
 
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
 def assert_all_gone(out: Path, expected: int) -> None:
     pids = recorded(out)
     assert len(pids) == expected, f"expected {expected} recorded processes, got {sorted(pids)}"
-    assert [pid for pid in pids if alive(pid)] == []
+    assert survivors(pids) == []
 
 
 def test_every_role_gets_its_loopback_environment(tmp_path: Path) -> None:

@@ -1,0 +1,151 @@
+"""gluon_amp on MXNet's parameter server: real ``dist_sync`` jobs on 127.0.0.1.
+
+Each job is one scheduler, one or two servers and two workers started by ``gluon_amp.launch``,
+running ``dist_scripts/train.py``; the single-process reference runs beside it. See that script
+for the model, the data and what each run writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dist_scripts.processes import survivors
+
+REPO = Path(__file__).resolve().parents[2]
+TRAIN = Path(__file__).with_name("dist_scripts") / "train.py"
+GUARD_SECONDS = 180  # watchdog and subprocess timeouts: failure guards only
+STEPS = 8
+INF_STEP = 3
+
+pytestmark = pytest.mark.slow
+
+
+def _env(pid_dir: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    if pid_dir is not None:  # where train.py records the pid of each process of a job
+        pid_dir.mkdir()
+        env["DIST_TEST_PID_DIR"] = str(pid_dir)
+    return env
+
+
+def _reference(tmp_path: Path, *flags: str) -> subprocess.Popen:
+    command = [sys.executable, str(TRAIN), "--out", str(tmp_path), "--reference", *flags]
+    return subprocess.Popen(command, cwd=REPO, env=_env(), stderr=subprocess.PIPE)
+
+
+def _job(tmp_path: Path, *flags: str, servers: int) -> subprocess.CompletedProcess:
+    """Run a 2-worker job; check that none of its processes outlived it."""
+    command = [
+        *(sys.executable, "-m", "gluon_amp.launch", "-n", "2", "-s", str(servers)),
+        *("--timeout", str(GUARD_SECONDS), "--"),
+        *(sys.executable, str(TRAIN), "--out", str(tmp_path), *flags),
+    ]
+    result = subprocess.run(
+        command, cwd=REPO, env=_env(tmp_path / "pids"), capture_output=True, text=True,
+        timeout=GUARD_SECONDS + 30,
+    )  # fmt: skip
+    pids = [int(p.name.rsplit("-", 1)[1]) for p in (tmp_path / "pids").iterdir()]
+    roles = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "pids").iterdir())
+    assert roles == ["scheduler"] + ["server"] * servers + ["worker"] * 2
+    assert survivors(pids) == []
+    return result
+
+
+def _wait(reference: subprocess.Popen) -> None:
+    _, stderr = reference.communicate(timeout=GUARD_SECONDS)
+    assert reference.returncode == 0, stderr.decode()
+
+
+def _params(tmp_path: Path, name: str) -> list[np.ndarray]:
+    with np.load(tmp_path / f"{name}.npz") as archive:
+        return [archive[f"p{i}"] for i in range(len(archive.files))]
+
+
+def _log(tmp_path: Path, name: str) -> dict:
+    return json.loads((tmp_path / f"{name}.json").read_text())
+
+
+def _assert_same_params(a: list[np.ndarray], b: list[np.ndarray]) -> None:
+    assert len(a) == len(b) == 4
+    for x, y in zip(a, b):
+        assert x.dtype == y.dtype == np.float32
+        assert np.array_equal(x, y)
+
+
+def _assert_close(a: list[np.ndarray], b: list[np.ndarray], rtol: float) -> None:
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=rtol * np.abs(y).max())
+
+
+def test_plain_dist_sync_matches_single_process(tmp_path: Path) -> None:
+    """The baseline, without gluon_amp: 2 servers, 2 workers, update on the workers."""
+    reference = _reference(tmp_path, "--steps", str(STEPS))
+    result = _job(tmp_path, "--steps", str(STEPS), servers=2)
+    _wait(reference)
+    assert result.returncode == 0, result.stderr
+    workers = [_params(tmp_path, f"worker{rank}") for rank in range(2)]
+    _assert_same_params(*workers)
+    # float32: the sum of two half-batch gradients vs the full batch's, ~1e-7 apart.
+    _assert_close(workers[0], _params(tmp_path, "reference_full"), rtol=1e-6)
+    assert workers[0][0].std() > 0.1  # really trained: not all zeros or a constant
+
+
+def test_amp_workers_skip_the_same_inf_step_and_match_the_reference(tmp_path: Path) -> None:
+    """bfloat16 + DynamicLossScaler(2**10, growth_interval=3); worker 0 injects an inf."""
+    flags = ("--amp", "--steps", str(STEPS), "--inf-step", str(INF_STEP))
+    reference = _reference(tmp_path, *flags)
+    result = _job(tmp_path, *flags, servers=2)
+    _wait(reference)
+    assert result.returncode == 0, result.stderr
+
+    logs = [_log(tmp_path, f"worker{rank}") for rank in range(2)]
+    assert logs[0] == logs[1]  # same decisions, same scales, same scaler state
+    steps = logs[0]["steps"]
+    assert [s["skipped"] for s in steps] == [step == INF_STEP for step in range(STEPS)]
+    # Growth after 3 clean steps; the inf step backs off at once, for the very next step.
+    assert [s["scale"] for s in steps] == [1024, 1024, 1024, 2048, 1024, 1024, 1024, 2048]
+    state = logs[0]["state"]
+    assert (state["num_skipped"], state["num_steps"], state["scale"]) == (1, STEPS, 2048)
+    assert logs[0]["update_on_kvstore"] is False  # Gluon's dist default (True) switched off
+
+    workers = [_params(tmp_path, f"worker{rank}") for rank in range(2)]
+    _assert_same_params(*workers)
+    assert all(np.isfinite(p).all() for p in workers[0])
+    halves = _log(tmp_path, "reference_halves")
+    assert halves["steps"] == steps and halves["state"] == state
+    _assert_close(workers[0], _params(tmp_path, "reference_halves"), rtol=1e-6)
+    # One backward on the whole batch rounds its bfloat16 gradients differently (~1e-3).
+    assert _log(tmp_path, "reference_full")["steps"] == steps
+    _assert_close(workers[0], _params(tmp_path, "reference_full"), rtol=1e-2)
+
+
+def test_amp_switches_off_update_on_kvstore_requested_true(tmp_path: Path) -> None:
+    """Trainer(update_on_kvstore=True) on dist_sync: the servers must never apply an inf step."""
+    flags = ("--amp", "--steps", "3", "--inf-step", "1", "--update-on-kvstore")
+    result = _job(tmp_path, *flags, servers=1)
+    assert result.returncode == 0, result.stderr
+    assert "update_on_kvstore=True switched off" in result.stderr
+    logs = [_log(tmp_path, f"worker{rank}") for rank in range(2)]
+    assert logs[0] == logs[1]
+    assert [s["skipped"] for s in logs[0]["steps"]] == [False, True, False]
+    assert logs[0]["update_on_kvstore"] is False
+    workers = [_params(tmp_path, f"worker{rank}") for rank in range(2)]
+    _assert_same_params(*workers)
+    assert all(np.isfinite(p).all() for p in workers[0])
+
+
+def test_crashed_worker_fails_the_job_fast_with_no_leftover_process(tmp_path: Path) -> None:
+    """Worker 1 dies mid-training (os._exit(3)); its peers block in MXNet until stopped."""
+    result = _job(tmp_path, "--steps", str(STEPS), "--crash-step", "2", servers=1)
+    # Its own exit code, so the launcher reacted to the crash and not to its watchdog (124).
+    assert result.returncode == 3, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("gluon_amp.launch: worker ")
+    assert "exited with code 3; stopping the job" in last
+    assert not (tmp_path / "worker0.npz").exists()
