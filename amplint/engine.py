@@ -60,7 +60,7 @@ def lint_source(
     issues: list[tuple[str, Issue]] = []
     errors: list[Finding] = []
     try:
-        ctx = RuleContext(path, index, settings, context, signals(index))
+        ctx = RuleContext(path, source, index, settings, context, signals(index))
     except RecursionError:
         return [parse_error(path, "too deeply nested to analyse")]
     for code in sorted(settings.select):

@@ -69,6 +69,14 @@ class CallSite:
         """Enclosing blocks of one kind, innermost first."""
         return [node for k, node in reversed(self.ancestors) if k == kind]
 
+    @property
+    def function(self) -> cst.CSTNode | None:
+        """The innermost enclosing function (None at module level)."""
+        scope: Scope | None = self.scope
+        while scope is not None and isinstance(scope.node, cst.Lambda):
+            scope = scope.parent
+        return scope.node if scope is not None else None
+
 
 @dataclass(eq=False)
 class AssignSite:
@@ -114,6 +122,7 @@ class FileIndex(cst.CSTVisitor):
         self.calls: list[CallSite] = []
         self.assigns: list[AssignSite] = []
         self.argparse: dict[str, tuple[cst.BaseExpression, CallSite]] = {}
+        self.by_node: dict[int, CallSite] = {}  # id(Call node) -> its site
         self._scope = self.module_scope
         self._stack: list[tuple[str, cst.CSTNode]] = []
         self._order = 0
@@ -124,6 +133,30 @@ class FileIndex(cst.CSTVisitor):
         module.visit(index)
         index._collect_argparse()
         return index
+
+    def site(self, node: cst.CSTNode | None) -> CallSite | None:
+        """The call site of a Call node of this module."""
+        return self.by_node.get(id(node)) if isinstance(node, cst.Call) else None
+
+    def with_calls(self, site: CallSite) -> list[CallSite]:
+        """Calls in the ``with`` headers whose bodies enclose ``site``, innermost first."""
+        found = []
+        for node in site.inside(WITH):
+            assert isinstance(node, cst.With)
+            for item in node.items:
+                inner = self.site(item.item)
+                if inner is not None:
+                    found.append(inner)
+        return found
+
+    def values_of(self, name: str, scope: Scope) -> list[cst.BaseExpression]:
+        """Every value assigned to ``name`` in the scope that binds it (innermost first)."""
+        current: Scope | None = scope
+        while current is not None:
+            if name in current.assigned or name in current.params:
+                return list(current.assigned.get(name, []))
+            current = current.parent
+        return []
 
     # ---- name resolution -------------------------------------------------------------------
     def resolve(self, name: str | None, scope: Scope | None = None) -> str | None:
@@ -290,6 +323,7 @@ class FileIndex(cst.CSTVisitor):
         )
         self._order += 1
         self.calls.append(site)
+        self.by_node[id(node)] = site
         self._stack.append((CALL, node))
 
     def leave_Call(self, original_node: cst.Call) -> None:

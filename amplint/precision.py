@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from amplint.frameworks import mxnet, torch
+from amplint.frameworks import find_layer, mxnet, torch
 from amplint.index import CALL, IF_BODY, IF_ELSE, CallSite, FileIndex, dotted, string_value
 from amplint.values import fold
 
@@ -38,6 +38,8 @@ class Signal:
     precision: str
     site: CallSite
     what: str
+    # False for a bare ``dtype=`` on a tensor (data, not the model's training precision)
+    strong: bool = True
 
 
 def dtype_of(expr: cst.BaseExpression | None, index: FileIndex, site: CallSite) -> str | None:
@@ -60,7 +62,8 @@ def signals(index: FileIndex) -> list[Signal]:
     for site in index.calls:
         signal = _signal(site, index)
         if signal is not None:
-            found.append(Signal(signal[0], site, signal[1]))
+            strong = not signal[1].startswith("dtype=") or find_layer(site.qualname) is not None
+            found.append(Signal(signal[0], site, signal[1], strong))
     return found
 
 
@@ -83,7 +86,7 @@ def _signal(site: CallSite, index: FileIndex) -> tuple[str, str] | None:
     if method in ("set_global_policy", "set_policy", "Policy"):
         dtype = dtype_of(site.arg(0, "name"), index, site)
         return (dtype, "a mixed precision policy") if dtype else None
-    if method == "half" and not site.node.args and not _half_for_storage(site):
+    if method == "half" and not site.node.args and not half_for_storage(site):
         return FLOAT16, ".half()"
     if method == "add_argument":
         return _argparse_signal(site, index)
@@ -93,7 +96,7 @@ def _signal(site: CallSite, index: FileIndex) -> tuple[str, str] | None:
     return None
 
 
-def _half_for_storage(site: CallSite) -> bool:
+def half_for_storage(site: CallSite) -> bool:
     """``.half().float()`` round trips and ``.half()`` for a checkpoint are not float16 training."""
     for kind, node in reversed(site.ancestors):
         if kind != CALL:

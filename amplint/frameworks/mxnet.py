@@ -35,3 +35,7 @@ DATALOADER = ("mxnet.gluon.data.DataLoader", "mxnet.gluon.data.dataloader.DataLo
 TRAINER = ("mxnet.gluon.Trainer", "mxnet.gluon.trainer.Trainer")
 CLIP = ("mxnet.gluon.utils.clip_global_norm", "gluonnlp.utils.clip_grad_global_norm")
 LOSS_PREFIX = ("mxnet.gluon.loss.",)
+METRIC_PREFIX = ("mxnet.metric.", "mxnet.gluon.metric.")
+SOFTMAX = ("mxnet.nd.softmax", "mxnet.nd.log_softmax", "mxnet.ndarray.softmax")
+SOFTMAX += ("mxnet.ndarray.log_softmax", "mxnet.np.softmax", "mxnet.npx.softmax")
+SOFTMAX += ("mxnet.npx.log_softmax",)

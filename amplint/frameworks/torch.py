@@ -27,3 +27,19 @@ DATALOADER = ("torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLo
 CLIP = ("torch.nn.utils.clip_grad_norm_", "torch.nn.utils.clip_grad_value_")
 CLIP += ("torch.nn.utils.clip_grad_norm",)
 LOSS_PREFIX = ("torch.nn.functional.", "torch.nn.")
+FUNCTIONAL_LOSSES = tuple(
+    f"torch.nn.functional.{name}"
+    for name in (
+        "cross_entropy",
+        "nll_loss",
+        "mse_loss",
+        "l1_loss",
+        "smooth_l1_loss",
+        "huber_loss",
+        "binary_cross_entropy",
+        "binary_cross_entropy_with_logits",
+        "kl_div",
+        "softmax",
+        "log_softmax",
+    )
+) + ("torch.softmax", "torch.log_softmax", "torch.nn.functional.ctc_loss")

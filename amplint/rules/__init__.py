@@ -7,7 +7,17 @@ from collections.abc import Iterable
 
 from amplint.rules.api import Rule
 
-_MODULES = ("amp201_dim_not_multiple_of_8",)
+_MODULES = (
+    "amp101_float16_output",
+    "amp201_dim_not_multiple_of_8",
+    "amp202_batch_not_multiple_of_8",
+    "amp301_missing_loss_scaling",
+    "amp302_scale_loss_outside_record",
+    "amp303_trainer_not_initialized",
+    "amp304_amp_init_too_late",
+    "amp305_clip_before_unscale",
+    "amp306_master_weights_without_scaling",
+)
 
 
 def _load() -> dict[str, Rule]:

@@ -31,6 +31,7 @@ class RuleContext:
     """Everything a rule may look at for one file."""
 
     path: str
+    source: str
     index: FileIndex
     settings: Settings
     context: Context
@@ -47,6 +48,21 @@ class RuleContext:
         if not self.precisions or in_float32_branch(site):
             return frozenset()
         return self.precisions
+
+    def training_precisions_at(self, site: CallSite) -> frozenset[str]:
+        """Precisions this file itself trains in: its own model-level signals (``amp.init``,
+        ``.cast``, autocast, ``.half()``, policies, options) or ``--assume-amp``; not what an
+        importer says, nor a float16 tensor created as data."""
+        if in_float32_branch(site):
+            return frozenset()
+        own = {s.precision for s in self.signals if s.strong}
+        if self.settings.assume_amp:
+            own.add(self.settings.assume_amp)
+        return frozenset(own)
+
+    def signals_of(self, what: str) -> list[Signal]:
+        """Signals whose description starts with ``what`` (e.g. ``"cast("``, ``".half()"``)."""
+        return [s for s in self.signals if s.what.startswith(what)]
 
     def fold(self, expr: cst.BaseExpression | None, scope: Scope) -> Value | None:
         return fold(expr, self.index, scope)

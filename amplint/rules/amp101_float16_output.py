@@ -1,0 +1,318 @@
+"""A model output computed in float16 reaches a loss, a softmax or a metric without a cast.
+
+Why it matters: softmax and cross-entropy in float16 overflow (``exp`` of logits above ~11),
+lose the small probabilities that carry the gradient signal, and round the loss itself to 3
+significant digits. Mixed precision keeps the model's body in float16 and its output in float32.
+
+Checked: Gluon ``net.cast('float16')`` whose outputs (``net(x)`` or a name bound to it) go
+straight to a ``gluon.loss`` object, an ``nd.softmax`` or a metric's ``update``; Keras: the final
+softmax layer (last layer of a ``Sequential``, last ``model.add``, or the ``outputs`` of a
+functional ``Model``) under a ``mixed_float16`` policy without ``dtype='float32'``; PyTorch:
+outputs of a ``.half()`` model fed to a loss, ``F.softmax`` or ``F.cross_entropy`` without
+``.float()``. Not reported: outputs cast by a helper or fed through another layer first, a model
+under ``amp.init`` or ``autocast`` (they compute losses in float32 themselves), a ``.half()``
+model used for a checkpoint.
+
+Example::
+
+    net.cast("float16")
+    loss = loss_fn(net(x), y)                       # AMP101
+
+Fix: cast the output first — ``loss_fn(net(x).astype('float32'), y)`` (PyTorch: ``.float()``);
+in Keras give the final layer ``dtype='float32'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import libcst as cst
+
+from amplint.frameworks import keras, mxnet, torch
+from amplint.index import LIST, CallSite, FileIndex, dotted
+from amplint.precision import half_for_storage
+from amplint.rules.api import Issue, RuleContext
+
+CODE = "AMP101"
+NAME = "float16-output"
+
+
+def check(ctx: RuleContext) -> Iterator[Issue]:
+    yield from _model_outputs(ctx)
+    yield from _keras_softmax(ctx)
+
+
+# ---- Gluon and PyTorch: outputs of a float16 model reaching a loss ---------------------------
+def _float16_models(ctx: RuleContext) -> set[str]:
+    """Names of models cast to float16 (``net.cast('float16')``, ``model.half()``,
+    ``model = Net().half()``)."""
+    models = set()
+    for signal in ctx.signals:
+        if signal.precision != "float16" or not (
+            signal.what.startswith("cast(") or signal.what == ".half()"
+        ):
+            continue
+        site = signal.site
+        if not ctx.training_precisions_at(site):
+            continue
+        receiver = dotted(site.receiver) if site.receiver is not None else None
+        if receiver is not None:
+            models.add(receiver)
+    for assign in ctx.index.assigns:
+        if _chain_has_half(assign.value, ctx.index):
+            models.update(assign.targets)
+    return models
+
+
+def _chain_has_half(expr: cst.BaseExpression, index: FileIndex) -> bool:
+    """``Net().cuda().half()``: a call chain with a float16 ``.half()`` in it."""
+    while isinstance(expr, cst.Call):
+        site = index.site(expr)
+        if site is not None and site.method == "half" and not site.node.args:
+            return not half_for_storage(site)
+        if not isinstance(expr.func, cst.Attribute):
+            return False
+        expr = expr.func.value
+    return False
+
+
+def _consumers(ctx: RuleContext) -> Iterator[tuple[CallSite, list[cst.BaseExpression], str]]:
+    """Loss, softmax and metric calls with the arguments that receive predictions."""
+    index = ctx.index
+    for site in index.calls:
+        qualname = site.qualname or ""
+        if qualname in mxnet.SOFTMAX or qualname in torch.FUNCTIONAL_LOSSES:
+            yield site, [a.value for a in site.node.args[:1]], "a softmax or loss"
+            continue
+        if site.method == "update" and _bound_to(site.receiver, index, site, mxnet.METRIC_PREFIX):
+            yield site, [a.value for a in site.node.args[1:2]], "a metric"
+            continue
+        if site.name is not None and _bound_to(site.node.func, index, site, _LOSS_PREFIXES):
+            yield site, [a.value for a in site.node.args[:1]], "a loss"
+
+
+_LOSS_PREFIXES = mxnet.LOSS_PREFIX + ("torch.nn.",)
+
+
+def _bound_to(expr, index: FileIndex, site: CallSite, prefixes: tuple[str, ...]) -> bool:
+    """``expr`` is a name bound to an object built by a constructor under ``prefixes``
+    (``loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()``), or is that construction itself."""
+    if expr is None:
+        return False
+    constructed = index.site(expr)
+    candidates = [constructed] if constructed is not None else []
+    name = dotted(expr)
+    if name is not None:
+        candidates += [index.site(v) for v in index.values_of(name, site.scope)]
+    for candidate in candidates:
+        qualname = candidate.qualname if candidate is not None else None
+        if qualname and qualname.startswith(prefixes):
+            if qualname.startswith("torch.nn.") and not qualname.endswith("Loss"):
+                continue
+            return True
+    return False
+
+
+def _is_output(
+    expr: cst.BaseExpression, models: set[str], index: FileIndex, site: CallSite
+) -> bool:
+    """``net(x)``, or a name bound once to it (also inside a list), where ``net`` is a float16
+    model."""
+    if isinstance(expr, (cst.List, cst.Tuple)):
+        return any(_is_output(e.value, models, index, site) for e in expr.elements)
+    if isinstance(expr, cst.Call):
+        return dotted(expr.func) in models
+    name = dotted(expr)
+    if name is None:
+        return False
+    values = index.values_of(name, site.scope)
+    return len(values) == 1 and isinstance(values[0], cst.Call) and dotted(values[0].func) in models
+
+
+def _model_outputs(ctx: RuleContext) -> Iterator[Issue]:
+    models = _float16_models(ctx)
+    if not models:
+        return
+    for site, arguments, what in _consumers(ctx):
+        if not ctx.precisions_at(site):
+            continue
+        for argument in arguments:
+            if _is_output(argument, models, ctx.index, site):
+                yield Issue(
+                    argument,
+                    f"float16 model output fed to {what} without a cast: cast it to float32 "
+                    "first (.astype('float32') / .float())",
+                )
+
+
+# ---- Keras: the final softmax layer under mixed_float16 -------------------------------------
+def _keras_softmax(ctx: RuleContext) -> Iterator[Issue]:
+    policies = [s for s in ctx.signals if s.what == "a mixed precision policy"]
+    if not any(s.precision == "float16" for s in policies):
+        return
+    for layer in _final_layers(ctx.index):
+        site = ctx.index.site(layer)
+        if site is None or site.qualname not in keras.SOFTMAX_LAYERS or not _softmax(site, ctx):
+            continue
+        if site.arg(None, "dtype") is not None:
+            continue
+        yield Issue(
+            site.node,
+            "final softmax layer runs in float16 under mixed_float16: give it dtype='float32'",
+        )
+
+
+def _softmax(site: CallSite, ctx: RuleContext) -> bool:
+    if site.qualname is not None and site.qualname.endswith(".Softmax"):
+        return True
+    position = 0 if site.qualname is not None and site.qualname.endswith(".Activation") else 1
+    value = ctx.fold(site.arg(position, "activation"), site.scope)
+    if value is not None and value.value == "softmax":
+        return True
+    name = dotted(site.arg(position, "activation"))
+    return name is not None and name.endswith("softmax")
+
+
+def _final_layers(index: FileIndex) -> Iterator[cst.CSTNode]:
+    last_add: dict[str, CallSite] = {}
+    for site in index.calls:
+        qualname = site.qualname or ""
+        if qualname in keras.SEQUENTIAL:
+            layers = site.arg(0, "layers")
+            if isinstance(layers, (cst.List, cst.Tuple)) and layers.elements:
+                yield layers.elements[-1].value
+        elif qualname in keras.MODELS:
+            outputs = site.arg(1, "outputs")
+            elements = outputs.elements if isinstance(outputs, (cst.List, cst.Tuple)) else []
+            for output in [e.value for e in elements] or [outputs]:
+                layer = _producing_layer(output, index, site)
+                if layer is not None:
+                    yield layer
+        elif site.method == "add" and len(site.node.args) == 1 and site.receiver is not None:
+            receiver = dotted(site.receiver)
+            if receiver is not None and not site.inside(LIST):
+                last_add[receiver] = site
+    for site in last_add.values():
+        yield site.node.args[0].value
+
+
+def _producing_layer(expr, index: FileIndex, site: CallSite) -> cst.CSTNode | None:
+    """The layer whose call produced ``expr``: ``Dense(10)(x)`` or a name bound once to it."""
+    name = dotted(expr) if expr is not None else None
+    if name is not None:
+        values = index.values_of(name, site.scope)
+        expr = values[0] if len(values) == 1 else None
+    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Call):
+        return expr.func
+    return None
+
+
+VALID = [
+    # Cast before the loss; a helper that casts; the next layer in float32.
+    """
+from mxnet import gluon
+net.cast("float16")
+loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+loss = loss_fn(net(x).astype("float32"), y)
+out = to_float32(net(x))
+loss2 = loss_fn(out, y)
+loss3 = loss_fn(head(net(x)), y)
+""",
+    # The output rebound after a cast.
+    """
+from mxnet import gluon
+net.cast("float16")
+loss_fn = gluon.loss.L2Loss()
+out = net(x)
+out = out.astype("float32")
+loss = loss_fn(out, y)
+""",
+    # amp.init and autocast compute losses in float32 themselves.
+    """
+from mxnet import gluon
+from mxnet.contrib import amp
+amp.init()
+loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+loss = loss_fn(net(x), y)
+""",
+    """
+import torch
+import torch.nn.functional as F
+with torch.autocast("cuda"):
+    loss = F.cross_entropy(model(x), y)
+""",
+    # .half().float() round trip, and a checkpoint saved in half.
+    """
+import torch
+import torch.nn.functional as F
+torch.save(model.half().state_dict(), "half.pt")
+model = model.half().float()
+loss = F.cross_entropy(model(x), y)
+""",
+    # Keras: the final softmax forced to float32; a softmax inside the model is fine.
+    """
+from tensorflow import keras
+from tensorflow.keras import layers
+keras.mixed_precision.set_global_policy("mixed_float16")
+model = keras.Sequential([
+    layers.Dense(64, activation="softmax"),
+    layers.Dense(10),
+    layers.Activation("softmax", dtype="float32"),
+])
+""",
+    # bfloat16 policy, and float32 Keras.
+    """
+from tensorflow import keras
+from tensorflow.keras import layers
+keras.mixed_precision.set_global_policy("mixed_bfloat16")
+model = keras.Sequential([layers.Dense(10, activation="softmax")])
+""",
+    # PyTorch: the output is cast with .float().
+    """
+import torch
+from torch import nn
+model = Net().half()
+criterion = nn.CrossEntropyLoss()
+loss = criterion(model(x.half()).float(), y)
+""",
+]
+
+INVALID = [
+    """
+import mxnet as mx
+from mxnet import gluon
+net = build()
+net.cast("float16")
+loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+metric = mx.metric.Accuracy()
+for x, y in loader:
+    out = net(x)
+    loss = loss_fn(out, y)  # AMP101
+    metric.update([y], [out])  # AMP101
+    probs = mx.nd.softmax(net(x))  # AMP101
+""",
+    """
+from tensorflow import keras
+from tensorflow.keras import layers
+keras.mixed_precision.set_global_policy("mixed_float16")
+model = keras.Sequential([
+    layers.Dense(64, activation="relu"),
+    layers.Dense(10, activation="softmax"),  # AMP101
+])
+inputs = keras.Input(shape=(784,))
+hidden = layers.Dense(64, activation="relu")(inputs)
+outputs = layers.Dense(10, activation="softmax")(hidden)  # AMP101
+functional = keras.Model(inputs, outputs)
+""",
+    """
+import torch
+import torch.nn.functional as F
+from torch import nn
+model = Net().cuda().half()
+criterion = nn.CrossEntropyLoss()
+for x, y in loader:
+    logits = model(x.half())
+    loss = criterion(logits, y)  # AMP101
+    loss2 = F.cross_entropy(model(x.half()), y)  # AMP101
+""",
+]

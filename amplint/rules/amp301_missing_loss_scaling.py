@@ -1,0 +1,265 @@
+"""float16 gradients computed without loss scaling and without float32 master weights.
+
+Why it matters: float16 cannot represent gradients below about 6e-8; small gradients flush to
+zero and training silently stalls or diverges. Loss scaling multiplies the loss before backward
+(and divides the gradients after) to keep them representable. bfloat16 has float32's range and
+needs no scaling: this rule never fires for bfloat16.
+
+Checked, in files that themselves turn on float16 training: MXNet ``amp.init()`` (contrib, or
+``gluon_amp.init()`` without a dtype) or ``net.cast('float16')`` with a backward outside
+``amp.scale_loss`` and no ``multi_precision`` (that case is AMP306); Keras custom loops under
+``mixed_float16`` (``tape.gradient``) without a ``LossScaleOptimizer``; PyTorch float16 autocast
+or ``.half()`` training without ``GradScaler``. Not reported: scaling done by a wrapper
+(DeepSpeed ``engine.backward(loss)``, apex, ``FP16_Optimizer.backward``, a ``loss_scaler(...)``
+object, Keras ``compile()``/``fit()``), a scaled loss rebound to the same name, static scaling
+(``(loss * K).backward()``, ``grad_scale=K``), an explicit head gradient, the float32 side of
+``if args.amp:``.
+
+Example::
+
+    amp.init()
+    amp.init_trainer(trainer)
+    with autograd.record():
+        loss = loss_fn(net(x), y)
+    loss.backward()                      # AMP301
+
+Fix: scale the loss::
+
+    with autograd.record():
+        loss = loss_fn(net(x), y)
+        with amp.scale_loss(loss, trainer) as scaled_loss:
+            autograd.backward(scaled_loss)
+
+(PyTorch: ``scaler.scale(loss).backward()`` with a ``GradScaler``; Keras: wrap the optimizer in
+``LossScaleOptimizer``.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from amplint.rules.api import Issue, RuleContext
+from amplint.scaling import (
+    backward_calls,
+    function_scales,
+    loss_is_scaled,
+    master_weights,
+    static_scaling,
+    uses_loss_scaling,
+)
+
+CODE = "AMP301"
+NAME = "missing-loss-scaling"
+
+
+def unscaled_float16_backwards(ctx: RuleContext) -> Iterator:
+    """Backward calls of float16 training that no loss-scaling mechanism covers."""
+    if static_scaling(ctx.source):
+        return
+    for backward in backward_calls(ctx.index):
+        if "float16" not in ctx.training_precisions_at(backward.site):
+            continue
+        if backward.keras and uses_loss_scaling(ctx.index):
+            continue
+        if loss_is_scaled(backward, ctx.index) or function_scales(ctx.index, backward.site):
+            continue
+        yield backward
+
+
+def check(ctx: RuleContext) -> Iterator[Issue]:
+    if master_weights(ctx.source):
+        return  # float32 master weights: AMP306's case
+    for backward in unscaled_float16_backwards(ctx):
+        what = "tape.gradient" if backward.keras else "backward"
+        yield Issue(
+            backward.site.node,
+            f"float16 {what} without loss scaling: small gradients underflow to zero; "
+            + _advice(backward.keras, backward.site.qualname),
+        )
+
+
+def _advice(keras: bool, qualname) -> str:
+    if keras:
+        return "wrap the optimizer in keras.mixed_precision.LossScaleOptimizer"
+    if qualname == "torch.autograd.backward":
+        return "use torch.cuda.amp.GradScaler"
+    return "use amp.scale_loss(loss, trainer) (MXNet) or GradScaler (PyTorch)"
+
+
+VALID = [
+    # bfloat16 needs no scaling.
+    """
+from mxnet import autograd
+from mxnet.contrib import amp
+amp.init(target_dtype="bfloat16")
+with autograd.record():
+    loss = loss_fn(net(x), y)
+loss.backward()
+""",
+    """
+import torch
+for x, y in loader:
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+        loss = criterion(model(x), y)
+    loss.backward()
+""",
+    # The scaled loss rebound to the same name, inside scale_loss.
+    """
+from mxnet import autograd
+from mxnet.contrib import amp
+amp.init()
+amp.init_trainer(trainer)
+with autograd.record():
+    loss = loss_fn(net(x), y)
+    with amp.scale_loss(loss, trainer) as loss:
+        loss.backward()
+""",
+    # GradScaler, with the scaled loss rebound to the same name.
+    """
+import torch
+scaler = torch.cuda.amp.GradScaler()
+with torch.cuda.amp.autocast():
+    loss = criterion(model(x), y)
+loss = scaler.scale(loss)
+loss.backward()
+""",
+    # Wrappers that scale: DeepSpeed, apex FP16_Optimizer, a loss_scaler object.
+    """
+import torch
+model = model.half()
+loss = criterion(model(x), y)
+model_engine.backward(loss)
+optimizer.backward(loss)
+""",
+    """
+import torch
+def train_one_epoch(model, loader, loss_scaler, amp_autocast):
+    with torch.autocast("cuda", dtype=torch.float16):
+        loss = model(x).sum()
+    if loss_scaler is not None:
+        loss_scaler(loss, optimizer, clip_grad=1.0)
+    else:
+        loss.backward()
+""",
+    # Static scaling.
+    """
+from mxnet import autograd
+net.cast("float16")
+K = 128.0
+trainer = gluon.Trainer(net.collect_params(), "sgd", {"rescale_grad": 1.0 / K})
+with autograd.record():
+    loss = loss_fn(net(x), y)
+    scaled = loss * K
+scaled.backward()
+""",
+    """
+import mxnet as mx
+mx.nd.Cast(data, dtype="float16")
+out = mx.sym.SoftmaxOutput(fc, grad_scale=128)
+mod.backward()
+""",
+    # Keras compile()/fit() wraps the optimizer itself.
+    """
+from tensorflow import keras
+keras.mixed_precision.set_global_policy("mixed_float16")
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+model.fit(x, y, batch_size=64)
+""",
+    """
+import tensorflow as tf
+from tensorflow import keras
+keras.mixed_precision.set_global_policy("mixed_float16")
+optimizer = keras.mixed_precision.LossScaleOptimizer(keras.optimizers.Adam())
+with tf.GradientTape() as tape:
+    loss = loss_fn(y, model(x))
+grads = tape.gradient(loss, model.trainable_variables)
+""",
+    # The float32 branch of the AMP switch; a float16 tensor as data is not float16 training.
+    """
+import torch
+if args.amp:
+    scaler.scale(loss).backward()
+else:
+    loss.backward()
+x = torch.zeros(4, dtype=torch.float16)
+""",
+    # .half() to save a checkpoint, or in a .half().float() round trip.
+    """
+import torch
+torch.save(model.half().state_dict(), "model_fp16.pt")
+y = x.half().float()
+loss = criterion(model(x), y)
+loss.backward()
+""",
+    # A variable that happens to be named amp.
+    """
+from mxnet import autograd
+amp = 0.3
+amp.init()
+with autograd.record():
+    loss = loss_fn(net(x), y)
+loss.backward()
+""",
+    # Master weights only: AMP306's case, not AMP301.
+    """
+from mxnet import autograd, gluon
+net.cast("float16")
+trainer = gluon.Trainer(params, "sgd", {"learning_rate": 0.1, "multi_precision": True})
+with autograd.record():
+    loss = loss_fn(net(x), y)
+loss.backward()
+""",
+]
+
+INVALID = [
+    """
+from mxnet import autograd, gluon
+from mxnet.contrib import amp
+amp.init()
+trainer = gluon.Trainer(params, "sgd")
+amp.init_trainer(trainer)
+for x, y in loader:
+    with autograd.record():
+        loss = loss_fn(net(x), y)
+    loss.backward()  # AMP301
+    trainer.step(x.shape[0])
+""",
+    """
+import gluon_amp as amp
+from mxnet import autograd
+amp.init()
+with autograd.record():
+    loss = loss_fn(net(x), y)
+    autograd.backward(loss)  # AMP301
+""",
+    """
+from mxnet import autograd
+net.cast("float16")
+trainer = gluon.Trainer(params, "sgd", {"learning_rate": 0.1})
+with autograd.record():
+    loss = loss_fn(net(x).astype("float32"), y)
+loss.backward()  # AMP301
+""",
+    """
+import torch
+model = Net().cuda().half()
+for x, y in loader:
+    loss = criterion(model(x.half()).float(), y)
+    loss.backward()  # AMP301
+""",
+    """
+import torch
+for x, y in loader:
+    with torch.cuda.amp.autocast():
+        loss = criterion(model(x), y)
+    loss.backward()  # AMP301
+""",
+    """
+import tensorflow as tf
+from tensorflow import keras
+keras.mixed_precision.set_global_policy("mixed_float16")
+with tf.GradientTape() as tape:
+    loss = loss_fn(y, model(x))
+grads = tape.gradient(loss, model.trainable_variables)  # AMP301
+""",
+]
