@@ -67,9 +67,10 @@ def code_version() -> str:
 class Cache:
     """A key-value store of JSON data on disk; ``Cache(None)`` stores nothing."""
 
-    def __init__(self, folder: Path | None, version: str | None = None) -> None:
+    def __init__(self, top: Path | None, version: str | None = None) -> None:
         self.version = version or code_version()
-        self.folder = folder / self.version if folder is not None else None
+        self.top = top
+        self.folder = top / self.version if top is not None else None
 
     @classmethod
     def beside(cls, root: Path, cache_dir: Path | None = None) -> Cache:
@@ -100,6 +101,7 @@ class Cache:
                 self._prepare()
                 entry.parent.mkdir(parents=True, exist_ok=True)
             descriptor, temporary = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-")
+            os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide a shared cache from others
             try:
                 with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                     json.dump(value, handle, separators=(",", ":"))
@@ -112,8 +114,8 @@ class Cache:
 
     def _prepare(self) -> None:
         """Create the cache folder with its ``.gitignore`` and cache directory tag."""
-        assert self.folder is not None
-        top = self.folder.parent
+        assert self.top is not None
+        top = self.top
         top.mkdir(parents=True, exist_ok=True)
         for name, text in ((".gitignore", _GITIGNORE), ("CACHEDIR.TAG", _CACHEDIR_TAG)):
             if not (top / name).exists():

@@ -3,51 +3,36 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from pathlib import Path
 
 import click
 
 from amplint import __version__
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "sarif", "github")
 
 
-def _split(values: Sequence[str]) -> list[str]:
-    return [part for value in values for part in value.split(",") if part.strip()]
-
-
-def build_settings(
-    select: Sequence[str],
-    ignore: Sequence[str],
-    assume_amp: str | None,
-    alignment: int = 8,
-    min_dimension: int | None = None,
-):
-    """Settings from command-line values; click.UsageError for unknown rules or bad values."""
-    from amplint.rules import resolve
-    from amplint.settings import Settings, default_selection
-
-    try:
-        chosen = resolve(_split(select)) if select else set(default_selection())
-        chosen -= resolve(_split(ignore))
-        return Settings(frozenset(chosen), alignment, min_dimension, assume_amp)
-    except ValueError as error:
-        raise click.UsageError(str(error)) from None
-
-
-def emit(findings, files: int, output_format: str, out) -> None:
+def emit(findings, files: int, output_format: str, out, successful: bool = True) -> None:
     """Write findings in the chosen format; the summary goes to stderr for machine formats."""
     from amplint.report import text
 
+    if output_format == "text":
+        text.render(findings, out)
+        click.echo(text.summary(findings, files), file=out)
+        return
     if output_format == "json":
         from amplint.report import json as json_report
 
         json_report.render(findings, out)
-        click.echo(text.summary(findings, files), err=True)
+    elif output_format == "sarif":
+        from amplint.report import sarif
+        from amplint.rules import RULES
+
+        out.write(sarif.render(findings, RULES.items(), successful=successful))
     else:
-        text.render(findings, out)
-        click.echo(text.summary(findings, files), file=out)
+        from amplint.report import github
+
+        out.write(github.render(findings))
+    click.echo(text.summary(findings, files), err=True)
 
 
 def exit_code(findings, problems: int, exit_zero: bool) -> int:
@@ -70,9 +55,16 @@ def main() -> None:
 @click.option(
     "--select", multiple=True, help="Rule codes, names or prefixes to check (comma-separated)."
 )
+@click.option("--extend-select", multiple=True, help="Rules to check on top of the selection.")
 @click.option("--ignore", multiple=True, help="Rule codes, names or prefixes to skip.")
 @click.option(
     "--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True
+)
+@click.option(
+    "--output-file",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True, path_type=str),
+    help="Write the report to this file instead of standard output.",
 )
 @click.option(
     "--assume-amp",
@@ -82,9 +74,8 @@ def main() -> None:
 @click.option(
     "--alignment",
     type=click.IntRange(min=1),
-    default=8,
-    show_default=True,
-    help="The multiple dimensions and batch sizes should have.",
+    default=None,
+    help="The multiple dimensions and batch sizes should have (default: 8).",
 )
 @click.option(
     "--min-dimension",
@@ -92,29 +83,78 @@ def main() -> None:
     default=None,
     help="Do not report dimensions smaller than this.",
 )
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Read [tool.amplint] from this file instead of the nearest pyproject.toml.",
+)
+@click.option("--no-cache", is_flag=True, help="Neither read nor write .amplint_cache/.")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Files checked in parallel (default: all cores).",
+)
+@click.option(
+    "--stdin-filename",
+    type=click.Path(path_type=str),
+    help="The path of the source read from standard input (`-`), for context and reports.",
+)
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are reported.")
 def check(
     paths: tuple[str, ...],
     select: tuple[str, ...],
+    extend_select: tuple[str, ...],
     ignore: tuple[str, ...],
     output_format: str,
+    output_file: str | None,
     assume_amp: str | None,
-    alignment: int,
+    alignment: int | None,
     min_dimension: int | None,
+    config_file: str | None,
+    no_cache: bool,
+    jobs: int | None,
+    stdin_filename: str | None,
     exit_zero: bool,
 ) -> None:
-    """Check PATHS (default: the current folder) for mixed-precision hazards."""
-    from amplint.engine import check_files
-    from amplint.files import common_root, discover
+    """Check PATHS (default: the current folder; `-` reads standard input) for hazards."""
+    from amplint.config import ConfigError
+    from amplint.runner import STDIN, Request, run
 
-    settings = build_settings(select, ignore, assume_amp, alignment, min_dimension)
-    discovery = discover(paths or (".",))
-    for problem in discovery.problems:
+    if stdin_filename is not None and not paths:
+        paths = (STDIN,)
+    request = Request(
+        paths=paths or (".",),
+        config_file=config_file,
+        select=select,
+        extend_select=extend_select,
+        ignore=ignore,
+        alignment=alignment,
+        min_dimension=min_dimension,
+        assume_amp=assume_amp,
+        use_cache=not no_cache,
+        jobs=jobs,
+        stdin=sys.stdin.read() if STDIN in paths else None,
+        stdin_filename=stdin_filename,
+    )
+    try:
+        outcome = run(request)
+    except ConfigError as error:
+        click.echo(f"amplint: error: {error}", err=True)
+        sys.exit(2)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    for problem in outcome.problems:
         click.echo(f"amplint: error: {problem}", err=True)
-    root = common_root([Path(p) for p in paths or (".",)])
-    result = check_files(discovery.files, settings, root)
-    emit(result.findings, result.files, output_format, sys.stdout)
-    sys.exit(exit_code(result.findings, len(discovery.problems), exit_zero))
+    code = exit_code(outcome.findings, len(outcome.problems), exit_zero)
+    if output_file is None:
+        emit(outcome.findings, outcome.files, output_format, sys.stdout, code != 2)
+    else:
+        with open(output_file, "w", encoding="utf-8") as out:
+            emit(outcome.findings, outcome.files, output_format, out, code != 2)
+    sys.exit(code)
 
 
 @main.command()

@@ -161,7 +161,7 @@ def load(path: str | Path) -> Config:
     return Config(path=path, root=root, **values)
 
 
-def _start_folder(paths: Sequence[str | Path]) -> Path:
+def start_folder(paths: Sequence[str | Path]) -> Path:
     """The deepest folder holding every checked path (the current folder when there are none)."""
     folders = [
         (Path(p).absolute() if Path(p).is_dir() else Path(p).absolute().parent)
@@ -175,7 +175,7 @@ def _start_folder(paths: Sequence[str | Path]) -> Path:
 
 def discover(paths: Sequence[str | Path]) -> Path | None:
     """The nearest ``pyproject.toml`` with a ``[tool.amplint]`` table above the checked paths."""
-    for folder in (_start_folder(paths), *_start_folder(paths).parents):
+    for folder in (start_folder(paths), *start_folder(paths).parents):
         candidate = folder / "pyproject.toml"
         if candidate.is_file() and _table(_read_toml(candidate)) is not None:
             return candidate
@@ -200,7 +200,7 @@ def resolve(paths: Sequence[str | Path], config_file: str | Path | None = None) 
     found = discover(paths)
     if found is not None:
         return load(found)
-    start = _start_folder(paths)
+    start = start_folder(paths)
     return Config(root=git_root(start) or start)
 
 

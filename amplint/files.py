@@ -9,7 +9,7 @@ from pathlib import Path
 
 from amplint.gitignore import GitIgnore
 
-SUFFIXES = (".py",)
+SUFFIXES = (".py", ".ipynb")  # notebooks: amplint.notebooks
 DEFAULT_EXCLUDES = frozenset(
     {
         ".git",

@@ -1,0 +1,297 @@
+"""One ``amplint check`` run: configuration, files, project context, cache and parallel checking.
+
+The flow: the configuration gives the settings, the excludes and the project root; every file of
+the project is read once for the cheap project pass (which files run in reduced precision), also
+when only some files are checked (pre-commit passes the changed ones); then each checked file is
+looked up in the cache by its content, its context, the settings and amplint's version, and the
+misses go through :func:`amplint.engine.lint_source`, in worker processes when there are enough.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from amplint import config as config_module
+from amplint.cache import Cache, digest
+from amplint.config import Config, ConfigError
+from amplint.findings import Finding, parse_error
+from amplint.project import NO_CONTEXT, Context, ModuleFacts
+from amplint.settings import Settings
+
+# Below this many files to check, worker processes cost more than they save.
+PARALLEL_THRESHOLD = 16
+STDIN = "-"
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the command line asks for; ``None`` and empty values leave the choice to the file."""
+
+    paths: tuple[str, ...] = (".",)
+    config_file: str | None = None
+    select: tuple[str, ...] = ()
+    extend_select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    alignment: int | None = None
+    min_dimension: int | None = None
+    assume_amp: str | None = None
+    use_cache: bool = True
+    jobs: int | None = None
+    stdin: str | None = None
+    stdin_filename: str | None = None
+
+
+@dataclass
+class Outcome:
+    """The findings of a run, how many files were checked, and problems with the given paths."""
+
+    findings: list[Finding] = field(default_factory=list)
+    files: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def _resolve(selectors: Sequence[str], where: str | None) -> set[str]:
+    from amplint.rules import resolve
+
+    try:
+        return resolve(part for value in selectors for part in value.split(","))
+    except ValueError as error:
+        if where is None:
+            raise
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def settings_for(config: Config, request: Request) -> Settings:
+    """Defaults, then the file, then the command line: each layer's ``select`` starts over,
+    ``extend-select`` adds and ``ignore`` removes, so the command line always wins."""
+    from amplint.settings import default_selection
+
+    chosen = set(default_selection())
+    file_key = f"{config.path}: [tool.amplint]" if config.path else None
+    layers = (
+        (config.select, config.extend_select, config.ignore, file_key),
+        (request.select or None, request.extend_select, request.ignore, None),
+    )
+    for select, extend, ignore, where in layers:
+        if select is not None:
+            chosen = _resolve(select, where and f"{where} select")
+        chosen |= _resolve(extend, where and f"{where} extend-select")
+        chosen -= _resolve(ignore, where and f"{where} ignore")
+
+    def pick(cli, from_file, default):
+        return cli if cli is not None else from_file if from_file is not None else default
+
+    return Settings(
+        frozenset(chosen),
+        pick(request.alignment, config.alignment, 8),
+        pick(request.min_dimension, config.min_dimension, None),
+        pick(request.assume_amp, config.assume_amp, None),
+    )
+
+
+def excluder(config: Config) -> Callable[[Path], bool]:
+    """Whether a path matches ``exclude``/``extend-exclude`` (relative to the project root)."""
+    patterns = (*(config.exclude or ()), *config.extend_exclude)
+
+    def excluded(path: Path) -> bool:
+        if not patterns:
+            return False
+        relative = config_module.relative_to_root(path, config.root)
+        return config_module.any_matches(patterns, relative or Path(path).name)
+
+    return excluded
+
+
+def _read_source(data: bytes, name: str):
+    """Python source of a file's bytes (notebooks: their code cells) and the notebook, if any."""
+    from amplint.engine import decode
+
+    if not name.endswith(".ipynb"):
+        return decode(data), None
+    from amplint.notebooks import parse_notebook
+
+    notebook = parse_notebook(data.decode("utf-8-sig"))
+    return notebook.source, notebook
+
+
+def lint_bytes(data: bytes, display: str, context: Context, settings: Settings) -> list[Finding]:
+    """Findings for one file's bytes; undecodable files and broken notebooks are AMP000."""
+    from amplint.engine import lint_source
+    from amplint.notebooks import NotebookError
+
+    try:
+        source, notebook = _read_source(data, display)
+    except (UnicodeDecodeError, SyntaxError, LookupError) as error:
+        return [parse_error(display, f"cannot decode file: {error}")]
+    except NotebookError as error:
+        return [parse_error(display, str(error))]
+    findings = lint_source(source, display, context, settings)
+    if notebook is not None:
+        findings = sorted(notebook.map_finding(f) if f.code != "AMP000" else f for f in findings)
+    return findings
+
+
+def _facts(data: bytes, name: str) -> ModuleFacts | None:
+    from amplint.project import scan
+
+    try:
+        return scan(_read_source(data, name)[0])
+    except Exception:  # an unreadable file only drops out of the project pass
+        return None
+
+
+@dataclass(frozen=True)
+class _Job:
+    path: str
+    display: str
+    context: Context
+    settings: Settings
+    content: str  # digest of the bytes the key was computed from
+    key: str
+    cache_top: str | None
+    cache_version: str
+
+
+def _run_job(job: _Job) -> list[Finding]:
+    try:
+        data = Path(job.path).read_bytes()
+    except OSError as error:
+        return [parse_error(job.display, f"cannot read file: {error.strerror or error}")]
+    findings = lint_bytes(data, job.display, job.context, job.settings)
+    if job.cache_top is not None and digest(data) == job.content:
+        Cache(Path(job.cache_top), job.cache_version).put(job.key, [f.to_dict() for f in findings])
+    return findings
+
+
+def _run_jobs(jobs: list[_Job], workers: int) -> Iterable[list[Finding]]:
+    if workers <= 1 or len(jobs) < PARALLEL_THRESHOLD:
+        return map(_run_job, jobs)
+    import libcst  # noqa: F401  (imported once here, inherited by forked workers)
+
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)))
+    with pool:
+        return list(pool.map(_run_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+
+
+def _discover(paths: Sequence[str], exclude: Callable[[Path], bool]):
+    """Files under ``paths`` (explicit files included) that the configuration does not exclude."""
+    from amplint.files import discover
+
+    found = discover(paths)
+    found.files = [(path, shown) for path, shown in found.files if not exclude(path)]
+    return found
+
+
+def _project_root(config: Config, request: Request) -> Path | None:
+    """Where the project pass reads every file: the configuration's folder or the git root."""
+    if config.path is not None:
+        return config.root
+    start = config_module.start_folder(
+        [p for p in request.paths if p != STDIN] or [request.stdin_filename or "."]
+    )
+    return config_module.git_root(start)
+
+
+def run(request: Request) -> Outcome:
+    """Check what ``request`` asks for. Raises ConfigError for a bad configuration and
+    ValueError for unknown rules on the command line."""
+    start_paths = [p for p in request.paths if p != STDIN] or [request.stdin_filename or "."]
+    config = config_module.resolve(start_paths, request.config_file)
+    settings = settings_for(config, request)
+    exclude = excluder(config)
+    outcome = Outcome()
+
+    given = [p for p in request.paths if p != STDIN]
+    discovery = _discover(given, exclude) if given else None
+    if discovery is not None:
+        outcome.problems.extend(discovery.problems)
+    checked: list[tuple[Path, str]] = list(discovery.files) if discovery else []
+    stdin_path: Path | None = None
+    stdin_display = request.stdin_filename or STDIN
+    if STDIN in request.paths:
+        stdin_path = Path(stdin_display).absolute()
+        if request.stdin_filename and exclude(stdin_path):
+            stdin_path = None
+
+    project = _project_root(config, request)
+    everything = {path.absolute(): display for path, display in checked}
+    if project is not None:
+        for path, display in _discover([str(project)], exclude).files:
+            everything.setdefault(path.absolute(), display)
+
+    cache = Cache.beside(project or config.root, config.cache_dir)
+    if not request.use_cache:
+        cache = Cache(None, cache.version)
+
+    digests: dict[Path, str] = {}
+    facts: dict[Path, ModuleFacts] = {}
+    for path, display in everything.items():
+        if path == stdin_path:
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        digests[path] = content = digest(data)
+        key = digest("facts", content, display.endswith(".ipynb"))
+        stored = cache.get(key)
+        fact = ModuleFacts(*map(tuple, stored)) if stored else _facts(data, display)
+        if fact is not None:
+            facts[path] = fact
+            if stored is None:
+                cache.put(key, [list(fact.precisions), list(fact.imports)])
+    if stdin_path is not None and request.stdin is not None:
+        from amplint.project import scan
+
+        facts[stdin_path] = scan(request.stdin)
+
+    from amplint.project import analyse
+
+    contexts = analyse(facts, project or config.root)
+
+    jobs: list[_Job] = []
+    for path, display in checked:
+        path = path.absolute()
+        context = contexts.get(path, NO_CONTEXT)
+        content = digests.get(path)
+        if content is None:  # unreadable: let the job report it
+            content = ""
+        key = digest("findings", content, display, context, settings)
+        stored = cache.get(key) if content else None
+        if stored is not None:
+            outcome.findings.extend(Finding(**item) for item in stored)
+            continue
+        top = str(cache.top) if cache.folder is not None else None
+        jobs.append(_Job(str(path), display, context, settings, content, key, top, cache.version))
+    for findings in _run_jobs(jobs, request.jobs or os.cpu_count() or 1):
+        outcome.findings.extend(findings)
+    outcome.files = len(checked)
+
+    if stdin_path is not None and request.stdin is not None:
+        context = contexts.get(stdin_path, NO_CONTEXT)
+        data = request.stdin.encode("utf-8")
+        outcome.findings.extend(lint_bytes(data, stdin_display, context, settings))
+        outcome.files += 1
+
+    outcome.findings = sorted(_per_file_ignores(outcome.findings, config))
+    return outcome
+
+
+def _per_file_ignores(findings: Iterable[Finding], config: Config) -> Iterable[Finding]:
+    """Drop findings that ``per-file-ignores`` turns off (AMP000 is never dropped)."""
+    if not config.per_file_ignores:
+        yield from findings
+        return
+    ignored: dict[str, set[str]] = {}
+    for finding in findings:
+        if finding.path not in ignored:
+            selectors = config.ignored_for(finding.path)
+            where = f"{config.path}: [tool.amplint] per-file-ignores"
+            ignored[finding.path] = _resolve(selectors, where) if selectors else set()
+        if finding.code == "AMP000" or finding.code not in ignored[finding.path]:
+            yield finding
