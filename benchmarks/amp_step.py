@@ -1,0 +1,212 @@
+"""Per-step training time: float32, mxnet.contrib.amp bfloat16, gluon_amp bfloat16, casts only.
+
+Run: ``python -m benchmarks.amp_step [--rounds 4] [--steps 3]``
+
+``mxnet.contrib.amp.init`` patches MXNet for the rest of a process and cannot be undone, so each
+variant lives in its own worker process, set up once. The coordinator then asks the workers in
+turn, round after round, for a few timed steps (one worker computes at a time, so the variants
+share the machine's noise alike) and reports medians. The overflow check alone is timed in one
+process on ResNet-18's gradients, alternating ours and contrib's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import platform
+import statistics
+import time
+
+VARIANTS = {
+    "float32": "float32, no AMP",
+    "contrib": "mxnet.contrib.amp bfloat16 (init_trainer, scale_loss)",
+    "ours": "gluon_amp bfloat16, default trainer (no scaling, skips inf/NaN)",
+    "ours_dynamic": "gluon_amp bfloat16 + DynamicLossScaler",
+    "casts_only": "casts only: gluon_amp autocast, plain Trainer (floor)",
+}
+MODELS = {
+    "resnet18": "resnet18_v1(thumbnail=True), 32x32, batch 32, hybridized",
+    "mlp": "MLP 1024-2048-2048-2048-10, batch 256, hybridized",
+}
+
+
+def _model(name: str):
+    import mxnet as mx
+    from mxnet.gluon import nn
+    from mxnet.gluon.model_zoo import vision
+
+    mx.random.seed(0)
+    if name == "resnet18":
+        net = vision.resnet18_v1(thumbnail=True, classes=10)
+        x = mx.nd.random.uniform(shape=(32, 3, 32, 32))
+    else:
+        net = nn.HybridSequential()
+        for units in (2048, 2048, 2048):
+            net.add(nn.Dense(units, activation="relu"))
+        net.add(nn.Dense(10))
+        x = mx.nd.random.uniform(shape=(256, 1024))
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    y = mx.nd.random.randint(0, 10, shape=(x.shape[0],)).astype("float32")
+    return net, x, y
+
+
+def _setup(variant: str, model: str):
+    """Build the model and return a function doing one training step."""
+    import mxnet as mx
+    from mxnet import autograd, gluon
+
+    if variant == "contrib":
+        from mxnet.contrib import amp
+    elif variant != "float32":
+        import gluon_amp as amp
+    if variant != "float32":
+        amp.init("bfloat16")
+    net, x, y = _model(model)
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.01, "momentum": 0.9})
+    if variant == "contrib":
+        amp.init_trainer(trainer)
+    elif variant == "ours":
+        amp.init_trainer(trainer)
+    elif variant == "ours_dynamic":
+        amp.init_trainer(trainer, amp.DynamicLossScaler())
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    scaled = variant in ("contrib", "ours", "ours_dynamic")
+
+    def step() -> None:
+        with autograd.record():  # scale_loss inside record: contrib fails outside it
+            loss = loss_fn(net(x), y)
+            if scaled:
+                with amp.scale_loss(loss, trainer) as scaled_loss:
+                    autograd.backward(scaled_loss)
+            else:
+                autograd.backward(loss)
+        trainer.step(x.shape[0])
+        mx.nd.waitall()
+
+    return step
+
+
+def _worker(variant: str, model: str, conn) -> None:
+    step = _setup(variant, model)
+    step()  # warm-up: graph building, oneDNN primitive creation
+    step()
+    conn.send("ready")
+    while True:
+        command = conn.recv()
+        if command is None:
+            return
+        times = []
+        for _ in range(command):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        conn.send(times)
+
+
+def _check_worker(repeats: int, conn) -> None:
+    """Time the overflow check alone on ResNet-18's gradients: ours vs contrib's."""
+    import mxnet as mx
+    from mxnet import autograd
+    from mxnet.contrib.amp.loss_scaler import LossScaler
+
+    from gluon_amp.overflow import gradients, has_nonfinite
+
+    net, x, y = _model("resnet18")
+    with autograd.record():
+        loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()(net(x), y)
+    loss.backward()
+    mx.nd.waitall()
+    params = list(net.collect_params().values())
+    contrib = LossScaler()
+    checks = {
+        "ours": lambda: has_nonfinite(gradients(params)),
+        "contrib": lambda: contrib.has_overflow(params),
+    }
+    results = {name: [] for name in checks}
+    for _ in range(repeats + 2):
+        for name, check in checks.items():
+            start = time.perf_counter()
+            assert check() is False
+            results[name].append(time.perf_counter() - start)
+    conn.send({name: times[2:] for name, times in results.items()})  # drop warm-up
+
+
+def _spawn(target, *args):
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=target, args=(*args, child), daemon=True)
+    process.start()
+    return process, parent
+
+
+def bench_model(model: str, rounds: int, steps: int) -> dict[str, float]:
+    workers = {v: _spawn(_worker, v, model) for v in VARIANTS}
+    try:
+        for _, conn in workers.values():
+            assert conn.recv() == "ready"
+        times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        for _ in range(rounds):
+            for variant, (_, conn) in workers.items():
+                conn.send(steps)
+                times[variant] += conn.recv()
+        return {v: statistics.median(t) * 1000 for v, t in times.items()}
+    finally:
+        for process, conn in workers.values():
+            conn.send(None)
+            process.join(timeout=30)
+
+
+def bench_check(repeats: int) -> dict[str, float]:
+    process, conn = _spawn(_check_worker, repeats)
+    try:
+        return {k: statistics.median(v) * 1000 for k, v in conn.recv().items()}
+    finally:
+        process.join(timeout=30)
+
+
+def _machine() -> str:
+    import mxnet as mx
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{cpu}, {mp.cpu_count()} CPUs, mxnet {mx.__version__}, Python {platform.python_version()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds per model")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
+    parser.add_argument("--check-repeats", type=int, default=20)
+    args = parser.parse_args()
+
+    print(f"machine: {_machine()}")
+    for model, label in MODELS.items():
+        medians = bench_model(model, args.rounds, args.steps)
+        floor = medians["casts_only"]
+        print(f"\n{label} — median ms/step over {args.rounds}x{args.steps} interleaved steps")
+        print("| variant | ms/step | vs float32 | vs casts-only |")
+        print("|---|---:|---:|---:|")
+        for variant, text in VARIANTS.items():
+            ms = medians[variant]
+            print(
+                f"| {text} | {ms:.0f} | {ms / medians['float32']:.2f}x "
+                f"| {100 * (ms / floor - 1):+.1f}% |"
+            )
+    check = bench_check(args.check_repeats)
+    print(f"\noverflow check alone, ResNet-18 gradients, median of {args.check_repeats}")
+    print("| check | ms |")
+    print("|---|---:|")
+    print(f"| mxnet.contrib.amp (multi_all_finite + sync) | {check['contrib']:.1f} |")
+    print(f"| gluon_amp (multi_sum_sq + one sync) | {check['ours']:.1f} |")
+    print(f"| ratio | {check['contrib'] / check['ours']:.1f}x cheaper |")
+
+
+if __name__ == "__main__":
+    main()
