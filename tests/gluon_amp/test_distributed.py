@@ -149,3 +149,25 @@ def test_crashed_worker_fails_the_job_fast_with_no_leftover_process(tmp_path: Pa
     assert last.startswith("gluon_amp.launch: worker ")
     assert "exited with code 3; stopping the job" in last
     assert not (tmp_path / "worker0.npz").exists()
+
+
+def test_example_trains_identically_on_two_local_workers(tmp_path: Path) -> None:
+    """examples/distributed/train.py as its README runs it, one epoch."""
+    example = REPO / "examples" / "distributed" / "train.py"
+    command = [
+        *(sys.executable, "-m", "gluon_amp.launch", "-n", "2", "-s", "1"),
+        *("--timeout", str(GUARD_SECONDS), "--", sys.executable, str(example), "--epochs", "1"),
+    ]
+    result = subprocess.run(
+        command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=GUARD_SECONDS + 30
+    )
+    assert result.returncode == 0, result.stderr
+    finals = sorted(line for line in result.stdout.splitlines() if line.startswith("worker "))
+    assert [line.split(":")[0] for line in finals] == [
+        "worker 0/2 (kvstore)",
+        "worker 1/2 (kvstore)",
+    ]
+    # Same parameters (checksum), same scaler state, same test accuracy on both workers.
+    assert finals[0].split(":", 1)[1] == finals[1].split(":", 1)[1]
+    accuracy = float(finals[0].split("test accuracy ")[1].split(",")[0])
+    assert accuracy > 0.5  # one epoch of 10-class digits: learning, not guessing
