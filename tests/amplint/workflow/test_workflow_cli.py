@@ -1,0 +1,204 @@
+"""The workflow through the real CLI: configuration, excludes, context, formats, stdin, jobs."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+SCHEMA = json.loads((Path(__file__).parent / "sarif-schema-2.1.0.json").read_text())
+
+TRAIN = """\
+from mxnet.contrib import amp
+from src import model
+amp.init()
+net = model.build()
+"""
+MODEL = """\
+from mxnet.gluon import nn
+
+
+def build():
+    net = nn.HybridSequential()
+    net.add(nn.Dense(1000))
+    net.add(nn.Dense(10))
+    return net
+"""
+
+
+def make_project(root: Path, pyproject: str | None = None) -> Path:
+    (root / ".git").mkdir()
+    (root / "src").mkdir()
+    (root / "src" / "__init__.py").write_text("")
+    (root / "src" / "model.py").write_text(MODEL)
+    (root / "train.py").write_text(TRAIN)
+    if pyproject is not None:
+        (root / "pyproject.toml").write_text(pyproject)
+    return root
+
+
+def codes(result) -> list[tuple[str, int, str]]:
+    return [(d["path"], d["line"], d["code"]) for d in json.loads(result.stdout)]
+
+
+def test_an_explicit_file_gets_its_context_from_the_rest_of_the_project(tmp_path, amplint):
+    make_project(tmp_path)
+    # Only the model file is passed, as pre-commit does; train.py turns float16 on.
+    result = amplint("check", "src/model.py", "--format", "json", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert codes(result) == [("src/model.py", 7, "AMP201")]
+    (tmp_path / "train.py").write_text(TRAIN.replace("amp.init()\n", ""))
+    result = amplint("check", "src/model.py", "--format", "json", cwd=tmp_path)
+    assert (result.returncode, codes(result)) == (0, [])
+
+
+def test_configuration_then_command_line(tmp_path, amplint):
+    make_project(tmp_path, "[tool.amplint]\nalignment = 5\nignore = ['AMP301']\n")
+    # alignment 5 from the file: 1000 and 10 are multiples of 5.
+    assert codes(amplint("check", "--format", "json", cwd=tmp_path / "src")) == []
+    on_cli = amplint("check", "--format", "json", "--alignment", "8", cwd=tmp_path / "src")
+    assert codes(on_cli) == [("model.py", 7, "AMP201")]
+    (tmp_path / "pyproject.toml").write_text("[tool.amplint]\nignore = ['dim-not-multiple-of-8']\n")
+    assert codes(amplint("check", ".", "--format", "json", cwd=tmp_path)) == []
+    selected = amplint("check", ".", "--format", "json", "--select", "AMP2", cwd=tmp_path)
+    assert codes(selected) == [("src/model.py", 7, "AMP201")]
+    other = tmp_path / "strict.toml"
+    other.write_text("[tool.amplint]\nalignment = 64\n")
+    strict = amplint("check", ".", "--format", "json", "--config", str(other), cwd=tmp_path)
+    assert codes(strict) == [("src/model.py", 6, "AMP201"), ("src/model.py", 7, "AMP201")]
+
+
+def test_bad_configuration_is_one_line_naming_file_and_key(tmp_path, amplint):
+    make_project(tmp_path, "[tool.amplint]\nalignmnet = 8\n")
+    result = amplint("check", ".", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(tmp_path / "pyproject.toml") in lines[0]
+    assert "unknown key 'alignmnet'" in lines[0] and "did you mean 'alignment'" in lines[0]
+    (tmp_path / "pyproject.toml").write_text("[tool.amplint]\nselect = ['AMP999']\n")
+    result = amplint("check", ".", cwd=tmp_path)
+    assert result.returncode == 2 and "select" in result.stderr and "AMP999" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_per_file_ignores_and_excludes_also_for_explicit_files(tmp_path, amplint):
+    make_project(
+        tmp_path,
+        '[tool.amplint]\nextend-exclude = ["legacy"]\n'
+        '[tool.amplint.per-file-ignores]\n"src/*" = ["AMP201"]\n',
+    )
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy" / "old.py").write_text(
+        MODEL + "from mxnet.contrib import amp\namp.init()\n"
+    )
+    assert codes(amplint("check", ".", "--format", "json", cwd=tmp_path)) == []
+    explicit = amplint("check", "legacy/old.py", "src/model.py", "--format", "json", cwd=tmp_path)
+    assert (explicit.returncode, codes(explicit)) == (0, [])
+    assert "1 file checked" in explicit.stderr  # legacy/old.py is excluded
+
+
+def test_sarif_and_github_and_output_file(tmp_path, amplint):
+    make_project(tmp_path)
+    result = amplint("check", ".", "--format", "sarif", "--output-file", "out.sarif", cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    log = json.loads((tmp_path / "out.sarif").read_text())
+    jsonschema.Draft4Validator(SCHEMA).validate(log)
+    (finding,) = log["runs"][0]["results"]
+    assert finding["ruleId"] == "AMP201"
+    assert finding["locations"][0]["physicalLocation"]["region"]["startLine"] == 7
+    described = {rule["id"] for rule in log["runs"][0]["tool"]["driver"]["rules"]}
+    assert {"AMP101", "AMP201", "AMP301"} <= described
+    github = amplint("check", ".", "--format", "github", cwd=tmp_path)
+    assert github.stdout.startswith(
+        "::error file=src/model.py,line=7,col=22,endLine=7,endColumn=24,"
+    )
+
+
+def test_stdin_with_a_filename_uses_the_project_context(tmp_path, amplint):
+    make_project(tmp_path)
+    edited = MODEL.replace("nn.Dense(10)", "nn.Dense(12)")
+    result = amplint(
+        "check",
+        "-",
+        "--stdin-filename",
+        "src/model.py",
+        "--format",
+        "json",
+        cwd=tmp_path,
+        stdin=edited,
+    )
+    assert result.returncode == 1, result.stderr
+    assert codes(result) == [("src/model.py", 7, "AMP201")]
+    assert "Dense units=12" in json.loads(result.stdout)[0]["message"]
+    alone = amplint("check", "-", "--format", "json", cwd=tmp_path, stdin=edited)
+    assert (alone.returncode, codes(alone)) == (0, [])  # no name: no project context
+
+
+def notebook(*sources: str) -> str:
+    cells = [{"cell_type": "markdown", "source": "# Tutorial", "metadata": {}}]
+    cells += [
+        {"cell_type": "code", "source": s, "metadata": {}, "outputs": [], "execution_count": None}
+        for s in sources
+    ]
+    return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells})
+
+
+def test_notebooks_are_checked_by_cell(tmp_path, amplint):
+    (tmp_path / "tutorial.ipynb").write_text(
+        notebook(
+            "%matplotlib inline\n!pip install mxnet\n"
+            "from mxnet.contrib import amp\nfrom mxnet.gluon import nn",
+            "amp.init()\nnet = nn.HybridSequential()\nnet.add(nn.Dense(10))",
+        )
+    )
+    (tmp_path / "broken.ipynb").write_text("{ not json")
+    result = amplint("check", ".", "--format", "json", cwd=tmp_path)
+    data = json.loads(result.stdout)
+    assert result.returncode == 2
+    assert [(d["path"], d["code"], d.get("cell"), d["line"]) for d in data] == [
+        ("broken.ipynb", "AMP000", None, 1),
+        ("tutorial.ipynb", "AMP201", 3, 3),
+    ]
+    text = amplint("check", "tutorial.ipynb", cwd=tmp_path)
+    assert text.stdout.startswith("tutorial.ipynb[cell 3]:3:")
+
+
+def test_parallel_and_serial_runs_agree(tmp_path, amplint):
+    make_project(tmp_path)
+    for number in range(24):
+        (tmp_path / "src" / f"layer_{number}.py").write_text(
+            MODEL.replace("nn.Dense(10)", f"nn.Dense({number + 1})")
+        )
+        (tmp_path / "train.py").write_text(
+            (tmp_path / "train.py").read_text() + f"from src import layer_{number}\n"
+        )
+    serial = amplint("check", ".", "--format", "json", "--jobs", "1", "--no-cache", cwd=tmp_path)
+    parallel = amplint("check", ".", "--format", "json", "--jobs", "2", "--no-cache", cwd=tmp_path)
+    assert serial.stdout == parallel.stdout
+    assert len(json.loads(serial.stdout)) == 1 + 21  # 24 layers, 8, 16 and 24 are fine
+    assert not (tmp_path / ".amplint_cache").exists()
+
+
+def test_concurrent_processes_share_one_cache(tmp_path, amplint):
+    make_project(tmp_path)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = list(
+            pool.map(lambda _: amplint("check", ".", "--format", "json", cwd=tmp_path), range(4))
+        )
+    assert {run.stdout for run in runs} == {runs[0].stdout}
+    assert codes(runs[0]) == [("src/model.py", 7, "AMP201")]
+    cache = tmp_path / ".amplint_cache"
+    assert (cache / ".gitignore").is_file()
+    assert not list(cache.rglob(".tmp-*"))
+    assert amplint("check", ".", "--format", "json", cwd=tmp_path).stdout == runs[0].stdout
+
+
+@pytest.mark.parametrize("args", [["--jobs", "0"], ["--format", "xml"]])
+def test_bad_options_are_usage_errors(tmp_path, amplint, args):
+    result = amplint("check", ".", *args, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
