@@ -113,13 +113,18 @@ def stop_all(members: Sequence[Member]) -> None:
         member.process.wait()
 
 
-def _start(command: Sequence[str], env: Mapping[str, str], role: str, index: int) -> Member:
+def start_member(command: Sequence[str], env: Mapping[str, str], role: str, index: int) -> Member:
+    """Start ``command`` in a session of its own (so :func:`stop_all` can end its whole group)."""
     process = subprocess.Popen(list(command), env=dict(env), start_new_session=True)
     return Member(role, index, process)
 
 
-def _supervise(members: Sequence[Member], timeout: float | None) -> int:
-    """Wait for the job; return its exit status as soon as it is known."""
+def supervise(members: Sequence[Member], timeout: float | None) -> int:
+    """Wait for the members; return the job's exit status as soon as it is known.
+
+    The first member to fail decides it; once every worker has exited cleanly the others get
+    ``SERVER_EXIT_GRACE_SECONDS`` to follow. Does not stop anyone: call :func:`stop_all`.
+    """
     started = time.monotonic()
     workers_done_at: float | None = None
     while True:
@@ -182,8 +187,8 @@ def launch(
     try:
         for role, index in roles:
             member_env = role_env(role, port, num_workers, num_servers, base)
-            members.append(_start(command, member_env, role, index))
-        return _supervise(members, timeout)
+            members.append(start_member(command, member_env, role, index))
+        return supervise(members, timeout)
     except OSError as error:
         _say(f"cannot run {command[0]!r}: {error.strerror or error}")
         return EXIT_CANNOT_RUN

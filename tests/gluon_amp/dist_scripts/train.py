@@ -1,9 +1,10 @@
 """Training runs for the distributed tests: a small MLP, SGD with momentum, fixed data.
 
-As a worker of a ``dist_sync`` job (started by ``gluon_amp.launch``) it trains on its half of
-every global batch and writes ``worker<rank>.npz`` (parameters) and ``worker<rank>.json`` (the
-loss scaler's step log and state) into ``--out``. With ``--reference`` it is the single-process
-run on the union of both halves, without a kvstore, written twice:
+As a worker of a ``dist_sync`` job (started by ``gluon_amp.launch``) or of a Horovod job
+(``--horovod``) it trains on its half of every global batch and writes ``worker<rank>.npz``
+(parameters) and ``worker<rank>.json`` (the loss scaler's step log and state) into ``--out``.
+With ``--reference`` it is the single-process run on the union of both halves, without a
+kvstore, written twice:
 
 - ``halves``: one backward per half, the two gradients summed in float32 as the kvstore sums
   them (MXNet's bfloat16 ``amp_cast`` drops gradients under ``grad_req='add'``, so no 'add');
@@ -39,6 +40,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--reference", action="store_true", help="single process, no kvstore")
+    parser.add_argument("--horovod", action="store_true", help="a worker of a Horovod job")
     parser.add_argument("--amp", action="store_true", help="gluon_amp bfloat16 + DynamicLossScaler")
     parser.add_argument("--inf-step", type=int, default=None, help="worker 0 injects an inf here")
     parser.add_argument("--update-on-kvstore", action="store_true", help="request it (dist only)")
@@ -80,14 +82,22 @@ class Run:
 
     def __init__(self, args: argparse.Namespace, kvstore: mx.kv.KVStore | None) -> None:
         self.net = build_net()
-        self.trainer = gluon.Trainer(
-            self.net.collect_params(),
-            "sgd",
-            {"learning_rate": 0.1, "momentum": 0.9},
-            kvstore=kvstore,
-            # With --amp Gluon's default (True for dist kvstores) is left to gluon_amp to turn off.
-            update_on_kvstore=True if args.update_on_kvstore else (None if args.amp else False),
-        )
+        optimizer = ("sgd", {"learning_rate": 0.1, "momentum": 0.9})
+        # Horovod averages (divides by the number of workers), so its step takes the local batch.
+        self.batch_size = HALF_BATCH if args.horovod else GLOBAL_BATCH
+        if args.horovod:
+            import horovod.mxnet as hvd
+
+            hvd.broadcast_parameters(self.net.collect_params(), root_rank=0)
+            self.trainer = hvd.DistributedTrainer(self.net.collect_params(), *optimizer)
+        else:
+            self.trainer = gluon.Trainer(
+                self.net.collect_params(),
+                *optimizer,
+                kvstore=kvstore,
+                # With --amp, Gluon's default (True for dist kvstores) is gluon_amp's to turn off.
+                update_on_kvstore=True if args.update_on_kvstore else (None if args.amp else False),
+            )
         self.scaler = None
         self.log: dict = {"steps": []}
         self.loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
@@ -123,7 +133,7 @@ class Run:
             for grad, summed in zip(self.net.collect_params().values(), total):
                 grad.grad()[:] = summed
         entry = {"scale": self.scaler.scale if self.scaler else None}
-        self.trainer.step(GLOBAL_BATCH)
+        self.trainer.step(self.batch_size)
         if self.scaler is not None:
             entry.update(skipped=self.scaler.last_skipped, scale_after=self.scaler.scale)
         self.log["steps"].append(entry)
@@ -149,6 +159,12 @@ def main() -> None:
     if args.reference:
         runs = {"reference_halves": Run(args, None), "reference_full": Run(args, None)}
         rank = 0
+    elif args.horovod:
+        import horovod.mxnet as hvd
+
+        hvd.init()
+        rank = hvd.rank()
+        runs = {f"worker{rank}": Run(args, None)}
     else:
         kvstore = mx.kv.create("dist_sync")
         rank = kvstore.rank
