@@ -103,6 +103,11 @@ def main() -> None:
     help="The path of the source read from standard input (`-`), for context and reports.",
 )
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when findings are reported.")
+@click.option("--fix", is_flag=True, help="Fix what can be fixed safely, in place.")
+@click.option("--diff", is_flag=True, help="Print the fixes as a unified diff; write nothing.")
+@click.option(
+    "--unsafe-fixes", is_flag=True, help="Also apply fixes that change shapes and checkpoints."
+)
 def check(
     paths: tuple[str, ...],
     select: tuple[str, ...],
@@ -118,6 +123,9 @@ def check(
     jobs: int | None,
     stdin_filename: str | None,
     exit_zero: bool,
+    fix: bool,
+    diff: bool,
+    unsafe_fixes: bool,
 ) -> None:
     """Check PATHS (default: the current folder; `-` reads standard input) for hazards."""
     from amplint.config import ConfigError
@@ -146,14 +154,26 @@ def check(
         sys.exit(2)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    found, fixed = outcome.findings, None
+    if fix or diff:
+        from amplint.fix.command import fix_outcome
+
+        outcome, fixed = fix_outcome(request, outcome, unsafe_fixes, write=not diff)
+        sys.stdout.write("".join(fixed.diffs) if diff else "")
     for problem in outcome.problems:
         click.echo(f"amplint: error: {problem}", err=True)
-    code = exit_code(outcome.findings, len(outcome.problems), exit_zero)
+    code = exit_code(found if diff else outcome.findings, len(outcome.problems), exit_zero)
     if output_file is None:
-        emit(outcome.findings, outcome.files, output_format, sys.stdout, code != 2)
+        out = sys.stderr if diff else sys.stdout
+        emit(outcome.findings, outcome.files, output_format, out, code != 2)
     else:
         with open(output_file, "w", encoding="utf-8") as out:
             emit(outcome.findings, outcome.files, output_format, out, code != 2)
+    if fixed is not None:
+        from amplint.fix.command import summary
+
+        text_out = output_format == "text" and not diff and output_file is None
+        click.echo(summary(fixed, len(outcome.findings), not diff), err=not text_out)
     sys.exit(code)
 
 

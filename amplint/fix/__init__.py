@@ -1,0 +1,42 @@
+"""Automatic fixes (``amplint check --fix``): one module per fix, the registry here.
+
+A fixer is ``fix(finding, ctx) -> list[Edit]`` (see :mod:`amplint.fix.api`);
+:mod:`amplint.fix.apply` plans, applies, re-parses and re-lints; :mod:`amplint.fix.files` reads
+and writes files and diffs; :mod:`amplint.fix.command` runs it for ``amplint check``.
+Unsafe fixes change the model itself (its shapes and checkpoints) and only run with
+``--unsafe-fixes``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+from amplint.findings import Finding
+from amplint.fix.api import Edit, FixContext
+
+
+@dataclass(frozen=True)
+class Fixer:
+    code: str
+    fix: Callable[[Finding, FixContext], list[Edit]]
+    safe: bool
+
+
+# code -> (module, whether its fix is safe)
+_MODULES = {
+    "AMP201": ("round_up", False),
+    "AMP202": ("round_up", False),
+}
+
+
+def _load() -> dict[str, Fixer]:
+    fixers = {}
+    for code, (name, safe) in sorted(_MODULES.items()):
+        module = importlib.import_module(f"amplint.fix.{name}")
+        fixers[code] = Fixer(code, module.fix, safe)
+    return fixers
+
+
+FIXERS: dict[str, Fixer] = _load()

@@ -1,0 +1,93 @@
+"""AMP201/AMP202 (unsafe): dimensions and batch sizes rounded up where they were written."""
+
+from __future__ import annotations
+
+from fixcase import assert_fixed, fix, lint
+
+HEADER = """\
+import argparse
+from mxnet import gluon
+from mxnet.contrib import amp
+amp.init()
+"""
+
+
+def test_literal_in_the_call_keeps_spacing_and_comments():
+    assert_fixed(
+        HEADER + "net = gluon.nn.Dense( 1000 ,in_units = 100 )  # keep me\n",
+        HEADER + "net = gluon.nn.Dense( 1000 ,in_units = 104 )  # keep me\n",
+        "AMP201",
+    )
+
+
+def test_module_constant_shared_by_two_layers_is_rounded_once():
+    before = HEADER + (
+        "NUM_CLASSES = 10  # the ten digits\n"
+        "head = gluon.nn.Dense(NUM_CLASSES)\n"
+        "aux = gluon.nn.Dense(NUM_CLASSES, in_units=512)\n"
+    )
+    result = assert_fixed(before, before.replace("= 10 ", "= 16 "), "AMP201")
+    assert result.applied == 2
+
+
+def test_argparse_default_and_default_argument():
+    before = HEADER + (
+        "parser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--batch-size', type=int, default=100,\n"
+        "                    help='per device')\n"
+        "args = parser.parse_args()\n"
+        "def build(vocab=(33278)):\n"
+        "    return gluon.nn.Embedding(vocab, 512)\n"
+        "loader = gluon.data.DataLoader(data, args.batch_size)\n"
+    )
+    after = before.replace("default=100", "default=104").replace("(33278)", "(33280)")
+    assert_fixed(before, after, "AMP201", "AMP202")
+
+
+def test_computed_value_stays_with_its_reason():
+    before = HEADER + "K = 10\nnet = gluon.nn.Dense(K * 2 + 1)\n"
+    result = fix(before, "AMP201")
+    assert result.fixed == before and result.applied == 0
+    (finding,) = result.remaining
+    assert "computed" in result.reasons[finding]
+
+
+def test_unsafe_fixes_need_the_flag():
+    before = HEADER + "net = gluon.nn.Dense(100)\n"
+    result = fix(before, "AMP201", unsafe=False)
+    assert result.fixed == before
+    assert "--unsafe-fixes" in result.reasons[result.remaining[0]]
+
+
+def test_suppressed_line_is_never_rewritten():
+    before = HEADER + (
+        "HIDDEN = 100  # amplint: ignore[AMP201]\n"
+        "net = gluon.nn.Dense(HIDDEN)\n"
+        "ok = gluon.nn.Dense(20)  # noqa: AMP201\n"
+    )
+    result = fix(before, "AMP201")
+    assert result.fixed == before
+    assert [f.line for f in lint(before, "AMP201")] == [6]
+    assert "suppressed" in result.reasons[result.remaining[0]]
+
+
+def test_keras_and_torch_layers():
+    assert_fixed(
+        """\
+        import torch
+        from torch import nn
+        model = nn.Sequential(
+            nn.Conv2d(3, 60, 3),
+            nn.Linear(60, 10),  # logits
+        ).half()
+        """,
+        """\
+        import torch
+        from torch import nn
+        model = nn.Sequential(
+            nn.Conv2d(3, 64, 3),
+            nn.Linear(64, 16),  # logits
+        ).half()
+        """,
+        "AMP201",
+    )
