@@ -8,16 +8,14 @@ for the model, the data and what each run writes.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from dist_scripts.processes import survivors
+from dist_scripts.processes import REPO, child_env, survivors
 
-REPO = Path(__file__).resolve().parents[2]
 TRAIN = Path(__file__).with_name("dist_scripts") / "train.py"
 GUARD_SECONDS = 180  # watchdog and subprocess timeouts: failure guards only
 STEPS = 8
@@ -27,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 
 def _env(pid_dir: Path | None = None) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = child_env()
     if pid_dir is not None:  # where train.py records the pid of each process of a job
         pid_dir.mkdir()
         env["DIST_TEST_PID_DIR"] = str(pid_dir)

@@ -10,7 +10,6 @@ Runs only where Horovod is built with MXNet (see examples/distributed/README.md)
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ pytest.importorskip(
     "horovod.mxnet", reason=f"Horovod with MXNet support is not installed (build: {BUILD})"
 )
 
+from dist_scripts.processes import child_env  # noqa: E402
 from horovod.runner.common.util.hosts import get_host_assignments, parse_hosts  # noqa: E402
 from horovod.runner.gloo_run import create_slot_env_vars  # noqa: E402
 from horovod.runner.http.http_server import (  # noqa: E402
@@ -36,7 +36,6 @@ from horovod.runner.http.http_server import (  # noqa: E402
 
 from gluon_amp.launch import LOOPBACK, start_member, stop_all, supervise  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
 TRAIN = Path(__file__).with_name("dist_scripts") / "train.py"
 GUARD_SECONDS = 180  # failure guard only
 STEPS = 8
@@ -53,7 +52,6 @@ def run_horovod_job(args: list[str], num_workers: int = 2) -> int:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     common = {
-        "PYTHONPATH": str(REPO),
         "HOROVOD_GLOO_RENDEZVOUS_ADDR": LOOPBACK,
         "HOROVOD_GLOO_RENDEZVOUS_PORT": str(server.server_address[1]),
         "HOROVOD_CONTROLLER": "gloo",
@@ -63,7 +61,7 @@ def run_horovod_job(args: list[str], num_workers: int = 2) -> int:
     members = []
     try:
         for slot in plan:
-            env = {**os.environ, **common, **create_slot_env_vars(slot)}
+            env = child_env(**common, **create_slot_env_vars(slot))
             command = [sys.executable, str(TRAIN), "--horovod", *args]
             members.append(start_member(command, env, "worker", slot.rank))
         return supervise(members, timeout=GUARD_SECONDS)
@@ -87,7 +85,7 @@ def test_horovod_workers_skip_the_same_inf_step_and_match_the_reference(tmp_path
     assert run_horovod_job(flags) == 0
     reference = subprocess.run(
         [sys.executable, str(TRAIN), "--reference", *flags],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=GUARD_SECONDS,

@@ -4,7 +4,6 @@ signals, and that no process it started outlives it."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,11 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from dist_scripts.processes import survivors
+from dist_scripts.processes import REPO, child_env, survivors
 
 from gluon_amp import launch
 
-REPO = Path(__file__).resolve().parents[2]
 FAKE = Path(__file__).with_name("dist_scripts") / "fake_member.py"
 # Failure guard only: no test relies on how long anything takes.
 GUARD_SECONDS = 120
@@ -28,7 +26,7 @@ pytestmark = [
 
 
 def run_launcher(args: list[str], **kwargs) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = child_env()
     command = [sys.executable, "-m", "gluon_amp.launch", *args]
     return subprocess.run(
         command, cwd=REPO, env=env, capture_output=True, text=True, timeout=GUARD_SECONDS, **kwargs
@@ -100,7 +98,7 @@ def test_watchdog_ends_a_hanging_job(tmp_path: Path) -> None:
 
 
 def test_sigterm_to_the_launcher_ends_every_process(tmp_path: Path) -> None:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = child_env()
     command = [sys.executable, "-m", "gluon_amp.launch", *fake_job(tmp_path, "hang", workers=1)]
     launcher = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
     try:
