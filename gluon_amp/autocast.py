@@ -25,6 +25,7 @@ from mxnet.ndarray import NDArray
 from mxnet.symbol import Symbol
 
 from . import outputs
+from .accumulate import Tracker
 from .errors import Float16OnCPUError
 from .np_ops import npx_functions_for
 
@@ -52,6 +53,7 @@ class _Active:
         self.patches: list[tuple[Any, str, Any]] = []  # (owner, attribute, original value)
         self.graphs_built_under_amp: weakref.WeakSet = weakref.WeakSet()
         self.warned_blocks: weakref.WeakSet = weakref.WeakSet()
+        self.tracker = Tracker()
 
     def patch(self, owner: Any, name: str, value: Any) -> None:
         self.patches.append((owner, name, owner.__dict__[name]))
@@ -162,15 +164,21 @@ def _describe(config: _Config) -> str:
 # --- casting helpers -------------------------------------------------------------------------
 
 
+def _guard(x: Any) -> Any:
+    return _active.tracker.guard(x) if _active is not None else x
+
+
 def _cast(x: Any, dtype: Any) -> Any:
     """``x`` cast to ``dtype`` with ``amp_cast`` if it is a float array or a symbol."""
     if isinstance(x, NDArray):
         if x.dtype == dtype or x.dtype not in _FLOATS:
             return x
+        x = _guard(x)
         if isinstance(x, mx.np.ndarray):
             return ndarray.amp_cast(x.as_nd_ndarray(), dtype=dtype).as_np_ndarray()
         return ndarray.amp_cast(x, dtype=dtype)
     if isinstance(x, Symbol):
+        x = _guard(x)
         if isinstance(x, mx.sym.np._Symbol):
             return symbol.amp_cast(x.as_nd_ndarray(), dtype=dtype).as_np_ndarray()
         return symbol.amp_cast(x, dtype=dtype)
@@ -257,6 +265,7 @@ def _widest_wrapper(f, target):
         slots += [(kwargs, k) for k, v in kwargs.items() if isinstance(v, (Symbol, NDArray))]
         values = [holder[key] for holder, key in slots]
         if any(isinstance(v, Symbol) for v in values):
+            values = [_guard(v) for v in values]
             cast = symbol.amp_multicast(*values, num_outputs=len(values))
             for (holder, key), value in zip(slots, cast):
                 holder[key] = value
@@ -354,9 +363,11 @@ def _install(active: _Active) -> None:
     _install_legacy(active, ndarray, dtype, lists)
     _install_npx(active, dtype, lists)
 
-    def on_call(block: Block) -> None:
+    def on_call(block: Block, outermost: bool) -> None:
         _warn_if_graph_predates_init(active, block)
+        active.tracker.on_call(block, outermost)
 
+    active.tracker.install(active.patch)
     active.patch(
         Block,
         "__call__",

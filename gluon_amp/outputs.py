@@ -52,15 +52,18 @@ def to_float32(value: Any) -> Any:
 
 
 def make_block_call(
-    original: Callable, cast_outputs: bool, on_call: Callable[[Any], None]
+    original: Callable, cast_outputs: bool, on_call: Callable[[Any, bool], None]
 ) -> Callable:
-    """A replacement for ``Block.__call__`` wrapping ``original``; ``on_call(block)`` runs first."""
+    """A replacement for ``Block.__call__`` wrapping ``original``.
+
+    ``on_call(block, outermost)`` runs before each call.
+    """
 
     def __call__(self, *args):
         depth = getattr(_local, "depth", 0)
         if depth == 0:
             _local.on_cpu = any(a.context.device_type == "cpu" for a in _arrays(args))
-        on_call(self)
+        on_call(self, depth == 0)
         _local.depth = depth + 1
         try:
             out = original(self, *args)
