@@ -26,8 +26,13 @@ class Fixer:
 
 # code -> (module, whether its fix is safe)
 _MODULES = {
+    "AMP101": ("float32_output", True),
     "AMP201": ("round_up", False),
     "AMP202": ("round_up", False),
+    "AMP301": ("loss_scaling", True),
+    "AMP302": ("record_scope", True),
+    "AMP303": ("trainer_init", True),
+    "AMP305": ("unscale", True),
 }
 
 

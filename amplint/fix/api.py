@@ -98,6 +98,18 @@ class FixContext:
                 break
         raise Unfixable("the call is not a statement of its own")
 
+    def own_statement(self, call: cst.Call, what: str) -> cst.SimpleStatementLine:
+        """The line holding ``call`` as its only statement (``loss.backward()``)."""
+        statement = self.statement(call)
+        if (
+            isinstance(statement, cst.SimpleStatementLine)
+            and len(statement.body) == 1
+            and isinstance(statement.body[0], cst.Expr)
+            and statement.body[0].value is call
+        ):
+            return statement
+        raise Unfixable(f"{what} is not a statement of its own")
+
     def block_of(self, statement: cst.BaseStatement) -> cst.Module | cst.IndentedBlock:
         parent = self.parents[statement]
         assert isinstance(parent, (cst.Module, cst.IndentedBlock))
@@ -129,6 +141,16 @@ class FixContext:
             number += 1
             name = f"{preferred}_{number}"
         return name
+
+    def string(self, text: str) -> cst.SimpleString:
+        """A string literal in the file's usual quotes (double when the file has no strings)."""
+        single = double = 0
+        for node in self.positions:
+            if isinstance(node, cst.SimpleString) and not node.value.endswith(('"""', "'''")):
+                single += node.value.endswith("'")
+                double += node.value.endswith('"')
+        quote = "'" if single > double else '"'
+        return cst.SimpleString(f"{quote}{text}{quote}")
 
 
 def expression(code: str) -> cst.BaseExpression:
