@@ -11,7 +11,8 @@ watches every process it started, and the first one that fails (or the ``--timeo
 stops the whole job: each process runs in its own session and its whole process group is ended
 (SIGTERM, then SIGKILL). Whatever happens, no process it started outlives it.
 
-This module imports no MXNet, so the launcher itself starts in milliseconds.
+Processes are named by role and launch order (``worker 1``); MXNet's ``kv.rank`` is assigned
+by the scheduler and may differ. This module imports no MXNet.
 """
 
 from __future__ import annotations
