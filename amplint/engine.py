@@ -20,7 +20,7 @@ from amplint.settings import Settings
 # Rules that can fire without any reduced-precision signal in the file (contrib.amp misuse).
 _AMP_API = re.compile(r"scale_loss|init_trainer|amp\.init|clip_grad|clip_global_norm")
 _SIGNAL = re.compile(
-    r"float16|bfloat16|\bfp16\b|\bbf16\b|\.half\(|autocast|\bamp\b|\.cast\(|dtype|mixed_precision"
+    r"float16|bfloat16|\bhalf\b|autocast|amp\.init|mixed[-_]precision|\bfp16\b|--amp\b"
 )
 
 
@@ -79,7 +79,7 @@ def lint_source(
     if not issues:
         return errors
     try:
-        located = _locate(module, source, path, issues)
+        located = _locate(module, index, source, path, issues)
     except RecursionError:
         return [parse_error(path, "too deeply nested to analyse")]
     return sorted(errors + located)
@@ -101,27 +101,21 @@ def _python_parse_problem(source: str) -> str | None:
     return None
 
 
-def _locate(module, source: str, path: str, issues) -> list[Finding]:
+def _locate(module, index, source: str, path: str, issues) -> list[Finding]:
     """Turn issues into findings: positions, statement lines for suppressions, origins."""
-    import libcst as cst
-    from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
+    from libcst.metadata import MetadataWrapper, PositionProvider
 
     from amplint import suppressions
     from amplint.rules import RULES
 
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     positions = wrapper.resolve(PositionProvider)
-    parents = wrapper.resolve(ParentNodeProvider)
     suppressed = suppressions.parse(source)
     findings = []
     for code, issue in issues:
         name = RULES[code].name
         where = positions[issue.node]
-        statement = issue.node
-        while statement in parents and not isinstance(
-            statement, (cst.SimpleStatementLine, cst.BaseCompoundStatement)
-        ):
-            statement = parents[statement]
+        statement = index.statement_of(issue.node)
         first_line = positions[statement].start.line if statement in positions else where.start.line
         if suppressed.covers(code, name, (where.start.line, first_line)):
             continue

@@ -7,7 +7,10 @@ index; none of them walks the tree again.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import libcst as cst
 
@@ -39,6 +42,7 @@ class CallSite:
     scope: Scope
     ancestors: tuple[tuple[str, cst.CSTNode], ...]
     order: int
+    statement: cst.CSTNode | None = None  # the innermost statement holding the call
 
     @property
     def method(self) -> str | None:
@@ -111,11 +115,58 @@ def string_value(node: cst.CSTNode | None) -> str | None:
     return None
 
 
-class FileIndex(cst.CSTVisitor):
-    """Imports, scopes, calls, assignments and argparse defaults of one module."""
+# Fields that never hold code (whitespace, punctuation, operators): the walk skips them.
+_SKIPPED_FIELDS = re.compile(
+    r"^(whitespace|leading_lines|lines_after|lpar|rpar|comma|semicolon|newline|header|footer"
+    r"|colon|equal|dot|star|prefix|quote|operator|lbrace|rbrace|lbracket|rbracket|asynchronous"
+    r"|indent|relative|arrow|default_indent|default_newline|encoding|has_trailing_newline)"
+)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How the walk treats one node type: its code-holding fields and its handlers."""
+
+    fields: tuple[str, ...]
+    visit: Callable[[FileIndex, Any], Any] | None
+    leave: Callable[[FileIndex, Any], None] | None
+    field_visits: tuple[tuple[str, Callable | None, Callable | None], ...]
+
+
+_PLANS: dict[type, _Plan] = {}
+
+
+def _plan(kind: type) -> _Plan:
+    plan = _PLANS.get(kind)
+    if plan is None:
+        names = tuple(f.name for f in dataclasses.fields(kind) if not _SKIPPED_FIELDS.match(f.name))
+        prefix = kind.__name__
+        field_visits = tuple(
+            (
+                name,
+                getattr(FileIndex, f"visit_{prefix}_{name}", None),
+                getattr(FileIndex, f"leave_{prefix}_{name}", None),
+            )
+            for name in names
+        )
+        plan = _Plan(
+            names,
+            getattr(FileIndex, f"visit_{prefix}", None),
+            getattr(FileIndex, f"leave_{prefix}", None),
+            field_visits,
+        )
+        _PLANS[kind] = plan
+    return plan
+
+
+class FileIndex:
+    """Imports, scopes, calls, assignments and argparse defaults of one module.
+
+    Built by one walk over the tree that reads node fields directly: libcst's own visitor
+    rebuilds every node it passes, which costs as much as the parse.
+    """
 
     def __init__(self) -> None:
-        super().__init__()
         self.imports: dict[str, str] = {}
         self.star_imports: list[str] = []
         self.module_scope = Scope(None, None)
@@ -126,17 +177,55 @@ class FileIndex(cst.CSTVisitor):
         self._scope = self.module_scope
         self._stack: list[tuple[str, cst.CSTNode]] = []
         self._order = 0
+        self._statement: cst.CSTNode | None = None
 
     @classmethod
     def build(cls, module: cst.Module) -> FileIndex:
         index = cls()
-        module.visit(index)
+        index._walk(module)
         index._collect_argparse()
         return index
+
+    def _walk(self, node: cst.CSTNode) -> None:
+        plan = _PLANS.get(type(node)) or _plan(type(node))
+        if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+            outer, self._statement = self._statement, node
+            self._walk_fields(node, plan)
+            self._statement = outer
+        else:
+            self._walk_fields(node, plan)
+
+    def _walk_fields(self, node: cst.CSTNode, plan: _Plan) -> None:
+        if plan.visit is not None and plan.visit(self, node) is False:
+            return
+        for name, before, after in plan.field_visits:
+            value = getattr(node, name)
+            if before is not None:
+                before(self, node)
+            if isinstance(value, cst.CSTNode):
+                self._walk(value)
+            elif isinstance(value, (tuple, list)):
+                for item in value:
+                    if isinstance(item, cst.CSTNode):
+                        self._walk(item)
+            if after is not None:
+                after(self, node)
+        if plan.leave is not None:
+            plan.leave(self, node)
 
     def site(self, node: cst.CSTNode | None) -> CallSite | None:
         """The call site of a Call node of this module."""
         return self.by_node.get(id(node)) if isinstance(node, cst.Call) else None
+
+    def statement_of(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        """The statement holding a call or one of a call's arguments."""
+        site = self.site(node)
+        if site is not None:
+            return site.statement
+        for site in self.calls:
+            if any(argument.value is node for argument in site.node.args):
+                return site.statement
+        return None
 
     def with_calls(self, site: CallSite) -> list[CallSite]:
         """Calls in the ``with`` headers whose bodies enclose ``site``, innermost first."""

@@ -12,17 +12,27 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-# A file can only turn on reduced precision if one of these appears in it (ast-free pre-filter).
-_SIGNAL = re.compile(
-    r"float16|bfloat16|\bfp16\b|\bbf16\b|\.half\(\)|autocast|\bamp\.init\(|--amp\b"
+_DTYPE = r"""(?:['"](?:mixed_)?(b?float16)['"]|(?:np|numpy|torch|tf|jnp)\.(b?float16|half))"""
+# Model-level switches only (a float16 word in a docstring or a float16 tensor is not one).
+_SWITCHES = (
+    re.compile(r"\bamp\.init\(\s*(?:target_dtype\s*=\s*)?" + _DTYPE),  # amp.init('bfloat16')
+    re.compile(r"\.cast\(\s*" + _DTYPE),
+    re.compile(r"(?:set_global_policy|set_policy|Policy)\(\s*(?:name\s*=\s*)?" + _DTYPE),
+    re.compile(r"\bautocast\([^)]*?dtype\s*=\s*" + _DTYPE),
+    re.compile(r"add_argument\([^)]*?default\s*=\s*" + _DTYPE),
 )
-_BF16_ONLY = re.compile(r"bfloat16|\bbf16\b")
-_FP16 = re.compile(r"(?<!b)float16|\bfp16\b|\.half\(\)|--amp\b|mixed_float16")
+_FLOAT16_SWITCHES = (
+    re.compile(r"\bamp\.init\(\s*\)"),  # contrib's default, and gluon_amp's without a dtype
+    re.compile(r"\.half\(\)(?!\s*\.\s*(?:float|state_dict|cpu|numpy)\b)"),
+    re.compile(r"\bautocast\((?![^)]*(?:dtype|enabled\s*=\s*False|['\"]cpu['\"]))"),
+    re.compile(r"""add_argument\(\s*['"]--(?:use[-_])?(?:amp|fp16|half|mixed[-_]precision)['"]"""),
+)
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w. \t,]+)", re.MULTILINE)
 _FROM = re.compile(
     r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]+)", re.MULTILINE
 )
 _COMMENT = re.compile(r"#[^\n]*")
+_DOCSTRING = re.compile(r"(\"\"\"|\'\'\')[\s\S]*?\1")
 
 
 @dataclass(frozen=True)
@@ -45,16 +55,16 @@ class ModuleFacts:
 
 
 def scan(source: str) -> ModuleFacts:
-    """Imports and own reduced-precision signals of one module, from its text."""
-    text = _COMMENT.sub("", source)
+    """Imports and own reduced-precision switches of one module, from its text."""
+    text = _COMMENT.sub("", _DOCSTRING.sub("''", source))
     precisions: set[str] = set()
-    if _SIGNAL.search(text):
-        if _FP16.search(text) or re.search(r"\bamp\.init\(\s*\)", text):
-            precisions.add("float16")
-        if _BF16_ONLY.search(text):
-            precisions.add("bfloat16")
-        if not precisions:
-            precisions.add("float16")
+    for pattern in _SWITCHES:
+        for match in pattern.finditer(text):
+            precisions.add(
+                "bfloat16" if match.group(1 if match.group(1) else 2).startswith("b") else "float16"
+            )
+    if any(pattern.search(text) for pattern in _FLOAT16_SWITCHES):
+        precisions.add("float16")
     imports: list[str] = []
     for match in _IMPORT.finditer(text):
         for part in match.group(1).split(","):
@@ -73,54 +83,57 @@ def scan(source: str) -> ModuleFacts:
     return ModuleFacts(tuple(sorted(precisions)), tuple(imports))
 
 
-def module_names(path: Path, root: Path) -> list[str]:
-    """Dotted names under which ``path`` may be imported (every suffix of its path from root)."""
-    try:
-        parts = list(path.resolve().relative_to(root.resolve()).with_suffix("").parts)
-    except ValueError:
-        parts = [path.stem]
-    if parts and parts[-1] == "__init__":
-        parts.pop()
-    return [".".join(parts[i:]) for i in range(len(parts))] if parts else []
+def module_name(path: Path, packages: set[Path]) -> str:
+    """The dotted name ``path`` is imported under: its path from the folder above its outermost
+    package (folders holding an ``__init__.py``), or its stem for a top-level script."""
+    parts = [] if path.stem == "__init__" else [path.stem]
+    folder = path.parent
+    while folder in packages and folder.parent != folder:
+        parts.insert(0, folder.name)
+        folder = folder.parent
+    return ".".join(parts)
 
 
-def _resolve_relative(name: str, path: Path, root: Path) -> str | None:
+def _relative_base(name: str, importer: str, is_package: bool) -> str | None:
+    """Absolute form of a relative import (``..models.resnet``) seen from module ``importer``."""
     dots = len(name) - len(name.lstrip("."))
     if not dots:
         return name
-    try:
-        package = list(path.resolve().relative_to(root.resolve()).parent.parts)
-    except ValueError:
-        return None
+    package = importer.split(".") if is_package else importer.split(".")[:-1]
     if dots - 1 > len(package):
         return None
     base = package[: len(package) - (dots - 1)]
     rest = name[dots:]
-    return ".".join(base + ([rest] if rest else []))
+    return ".".join(base + ([rest] if rest else [])) or None
 
 
-def analyse(facts: dict[Path, ModuleFacts], root: Path) -> dict[Path, Context]:
-    """Contexts of every file: precisions inherited from the modules that import it."""
+def analyse(facts: dict[Path, ModuleFacts], root: Path | None = None) -> dict[Path, Context]:
+    """Contexts of every file: precisions inherited from the modules that import it, directly
+    or through other modules. ``root`` is accepted for compatibility; names come from packages."""
+    paths = sorted(facts)
+    packages = {p.parent for p in paths if p.name == "__init__.py"}
+    names = {path: module_name(path, packages) for path in paths}
     by_name: dict[str, list[Path]] = {}
-    for path in sorted(facts):
-        for name in module_names(path, root):
-            by_name.setdefault(name, []).append(path)
+    for path, name in names.items():
+        by_name.setdefault(name, []).append(path)
 
-    def targets(importer: Path, name: str) -> list[Path]:
-        absolute = _resolve_relative(name, importer, root)
-        if absolute is None:
-            return []
-        candidates = by_name.get(absolute, [])
-        if len(candidates) > 1:  # ambiguous: prefer the importer's own folder (sys.path[0])
-            candidates = [c for c in candidates if c.parent == importer.parent] or []
+    def lookup(name: str, importer: Path) -> list[Path]:
+        candidates = by_name.get(name, [])
+        if len(candidates) > 1:  # scripts with the same name: the importer's folder wins
+            candidates = [c for c in candidates if c.parent == importer.parent]
         return [c for c in candidates if c != importer]
 
+    def targets(importer: Path, name: str) -> list[Path]:
+        absolute = _relative_base(name, names[importer], importer.name == "__init__.py")
+        if absolute is None:
+            return []
+        return lookup(absolute, importer)
+
     edges = {
-        path: sorted({t for n in fact.imports for t in targets(path, n)})
-        for path, fact in facts.items()
+        path: sorted({t for n in facts[path].imports for t in targets(path, n)}) for path in paths
     }
     reasons: dict[Path, dict[str, str]] = {}
-    for source in sorted(path for path, fact in facts.items() if fact.precisions):
+    for source in (path for path in paths if facts[path].precisions):
         seen = {source}
         queue = deque(edges[source])
         while queue:
