@@ -57,7 +57,7 @@ def comments_only(statement: cst.BaseStatement) -> cst.BaseStatement:
 
 def add_keyword(call: cst.Call, keyword: str, value: cst.BaseExpression, key: str) -> Edit:
     """``call(..., keyword=value)``, following the call's own layout (one argument per line, a
-    trailing comma, spaces around ``=``)."""
+    trailing comma, comments after the last argument, spaces around ``=``)."""
     if any(arg.star == "**" for arg in call.args):
         raise Unfixable(f"the call passes **kwargs, which may hold {keyword}")
 
@@ -75,24 +75,38 @@ def add_keyword(call: cst.Call, keyword: str, value: cst.BaseExpression, key: st
         if not args:
             return updated.with_changes(args=[new])
         last = args[-1]
-        if len(args) >= 2 and isinstance(args[-2].comma, cst.Comma):
-            separator = args[-2].comma
+        separator = _separator(updated, args)
+        if isinstance(last.comma, cst.Comma):  # a trailing comma: one after the new argument too
+            after = last.comma.whitespace_after
+            last_comma, after = _split_line(last.comma, after, separator)
+            new = new.with_changes(comma=cst.Comma(whitespace_after=after))
         else:
-            separator = cst.Comma(whitespace_after=_after_open(updated))
-        if isinstance(last.comma, cst.Comma):  # a trailing comma: keep one after the new argument
-            new = new.with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg)
-        else:
-            new = new.with_changes(whitespace_after_arg=last.whitespace_after_arg)
-        last = last.with_changes(comma=separator, whitespace_after_arg=cst.SimpleWhitespace(""))
-        return updated.with_changes(args=[*args[:-1], last, new])
+            after = last.whitespace_after_arg
+            last_comma, after = _split_line(cst.Comma(), after, separator)
+            new = new.with_changes(whitespace_after_arg=after)
+            last = last.with_changes(whitespace_after_arg=cst.SimpleWhitespace(""))
+        return updated.with_changes(args=[*args[:-1], last.with_changes(comma=last_comma), new])
 
     return Edit(call, change, key)
 
 
-def _after_open(call: cst.Call) -> cst.BaseParenthesizableWhitespace:
-    """Whitespace between arguments: the call's own after ``(`` when arguments are one per line,
-    else one space."""
+def _separator(call: cst.Call, args: list[cst.Arg]) -> cst.Comma:
+    """The comma between two arguments of this call."""
+    if len(args) >= 2 and isinstance(args[-2].comma, cst.Comma):
+        return args[-2].comma
     after = call.whitespace_before_args
     if isinstance(after, cst.ParenthesizedWhitespace):
-        return after
-    return cst.SimpleWhitespace(" ")
+        return cst.Comma(whitespace_after=after)
+    return cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+
+
+def _split_line(comma: cst.Comma, after, separator: cst.Comma):
+    """Whitespace that ended the argument list (``after``) now ends the new argument; the old
+    last argument keeps its line's comment and continues like the other arguments."""
+    if not isinstance(after, cst.ParenthesizedWhitespace):
+        return separator, after
+    between = separator.whitespace_after
+    indent = between.last_line if isinstance(between, cst.ParenthesizedWhitespace) else None
+    kept = after.with_changes(last_line=indent or after.last_line)
+    closing = cst.ParenthesizedWhitespace(indent=after.indent, last_line=after.last_line)
+    return comma.with_changes(whitespace_after=kept), closing
