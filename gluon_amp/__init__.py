@@ -24,6 +24,13 @@ from mxnet.contrib.amp.amp import (  # noqa: E402  contrib's own functions, alre
     convert_bucketing_module,
     convert_model,
     convert_symbol,
+)
+
+from .autocast import init, reset, target_dtype  # noqa: E402
+from .checkpoint import load_states, save_states  # noqa: E402
+from .convert import convert_hybrid_block  # noqa: E402
+from .errors import Float16OnCPUError  # noqa: E402
+from .lists import (  # noqa: E402
     list_conditional_fp32_ops,
     list_fp32_ops,
     list_loss_output_functions,
@@ -32,11 +39,6 @@ from mxnet.contrib.amp.amp import (  # noqa: E402  contrib's own functions, alre
     list_lp16_use_fp32_params,
     list_widest_type_cast,
 )
-
-from .autocast import init, reset, target_dtype  # noqa: E402
-from .checkpoint import load_states, save_states  # noqa: E402
-from .convert import convert_hybrid_block  # noqa: E402
-from .errors import Float16OnCPUError  # noqa: E402
 from .scaler import DynamicLossScaler, LossScaler, StaticLossScaler  # noqa: E402
 from .trainer import init_trainer, loss_scaler, scale_loss, unscale  # noqa: E402
 

@@ -133,6 +133,11 @@ def init(
             f"amp.init was already called with {_describe(_active.config)}; call amp.reset() "
             f"before amp.init with {_describe(config)}"
         )
+    if contrib_amp._amp_initialized:
+        raise ValueError(
+            "mxnet.contrib.amp.init was already called in this process and cannot be undone; "
+            "use gluon_amp only (import gluon_amp as amp)"
+        )
     active = _Active(config)
     try:
         _install(active)
@@ -285,9 +290,6 @@ def _npx_wrapper(f, op_name, dtype, keep=None):
         _check_float16_on_cpu(op_name, dtype, args, kwargs)
         args, kwargs = _cast_args(args, kwargs, dtype, keep)
         out = f(*args, **kwargs)
-        if isinstance(out, Symbol) and len(out.list_outputs()) > 1:
-            parts = [_cast(out[i], np.float32) for i in range(len(out.list_outputs()))]
-            return mx.sym.Group([p.as_nd_ndarray() for p in parts]).as_np_ndarray()
         if isinstance(out, (list, tuple)):
             return type(out)(_cast(o, np.float32) for o in out)
         return _cast(out, np.float32)

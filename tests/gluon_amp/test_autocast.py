@@ -190,3 +190,10 @@ class TestFloat16OnCPU:
         out = mx.nd.broadcast_add(a, b)  # widest-type cast: float32
         assert out.dtype == np.float32 and out.asnumpy().tolist() == [2, 2, 2]
         assert (a * 3).asnumpy().dtype == np.float16
+
+
+@pytest.mark.parametrize("spelling", ["bfloat16", bfloat16, None])
+def test_list_helpers_accept_every_dtype_spelling(spelling):
+    assert amp.list_lp16_ops(spelling) == ["Convolution", "FullyConnected"]
+    assert "BatchNorm" in amp.list_lp16_use_fp32_params(spelling)
+    assert "RNN" in amp.list_lp16_ops("float16") and "RNN" in amp.list_fp32_ops(spelling)

@@ -81,3 +81,17 @@ def test_unusable_mxnet_gives_one_clear_import_error(tmp_path, broken_mxnet):
     assert 'pip install "gluon-amp[cpu]"' in last and "numpy<1.24" in last
     assert result.stderr.count("Traceback") == 1
     assert "During handling" not in result.stderr
+
+
+def test_init_after_contrib_init_in_the_same_process_is_refused():
+    result = run(
+        "from mxnet.contrib import amp as contrib\n"
+        "import gluon_amp as amp\n"
+        "contrib.init('bfloat16')\n"
+        "try:\n"
+        "    amp.init('bfloat16')\n"
+        "except ValueError as error:\n"
+        "    print(error)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mxnet.contrib.amp.init was already called" in result.stdout
