@@ -146,9 +146,15 @@ class _Transformer(cst.CSTTransformer):
         return updated_node
 
 
-def _render(ctx: FixContext, plans: list[_Plan]) -> str:
+def _render(ctx: FixContext, plans: list[_Plan]) -> str | None:
+    """The text with ``plans`` applied, or None when it is not valid Python (or a fixer built a
+    tree libcst refuses)."""
     edits = [edit for plan in plans for edit in plan.edits]
-    return ctx.module.visit(_Transformer(edits)).code
+    try:
+        text = ctx.module.visit(_Transformer(edits)).code
+    except Exception:  # CSTValidationError or a fixer bug: roll the plans back
+        return None
+    return text if parses(text) else None
 
 
 def parses(text: str) -> bool:
@@ -167,14 +173,14 @@ def _apply(ctx: FixContext, plans: list[_Plan]) -> tuple[str, list[_Plan], list[
     if not plans:
         return ctx.source, [], []
     text = _render(ctx, plans)
-    if parses(text):
+    if text is not None:
         return text, plans, []
     applied: list[_Plan] = []
     failed: list[_Plan] = []
     text = ctx.source
     for plan in plans:
         trial = _render(ctx, [*applied, plan])
-        if parses(trial):
+        if trial is not None:
             applied.append(plan)
             text = trial
         else:
