@@ -250,9 +250,7 @@ def run(request: Request) -> Outcome:
 
         facts[stdin_path] = scan(request.stdin)
 
-    from amplint.project import analyse
-
-    contexts = analyse(facts, project or config.root)
+    contexts = _contexts(facts, project or config.root, cache)
 
     jobs: list[_Job] = []
     for path, display in checked:
@@ -280,6 +278,22 @@ def run(request: Request) -> Outcome:
 
     outcome.findings = sorted(_per_file_ignores(outcome.findings, config))
     return outcome
+
+
+def _contexts(facts: dict[Path, ModuleFacts], root: Path, cache: Cache) -> dict[Path, Context]:
+    """The project pass over every file's facts, cached as a whole (a warm run skips it)."""
+    from amplint.project import analyse
+
+    ordered = sorted(facts.items())
+    key = digest("contexts", str(root), [(str(path), fact) for path, fact in ordered])
+    stored = cache.get(key)
+    if stored is not None:
+        return {
+            Path(path): Context(tuple(precisions), reason) for path, precisions, reason in stored
+        }
+    contexts = analyse(facts, root)
+    cache.put(key, [[str(p), list(c.precisions), c.reason] for p, c in sorted(contexts.items())])
+    return contexts
 
 
 def _per_file_ignores(findings: Iterable[Finding], config: Config) -> Iterable[Finding]:
