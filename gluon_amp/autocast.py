@@ -191,12 +191,12 @@ def _cast(x: Any, dtype: Any) -> Any:
 
 
 def _cast_args(args: tuple, kwargs: dict, dtype: Any, keep: list | None) -> tuple:
-    """Cast positional and keyword inputs, leaving those ``keep`` marks (fp32 params) alone."""
+    """Cast the inputs, leaving ``out=`` and those ``keep`` marks (fp32 params) alone."""
     keep = keep or []
     new_args = tuple(
         a if i < len(keep) and keep[i] else _cast(a, dtype) for i, a in enumerate(args)
     )
-    new_kwargs = {k: v if k in keep else _cast(v, dtype) for k, v in kwargs.items()}
+    new_kwargs = {k: v if k in keep or k == "out" else _cast(v, dtype) for k, v in kwargs.items()}
     return new_args, new_kwargs
 
 

@@ -20,6 +20,15 @@ __all__ = ["has_nonfinite", "gradients"]
 # multi_sum_sq accumulates in its input dtype: float16 sums overflow easily, so float16 takes
 # all_finite directly; bfloat16 (no kernel in either op) is cast to float32 first.
 _FAST_DTYPES = (np.float32, np.float64)
+# The operators used, as MXNet defines them: autocast wraps some (all_finite, sum, min are in
+# MXNet's float32 list), and the check must not pay for casts it does not need.
+_all_finite = mx.nd.all_finite
+_amp_cast = mx.nd.amp_cast
+_concat = mx.nd.concat
+_min = mx.nd.min
+_multi_sum_sq = mx.nd.multi_sum_sq
+_sum = mx.nd.sum
+
 # Arrays per fused kernel call, as mxnet.contrib.amp chunks multi_all_finite.
 _CHUNK = 200
 
@@ -41,18 +50,18 @@ def gradients(params: Iterable) -> list[mx.nd.NDArray]:
 
 def _sum_of_squares(arrays: Sequence[mx.nd.NDArray]) -> list[mx.nd.NDArray]:
     return [
-        mx.nd.multi_sum_sq(*arrays[i : i + _CHUNK], num_arrays=len(arrays[i : i + _CHUNK]))
+        _multi_sum_sq(*arrays[i : i + _CHUNK], num_arrays=len(arrays[i : i + _CHUNK]))
         for i in range(0, len(arrays), _CHUNK)
     ]
 
 
 def _finite_flags(arrays: Sequence[mx.nd.NDArray]) -> list[mx.nd.NDArray]:
-    return [mx.nd.all_finite(a, init_output=True) for a in arrays]
+    return [_all_finite(a, init_output=True) for a in arrays]
 
 
 def _gather(parts: list[mx.nd.NDArray], ctx: mx.Context) -> mx.nd.NDArray:
     parts = [p.reshape((-1,)).as_in_context(ctx) for p in parts]
-    return parts[0] if len(parts) == 1 else mx.nd.concat(*parts, dim=0)
+    return parts[0] if len(parts) == 1 else _concat(*parts, dim=0)
 
 
 def has_nonfinite(grads: Sequence[mx.nd.NDArray]) -> bool:
@@ -64,20 +73,20 @@ def has_nonfinite(grads: Sequence[mx.nd.NDArray]) -> bool:
         slow = []
         for grad in grads:
             if grad.dtype == bfloat16:  # no bfloat16 kernel in either check
-                grad = mx.nd.amp_cast(grad, dtype=np.float32)
+                grad = _amp_cast(grad, dtype=np.float32)
             (fast[grad.context] if grad.dtype in _FAST_DTYPES else slow).append(grad)
         home = grads[0].context
         sums = [s for arrays in fast.values() for s in _sum_of_squares(arrays)]
         flags = _finite_flags(slow)
         summary = []
         if sums:  # NaN or inf when any gradient is, or when finite squares overflow
-            summary.append(mx.nd.sum(_gather(sums, home)).reshape((1,)))
+            summary.append(_sum(_gather(sums, home)).reshape((1,)))
         if flags:
-            summary.append(mx.nd.min(_gather(flags, home)).reshape((1,)))
+            summary.append(_min(_gather(flags, home)).reshape((1,)))
         values = _gather(summary, home).asnumpy()  # the one host synchronisation
         if flags and values[-1] == 0:
             return True
         if not sums or np.isfinite(values[0]):
             return False
         confirm = [a for arrays in fast.values() for a in arrays]
-        return bool(mx.nd.min(_gather(_finite_flags(confirm), home)).asscalar() == 0)
+        return bool(_min(_gather(_finite_flags(confirm), home)).asscalar() == 0)

@@ -1,0 +1,55 @@
+"""The one-sync inf/NaN check itself, on every gradient dtype and on several contexts."""
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import gluon_amp as amp
+from gluon_amp.autocast import bfloat16
+from gluon_amp.overflow import has_nonfinite
+
+
+def arrays(dtype, ctx=None, bad=None):
+    out = []
+    for c in ctx or [mx.cpu()]:
+        for shape in [(300,), (7, 5)]:
+            a = mx.nd.random.uniform(-1, 1, shape=shape, ctx=c)
+            out.append(a)
+    if bad is not None:
+        out[-1][1, 2] = bad
+    if dtype == "bfloat16":
+        return [mx.nd.amp_cast(a, dtype=bfloat16) for a in out]
+    return [a.astype(dtype) for a in out]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "float64"])
+@pytest.mark.parametrize(
+    "bad, expected", [(None, False), (np.inf, True), (-np.inf, True), (np.nan, True)]
+)
+@pytest.mark.parametrize("under_init", [False, True])
+def test_every_dtype_and_value(dtype, bad, expected, under_init):
+    if under_init:
+        amp.init("bfloat16")  # autocast must not change what the check computes
+    assert has_nonfinite(arrays(dtype, bad=bad)) is expected
+
+
+def test_huge_finite_values_are_confirmed_finite():
+    grads = arrays("float32", bad=3e38)
+    assert has_nonfinite(grads) is False
+
+
+def test_a_nonfinite_value_on_the_second_context_is_found():
+    ctx = (mx.cpu(0), mx.cpu(1))
+    assert has_nonfinite(arrays("float32", ctx)) is False
+    assert has_nonfinite(arrays("float32", ctx, bad=np.nan)) is True
+
+
+def test_more_arrays_than_one_fused_call_takes():
+    grads = [mx.nd.ones((3,)) for _ in range(450)]
+    assert has_nonfinite(grads) is False
+    grads[420][0] = np.inf
+    assert has_nonfinite(grads) is True
+
+
+def test_no_gradients_at_all():
+    assert has_nonfinite([]) is False
