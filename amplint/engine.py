@@ -36,6 +36,9 @@ def lint_source(
 ) -> list[Finding]:
     """Findings for one module's source text, sorted. Never raises for bad input."""
     settings = settings or Settings()
+    problem = _python_parse_problem(source)
+    if problem is not None:
+        return [parse_error(path, problem)]
     if not might_hold_hazard(source, context, settings):
         return []
     import libcst as cst
@@ -45,9 +48,6 @@ def lint_source(
     from amplint.rules import RULES
     from amplint.rules.api import Issue, RuleContext
 
-    problem = _python_parse_problem(source)
-    if problem is not None:
-        return [parse_error(path, problem)]
     try:
         module = cst.parse_module(source)
         index = FileIndex.build(module)
@@ -79,7 +79,7 @@ def lint_source(
     if not issues:
         return errors
     try:
-        located = _locate(module, index, source, path, issues)
+        located = _locate(module, index, source, path, issues, ctx.provenance())
     except RecursionError:
         return [parse_error(path, "too deeply nested to analyse")]
     return sorted(errors + located)
@@ -101,7 +101,7 @@ def _python_parse_problem(source: str) -> str | None:
     return None
 
 
-def _locate(module, index, source: str, path: str, issues) -> list[Finding]:
+def _locate(module, index, source: str, path: str, issues, why: str) -> list[Finding]:
     """Turn issues into findings: positions, statement lines for suppressions, origins."""
     from libcst.metadata import MetadataWrapper, PositionProvider
 
@@ -125,6 +125,7 @@ def _locate(module, index, source: str, path: str, issues) -> list[Finding]:
             line = positions[origin_node].start.line
             if line != where.start.line:
                 message = f"{message} ({what}, line {line})"
+        message += why
         findings.append(
             Finding(
                 path,

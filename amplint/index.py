@@ -409,6 +409,7 @@ class FileIndex:
             self._scope,
             tuple(self._stack),
             self._order,
+            self._statement,
         )
         self._order += 1
         self.calls.append(site)

@@ -15,16 +15,17 @@ from pathlib import Path
 _DTYPE = r"""(?:['"](?:mixed_)?(b?float16)['"]|(?:np|numpy|torch|tf|jnp)\.(b?float16|half))"""
 # Model-level switches only (a float16 word in a docstring or a float16 tensor is not one).
 _SWITCHES = (
-    re.compile(r"\bamp\.init\(\s*(?:target_dtype\s*=\s*)?" + _DTYPE),  # amp.init('bfloat16')
+    # amp.init('bfloat16'); "amp(?<!\wamp)" is "\bamp" with a literal prefix (10-70x faster).
+    re.compile(r"amp(?<!\wamp)\.init\(\s*(?:target_dtype\s*=\s*)?" + _DTYPE),
     re.compile(r"\.cast\(\s*" + _DTYPE),
     re.compile(r"(?:set_global_policy|set_policy|Policy)\(\s*(?:name\s*=\s*)?" + _DTYPE),
-    re.compile(r"\bautocast\([^)]*?dtype\s*=\s*" + _DTYPE),
+    re.compile(r"autocast(?<!\wautocast)\([^)]*?dtype\s*=\s*" + _DTYPE),
     re.compile(r"add_argument\([^)]*?default\s*=\s*" + _DTYPE),
 )
 _FLOAT16_SWITCHES = (
-    re.compile(r"\bamp\.init\(\s*\)"),  # contrib's default, and gluon_amp's without a dtype
+    re.compile(r"amp(?<!\wamp)\.init\(\s*\)"),  # contrib's default, and gluon_amp's without a dtype
     re.compile(r"\.half\(\)(?!\s*\.\s*(?:float|state_dict|cpu|numpy)\b)"),
-    re.compile(r"\bautocast\((?![^)]*(?:dtype|enabled\s*=\s*False|['\"]cpu['\"]))"),
+    re.compile(r"autocast(?<!\wautocast)\((?![^)]*(?:dtype|enabled\s*=\s*False|['\"]cpu['\"]))"),
     re.compile(r"""add_argument\(\s*['"]--(?:use[-_])?(?:amp|fp16|half|mixed[-_]precision)['"]"""),
 )
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w. \t,]+)", re.MULTILINE)

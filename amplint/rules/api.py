@@ -60,6 +60,12 @@ class RuleContext:
             own.add(self.settings.assume_amp)
         return frozenset(own)
 
+    def provenance(self) -> str:
+        """Why this file counts as reduced precision when the file itself does not say so."""
+        if self.context.reason and not any(s.strong for s in self.signals):
+            return f" [{self.context.reason}]"
+        return ""
+
     def signals_of(self, what: str) -> list[Signal]:
         """Signals whose description starts with ``what`` (e.g. ``"cast("``, ``".half()"``)."""
         return [s for s in self.signals if s.what.startswith(what)]

@@ -1,0 +1,95 @@
+"""The engine: selection, assume-amp, isolation of a failing rule, picklable results."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+import pytest
+
+from amplint import rules as rules_module
+from amplint.engine import lint_source
+from amplint.findings import Finding
+from amplint.rules import RULES, resolve
+from amplint.settings import Settings
+
+FLOAT32_SCRIPT = "from torch import nn\nlayer = nn.Linear(100, 30)\n"
+FLOAT16_SCRIPT = """\
+import torch.nn.functional as F
+from torch import nn
+model = nn.Linear(128, 30).cuda().half()
+loss = F.cross_entropy(model(x), y)
+loss.backward()
+"""
+
+
+def test_selection_by_code_name_prefix_and_all():
+    assert resolve(["AMP201"]) == {"AMP201"}
+    assert resolve(["dim-not-multiple-of-8", "amp3"]) == {
+        "AMP201",
+        "AMP301",
+        "AMP302",
+        "AMP303",
+        "AMP304",
+        "AMP305",
+    }
+    assert "AMP306" not in resolve(["ALL"]) | resolve(["AMP"])  # off by default: explicit only
+    assert resolve(["master-weights-without-scaling"]) == {"AMP306"}
+    with pytest.raises(ValueError, match="unknown rule 'AMP999'"):
+        resolve(["AMP999"])
+    assert "AMP306" not in Settings().select
+
+
+def test_assume_amp_treats_float32_files_as_reduced_precision():
+    assert lint_source(FLOAT32_SCRIPT, "m.py") == []
+    findings = lint_source(FLOAT32_SCRIPT, "m.py", settings=Settings(assume_amp="bfloat16"))
+    assert [(f.line, f.code) for f in findings] == [(2, "AMP201"), (2, "AMP201")]
+    assert "bfloat16" in findings[0].message
+
+
+def test_alignment_and_min_dimension_settings():
+    findings = lint_source(FLOAT16_SCRIPT, "m.py", settings=Settings(select=frozenset({"AMP201"})))
+    assert [f.message.split(" is")[0] for f in findings] == ["Linear out_features=30"]
+    assert lint_source(FLOAT16_SCRIPT, "m.py", settings=Settings(alignment=2)) == [
+        f for f in lint_source(FLOAT16_SCRIPT, "m.py") if f.code != "AMP201"
+    ]
+    quiet = Settings(select=frozenset({"AMP201"}), min_dimension=32)
+    assert lint_source(FLOAT16_SCRIPT, "m.py", settings=quiet) == []
+
+
+def test_a_failing_rule_is_reported_and_the_others_still_run(monkeypatch):
+    def boom(ctx):
+        raise KeyError("unexpected node")
+        yield  # pragma: no cover
+
+    broken = dataclasses.replace(RULES["AMP201"], check=boom)
+    monkeypatch.setitem(rules_module.RULES, "AMP201", broken)
+    findings = lint_source(FLOAT16_SCRIPT, "m.py")
+    codes = [f.code for f in findings]
+    assert "AMP000" in codes and "AMP301" in codes and "AMP101" in codes
+    error = next(f for f in findings if f.code == "AMP000")
+    assert "internal error in AMP201 (KeyError" in error.message
+
+
+def test_findings_are_plain_sortable_picklable_data():
+    findings = lint_source(FLOAT16_SCRIPT, "m.py")
+    assert findings == sorted(findings) and findings
+    assert pickle.loads(pickle.dumps(findings)) == findings
+    data = findings[0].to_dict()
+    assert set(data) >= {
+        "path",
+        "line",
+        "column",
+        "end_line",
+        "end_column",
+        "code",
+        "name",
+        "message",
+    }
+    assert Finding(**data) == findings[0]
+
+
+def test_files_without_any_switch_are_not_parsed_but_syntax_is_checked():
+    assert lint_source("x = nn.Dense(10)\n", "a.py") == []
+    [error] = lint_source("x = (\n", "a.py")
+    assert error.code == "AMP000" and error.message.startswith("syntax error at 1:")
