@@ -55,7 +55,10 @@ def test_transitive_relative_imports_and_precision(tmp_path):
         tmp_path,
         {
             "pkg/__init__.py": "",
-            "pkg/train.py": "import torch\nfrom .nets import model\nwith torch.autocast('cpu', dtype=torch.bfloat16):\n    pass\n",
+            "pkg/train.py": (
+                "import torch\nfrom .nets import model\n"
+                "with torch.autocast('cpu', dtype=torch.bfloat16):\n    pass\n"
+            ),
             "pkg/nets/__init__.py": "from .model import Net\n",
             "pkg/nets/model.py": "from . import blocks\n",
             "pkg/nets/blocks.py": "import torch.nn as nn\nlayer = nn.Linear(100, 256)\n",
