@@ -55,8 +55,8 @@ class FixContext:
     def parse(cls, source: str) -> FixContext:
         module = cst.parse_module(source)
         wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-        positions = wrapper.resolve(PositionProvider)
-        parents = wrapper.resolve(ParentNodeProvider)
+        metadata = wrapper.resolve_many([PositionProvider, ParentNodeProvider])
+        positions, parents = metadata[PositionProvider], metadata[ParentNodeProvider]
         return cls(source, module, FileIndex.build(module), positions, parents)
 
     def span(self, node: cst.CSTNode) -> tuple[int, int, int, int]:
