@@ -224,7 +224,8 @@ def run(request: Request) -> Outcome:
         for path, display in _discover([str(project)], exclude).files:
             everything.setdefault(path.absolute(), display)
 
-    cache = Cache.beside(project or config.root, config.cache_dir)
+    # Beside the configuration (or at the git root); without either in the current folder.
+    cache = Cache.beside(project or Path.cwd(), config.cache_dir)
     if not request.use_cache:
         cache = Cache(None, cache.version)
 
@@ -246,9 +247,9 @@ def run(request: Request) -> Outcome:
             if stored is None:
                 cache.put(key, [list(fact.precisions), list(fact.imports)])
     if stdin_path is not None and request.stdin is not None:
-        from amplint.project import scan
-
-        facts[stdin_path] = scan(request.stdin)
+        fact = _facts(request.stdin.encode("utf-8"), stdin_display)
+        if fact is not None:
+            facts[stdin_path] = fact
 
     contexts = _contexts(facts, project or config.root, cache)
 

@@ -82,3 +82,16 @@ def test_no_cache_reads_and_writes_nothing(project):
     outcome = run(Request(paths=(".",), jobs=1, use_cache=False))
     assert [(f.path, f.code) for f in outcome.findings] == [("src/model.py", "AMP201")]
     assert not (root / ".amplint_cache").exists()
+
+
+def test_the_cache_lives_beside_the_configuration_else_in_the_current_folder(tmp_path, monkeypatch):
+    work, code = tmp_path / "work", tmp_path / "code"
+    work.mkdir()
+    code.mkdir()
+    (code / "model.py").write_text(MODEL)
+    monkeypatch.chdir(work)
+    run(Request(paths=(str(code),), jobs=1))
+    assert (work / ".amplint_cache").is_dir() and not (code / ".amplint_cache").exists()
+    (code / "pyproject.toml").write_text("[tool.amplint]\nalignment = 8\n")
+    run(Request(paths=(str(code),), jobs=1))
+    assert (code / ".amplint_cache" / ".gitignore").is_file()
