@@ -52,8 +52,12 @@ def fix_files(
     run = FixRun()
     for display, found in sorted(by_file.items()):
         path = paths.get(display)
-        fixable = any(f.code in FIXERS and f.cell is None for f in found)
+        fixable = [f for f in found if f.code in FIXERS]
         if path is None or not fixable or any(f.code == "AMP000" for f in found):
+            if path is None:
+                run.reasons.update(
+                    {f: "notebooks and standard input are not fixed automatically" for f in fixable}
+                )
             run.remaining.extend(found)
             continue
         try:

@@ -25,6 +25,8 @@ def fix(finding: Finding, ctx: FixContext) -> list[Edit]:
     trainer = dotted(node)
     if trainer is None:
         raise Unfixable("the trainer is not a plain name")
+    if created_at(ctx, trainer, site.scope).order > site.order:
+        raise Unfixable(f"{trainer} is created after it is used")
     return [init_trainer(ctx, amp_prefix(site), trainer, site.scope)]
 
 

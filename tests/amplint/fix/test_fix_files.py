@@ -151,3 +151,10 @@ def test_overlapping_fixes_are_applied_in_later_rounds():
         "    with amp.scale_loss(loss, trainer) as scaled_loss:\n"
         "        scaled_loss.backward()\n"
     )
+
+
+def test_findings_without_a_file_to_write_say_so(tmp_path):
+    found = _relint("notebook.ipynb", SOURCE + "net = gluon.nn.Dense(100)\n")
+    run = fix_files(found, {}, _relint, unsafe=True)
+    assert run.remaining == found and run.fixed == 0
+    assert run.reasons[found[0]] == "notebooks and standard input are not fixed automatically"

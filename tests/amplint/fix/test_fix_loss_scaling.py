@@ -189,3 +189,16 @@ def test_amp303_init_trainer_after_creation():
     )
     after = before.replace("# the optimizer\n", "# the optimizer\namp.init_trainer(trainer)\n")
     assert_fixed(before, after, "AMP303")
+
+
+def test_amp303_trainer_created_after_use_is_not_fixed():
+    before = (
+        "from mxnet import autograd, gluon\n"
+        "from mxnet.contrib import amp\n"
+        "amp.init()\n"
+        "with amp.scale_loss(loss, trainer) as scaled:\n"
+        "    autograd.backward(scaled)\n"
+        "trainer = gluon.Trainer(params, 'sgd')\n"
+    )
+    result = fix(before, "AMP303")
+    assert result.fixed == before and "after it is used" in result.reasons[result.remaining[0]]
