@@ -21,13 +21,13 @@ class _Missing:
     def find_spec(self, name, path=None, target=None):
         if name.split('.')[0] in self.names:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-sys.meta_path.insert(0, _Missing({names!r}))
+sys.meta_path.insert(0, _Missing(NAMES))
 """
 
 
 def run_without(names: set[str], code: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", BLOCK_IMPORTS.format(names=sorted(names)) + code],
+        [sys.executable, "-c", f"NAMES = {sorted(names)!r}\n" + BLOCK_IMPORTS + code],
         cwd=ROOT,
         capture_output=True,
         text=True,
