@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -194,9 +195,9 @@ def median_step(records: list[StepRecord], run: str) -> float:
 
 def run_amplint(target: Path) -> int:
     """Show amplint's findings over ``target``; return its exit code (1 means findings)."""
-    print(f"\n$ amplint check {target}")
-    sys.stdout.flush()
-    return subprocess.run([sys.executable, "-m", "amplint", "check", str(target)]).returncode
+    shown = os.path.relpath(target)  # paths in the findings read as the user would type them
+    print(f"\n$ amplint check {shown}", flush=True)
+    return subprocess.run([sys.executable, "-m", "amplint", "check", shown]).returncode
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
