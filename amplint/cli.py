@@ -160,6 +160,7 @@ def check(
 
         outcome, fixed = fix_outcome(request, outcome, unsafe_fixes, write=not diff)
         sys.stdout.write("".join(fixed.diffs) if diff else "")
+        sys.stdout.flush()
     for problem in outcome.problems:
         click.echo(f"amplint: error: {problem}", err=True)
     code = exit_code(found if diff else outcome.findings, len(outcome.problems), exit_zero)
