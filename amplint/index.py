@@ -27,6 +27,8 @@ class Scope:
     params: dict[str, cst.BaseExpression | None] = field(default_factory=dict)
     assigned: dict[str, list[cst.BaseExpression]] = field(default_factory=dict)
     rebound: set[str] = field(default_factory=set)  # loop targets, augmented assignments, ...
+    callee: str | None = None  # how callers name it: "build", or "Net" for Net.__init__
+    positional: tuple[str, ...] = ()  # parameters callers fill by position (no self)
 
     def is_local(self, name: str) -> bool:
         return name in self.params or name in self.assigned or name in self.rebound
@@ -172,12 +174,13 @@ class FileIndex:
         self.module_scope = Scope(None, None)
         self.calls: list[CallSite] = []
         self.assigns: list[AssignSite] = []
-        self.argparse: dict[str, tuple[cst.BaseExpression, CallSite]] = {}
+        self.argparse: dict[str, tuple[cst.BaseExpression, str]] = {}  # dest -> (default, flag)
         self.by_node: dict[int, CallSite] = {}  # id(Call node) -> its site
         self._scope = self.module_scope
         self._stack: list[tuple[str, cst.CSTNode]] = []
         self._order = 0
         self._statement: cst.CSTNode | None = None
+        self._classes: list[str | None] = []
 
     @classmethod
     def build(cls, module: cst.Module) -> FileIndex:
@@ -300,7 +303,14 @@ class FileIndex:
         return False
 
     # ---- scopes ----------------------------------------------------------------------------
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._classes.append(node.name.value)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self._classes.pop()
+
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        owner = self._classes[-1] if self._classes else None
         self._scope.rebound.add(node.name.value)
         scope = Scope(node, self._scope)
         params = node.params
@@ -309,10 +319,17 @@ class FileIndex:
         for star in (params.star_arg, params.star_kwarg):
             if isinstance(star, cst.Param):
                 scope.params[star.name.value] = None
+        positional = [p.name.value for p in (*params.posonly_params, *params.params)]
+        if owner is None:
+            scope.callee, scope.positional = node.name.value, tuple(positional)
+        elif node.name.value == "__init__":
+            scope.callee, scope.positional = owner, tuple(positional[1:])
+        self._classes.append(None)  # functions nested in a method are not methods
         self._scope = scope
         self._stack.append((DEF, node))
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._classes.pop()
         self._stack.pop()
         self._scope = self._scope.parent or self.module_scope
 
@@ -425,15 +442,13 @@ class FileIndex:
         for site in self.calls:
             if site.method != "add_argument" or not site.node.args:
                 continue
+            flags = [string_value(a.value) for a in site.node.args if a.keyword is None]
+            longs = [f for f in flags if f and f.startswith("--")]
+            positional = [f for f in flags if f and not f.startswith("-")]
+            flag = (longs or positional or [None])[0]
             dest = string_value(site.arg(None, "dest"))
-            if dest is None:
-                flags = [string_value(a.value) for a in site.node.args if a.keyword is None]
-                longs = [f for f in flags if f and f.startswith("--")]
-                shorts = [f for f in flags if f and not f.startswith("-")]
-                flag = (longs or shorts or [None])[0]
-                if flag is None:
-                    continue
+            if dest is None and flag is not None:
                 dest = flag.lstrip("-").replace("-", "_")
             default = site.arg(None, "default")
-            if default is not None:
-                self.argparse[dest] = (default, site)
+            if dest is not None and default is not None:
+                self.argparse[dest] = (default, flag or dest)

@@ -79,9 +79,7 @@ def _fold(
         if entry is not None:
             inner = _fold(entry[0], index, index.module_scope, depth + 1)
             if inner is not None:
-                return Value(
-                    inner.value, inner.origin or entry[0], f"default of --{expr.attr.value}"
-                )
+                return Value(inner.value, inner.origin or entry[0], f"default of {entry[1]}")
     return None
 
 
@@ -105,6 +103,33 @@ def _binary(expr: cst.BinaryOperation, index: FileIndex, scope: Scope, depth: in
     return Value(result, source.origin, source.via)  # type: ignore[arg-type]
 
 
+def _parameter(name: str, scope: Scope, index: FileIndex, depth: int) -> Value | None:
+    """A parameter's value: what every caller in this file passes, else its default."""
+    default = scope.params[name]
+    candidates: list[tuple[cst.BaseExpression | None, Scope]] = []
+    if scope.callee is not None:
+        for site in index.calls:
+            if site.name != scope.callee:
+                continue
+            if any(argument.star for argument in site.node.args):
+                return None
+            position = scope.positional.index(name) if name in scope.positional else None
+            candidates.append((site.arg(position, name), site.scope))
+    passed = [(expr, where) for expr, where in candidates if expr is not None]
+    if not passed or len(passed) < len(candidates):
+        passed.append((default, scope.parent or index.module_scope))
+    values = []
+    for expr, where in passed:
+        inner = _fold(expr, index, where, depth + 1)
+        if inner is None:
+            return None
+        via = inner.via or (f"default of {name}" if expr is default else f"{name}")
+        values.append(Value(inner.value, inner.origin or expr, via))
+    if len({repr(v.value) for v in values}) != 1:
+        return None
+    return values[0]
+
+
 def _name(name: str, index: FileIndex, scope: Scope, depth: int) -> Value | None:
     current: Scope | None = scope
     while current is not None:
@@ -113,11 +138,7 @@ def _name(name: str, index: FileIndex, scope: Scope, depth: int) -> Value | None
         if name in current.params:
             if name in current.assigned:
                 return None
-            default = current.params[name]
-            inner = _fold(default, index, current.parent or index.module_scope, depth + 1)
-            if inner is None:
-                return None
-            return Value(inner.value, inner.origin or default, inner.via or f"default of {name}")
+            return _parameter(name, current, index, depth)
         values = current.assigned.get(name)
         if values is not None:
             if len(values) != 1:

@@ -74,16 +74,17 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
         yield Issue(
             backward.site.node,
             f"float16 {what} without loss scaling: small gradients underflow to zero; "
-            + _advice(backward.keras, backward.site.qualname),
+            + _advice(ctx, backward.keras),
         )
 
 
-def _advice(keras: bool, qualname) -> str:
+def _advice(ctx: RuleContext, keras: bool) -> str:
     if keras:
         return "wrap the optimizer in keras.mixed_precision.LossScaleOptimizer"
-    if qualname == "torch.autograd.backward":
-        return "use torch.cuda.amp.GradScaler"
-    return "use amp.scale_loss(loss, trainer) (MXNet) or GradScaler (PyTorch)"
+    modules = {qualname.split(".")[0] for qualname in ctx.index.imports.values()}
+    if "torch" in modules and not modules & {"mxnet", "gluon_amp"}:
+        return "use torch.cuda.amp.GradScaler: scaler.scale(loss).backward()"
+    return "use amp.scale_loss(loss, trainer) inside autograd.record()"
 
 
 VALID = [

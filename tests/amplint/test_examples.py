@@ -1,0 +1,60 @@
+"""examples/hazards: amplint reports exactly the marked lines (``# AMP201``) of every hazard
+script and nothing on its corrected twin; the project's other examples lint clean."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from amplint.engine import check_files
+from amplint.files import discover
+from amplint.rules import RULES
+from amplint.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+HAZARDS = REPO / "examples" / "hazards"
+EVERY_RULE = Settings(select=frozenset(RULES))
+MARK = re.compile(r"#\s*((?:AMP\d{3}\s*)+)$")
+SCRIPTS = sorted(p for p in HAZARDS.glob("*.py") if not p.stem.endswith("_fixed"))
+
+
+def marked(path: Path) -> list[tuple[int, str]]:
+    found = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        match = MARK.search(line)
+        if match:
+            found += [(number, code) for code in match.group(1).split()]
+    return sorted(found)
+
+
+def lint(path: Path):
+    return check_files([(path, path.name)], EVERY_RULE, path.parent).findings
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_hazard_script_reports_exactly_its_marked_lines(script):
+    expected = marked(script)
+    assert expected, "a hazard example must mark its mistakes"
+    assert sorted({(f.line, f.code) for f in lint(script)}) == expected
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_fixed_twin_is_clean(script):
+    twin = script.with_name(f"{script.stem}_fixed.py")
+    assert twin.exists(), f"{script.name} needs a corrected twin"
+    assert marked(twin) == []
+    assert lint(twin) == []
+
+
+def test_examples_cover_every_rule():
+    codes = {code for script in SCRIPTS for _, code in marked(script)}
+    assert codes == set(RULES)
+
+
+def test_project_examples_outside_hazards_lint_clean():
+    found = discover([str(REPO / "examples")])
+    files = [(p, s) for p, s in found.files if HAZARDS not in p.resolve().parents]
+    assert files
+    assert check_files(files, Settings(), REPO / "examples").findings == []
