@@ -164,9 +164,12 @@ def check(
     for problem in outcome.problems:
         click.echo(f"amplint: error: {problem}", err=True)
     code = exit_code(found if diff else outcome.findings, len(outcome.problems), exit_zero)
-    if output_file is None:
-        out = sys.stderr if diff else sys.stdout
-        emit(outcome.findings, outcome.files, output_format, out, code != 2)
+    if diff:  # the patch alone on stdout; what would remain, and why, on stderr
+        from amplint.report import text
+
+        text.render(outcome.findings, sys.stderr)
+    elif output_file is None:
+        emit(outcome.findings, outcome.files, output_format, sys.stdout, code != 2)
     else:
         with open(output_file, "w", encoding="utf-8") as out:
             emit(outcome.findings, outcome.files, output_format, out, code != 2)
