@@ -95,6 +95,22 @@ net = nn.HybridSequential()
 net.add(nn.Conv2D(64, kernel_size=3, strides=1, padding=1), nn.MaxPool2D(pool_size=3, strides=2))
 net.add(nn.Dense(512), nn.Dense(1000))
 """,
+    # LRN sizes, blocks-per-stage lists, a layer forced to float32.
+    """
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, ResNet
+model = ResNet(BasicBlock, [3, 5, 7, 3], num_classes=1024).half()
+norm = nn.LocalResponseNorm(5)
+head = nn.Linear(1024, 10, dtype=torch.float32)
+""",
+    """
+import mxnet as mx
+from mxnet.gluon import nn
+net = nn.HybridSequential()
+net.add(nn.Dense(512, dtype="float16"), nn.Dense(10, dtype="float32"))
+y = mx.nd.LRN(x, nsize=5)
+""",
     # The 3 input channels of an image model's first convolution.
     """
 import torch

@@ -142,6 +142,13 @@ def train_one_epoch(model, loader, loss_scaler, amp_autocast):
     else:
         loss.backward()
 """,
+    # apex's scale_loss.
+    """
+from apex import amp
+model, optimizer = amp.initialize(model.half(), optimizer, opt_level="O2")
+with amp.scale_loss(loss, optimizer) as scaled_loss:
+    scaled_loss.backward()
+""",
     # Static scaling.
     """
 from mxnet import autograd

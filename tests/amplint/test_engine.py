@@ -93,3 +93,28 @@ def test_files_without_any_switch_are_not_parsed_but_syntax_is_checked():
     assert lint_source("x = nn.Dense(10)\n", "a.py") == []
     [error] = lint_source("x = (\n", "a.py")
     assert error.code == "AMP000" and error.message.startswith("syntax error at 1:")
+
+
+def test_package_is_python39_syntax_and_never_imports_mxnet_or_numpy():
+    import ast
+    from pathlib import Path
+
+    import amplint
+
+    for path in Path(amplint.__file__).parent.rglob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source, feature_version=(3, 9))
+        has_code = any(not isinstance(node, (ast.Expr, ast.ImportFrom)) for node in tree.body)
+        if has_code and "|" in source:
+            assert "from __future__ import annotations" in source, path
+        imported = {
+            alias.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        } | {
+            (node.module or "").split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+        }
+        assert not imported & {"mxnet", "numpy", "torch", "tensorflow", "keras"}, path

@@ -1,0 +1,70 @@
+"""File discovery: default excludes, virtual environments, .gitignore, explicit files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from amplint.files import discover
+from amplint.gitignore import GitIgnore
+
+HAZARD = "from mxnet.contrib import amp\namp.init()\n"
+
+
+def tree(root: Path, names: list[str]) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(HAZARD)
+
+
+def shown(root: Path, *paths: str) -> list[str]:
+    return sorted(name for _, name in discover([str(root / p) for p in paths or ["."]]).files)
+
+
+def test_default_excludes_and_virtual_environments(tmp_path):
+    tree(
+        tmp_path,
+        [
+            "train.py",
+            "pkg/model.py",
+            ".git/hooks/x.py",
+            ".venv/lib/python3.11/site-packages/mxnet/amp.py",
+            "venv/lib/a.py",
+            "myenv/lib/b.py",  # a virtual environment under any name
+            "build/lib/c.py",
+            "dist/d.py",
+            "pkg/__pycache__/e.py",
+            ".amplint_cache/f.py",
+            "lib/site-packages/g.py",
+            "gluon_amp.egg-info/h.py",
+        ],
+    )
+    (tmp_path / "myenv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert shown(tmp_path) == [str(tmp_path / "pkg/model.py"), str(tmp_path / "train.py")]
+
+
+def test_gitignore_is_respected(tmp_path):
+    tree(tmp_path, ["keep.py", "out/gen.py", "data/raw.py", "data/keep_me.py", "sub/deep/x.py"])
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".gitignore").write_text("out/\ndata/*\n!data/keep_me.py\n# comment\n")
+    (tmp_path / "sub" / ".gitignore").write_text("deep\n")
+    names = [Path(n).relative_to(tmp_path).as_posix() for n in shown(tmp_path)]
+    assert names == ["data/keep_me.py", "keep.py"]
+
+
+def test_gitignore_patterns():
+    ignore = GitIgnore(Path("/r"), ["*.tmp.py", "/top.py", "a/**/z.py", "build/"])
+    assert ignore.ignored(Path("/r/x/y.tmp.py"), False) is True
+    assert ignore.ignored(Path("/r/top.py"), False) is True
+    assert ignore.ignored(Path("/r/sub/top.py"), False) is None
+    assert ignore.ignored(Path("/r/a/b/c/z.py"), False) is True
+    assert ignore.ignored(Path("/r/build"), True) is True
+    assert ignore.ignored(Path("/r/build/x.py"), False) is True
+
+
+def test_explicit_files_and_display_names(tmp_path, monkeypatch):
+    tree(tmp_path, ["build/gen.py", "src/a.py"])
+    monkeypatch.chdir(tmp_path)
+    found = discover(["build/gen.py", "src", "src/a.py", "missing.py"])
+    assert [name for _, name in found.files] == ["build/gen.py", "src/a.py"]
+    assert found.problems == ["missing.py: no such file or folder"]
