@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from typing import Any
 
 __all__ = ["LossScaler", "DynamicLossScaler", "StaticLossScaler"]
@@ -206,7 +207,7 @@ class DynamicLossScaler(LossScaler):
         for name in ("growth_interval", "hysteresis"):
             value = getattr(self, name)
             _check(
-                isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1,
                 f"{name} must be an integer >= 1, got {value!r}",
             )
         _check(

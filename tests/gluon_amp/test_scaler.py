@@ -2,6 +2,7 @@
 
 import logging
 
+import numpy as np
 import pytest
 
 import gluon_amp as amp
@@ -82,6 +83,10 @@ def test_static_scaler_skips_nonfinite_unless_told_not_to():
 def test_nonsense_arguments_raise_valueerror_naming_the_range(kwargs, message):
     with pytest.raises(ValueError, match=message):
         amp.DynamicLossScaler(**kwargs)
+
+
+def test_numpy_integers_are_integers():
+    assert amp.DynamicLossScaler(growth_interval=np.int64(3)).growth_interval == 3
 
 
 def test_static_scale_must_be_positive():
