@@ -105,8 +105,11 @@ def unified_diff(display: str, before: str, after: str) -> str:
 
 def write_atomic(path: Path, data: bytes, expected: bytes) -> None:
     """Replace the file's content by ``data`` in one rename, keeping its permissions; a symlink
-    stays a link (its target is written). OSError when the file changed since it was read."""
+    stays a link (its target is written). OSError when the file is read-only or changed since it
+    was read."""
     target = Path(os.path.realpath(path))
+    if not os.access(target, os.W_OK) or not target.stat().st_mode & 0o222:
+        raise OSError("the file is read-only; nothing was written")
     if target.read_bytes() != expected:
         raise OSError("the file changed while amplint was fixing it; nothing was written")
     handle, temporary = tempfile.mkstemp(

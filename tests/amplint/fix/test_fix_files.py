@@ -87,6 +87,15 @@ def test_file_changed_meanwhile_is_not_written(tmp_path):
     assert path.read_text() == "edited by the user\n"
 
 
+def test_read_only_file_is_not_written(tmp_path):
+    path = tmp_path / "a.py"
+    path.write_text("x = 1\n")
+    path.chmod(0o444)
+    with pytest.raises(OSError, match="read-only"):
+        write_atomic(path, b"x = 2\n", b"x = 1\n")
+    assert path.read_text() == "x = 1\n"
+
+
 def test_unified_diff_marks_a_missing_final_newline():
     diff = unified_diff("a.py", "x = 1", "x = 2")
     assert diff.startswith("--- a/a.py\n+++ b/a.py\n")
