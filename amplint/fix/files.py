@@ -120,7 +120,13 @@ def write_atomic(path: Path, data: bytes, expected: bytes) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(temporary, target.stat().st_mode & 0o7777)
+        status = target.stat()
+        os.chmod(temporary, status.st_mode & 0o7777)
+        if hasattr(os, "chown") and (status.st_uid, status.st_gid) != (os.getuid(), os.getgid()):
+            try:  # keep the owner when allowed to (as root); otherwise it is ours, as editors do
+                os.chown(temporary, status.st_uid, status.st_gid)
+            except PermissionError:
+                pass
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

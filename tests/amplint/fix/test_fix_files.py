@@ -70,6 +70,16 @@ def test_diff_mode_writes_nothing(tmp_path):
     assert "-net = gluon.nn.Dense(100)\n+net = gluon.nn.Dense(104)\n" in run.diffs[0]
 
 
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_owner_is_kept(tmp_path):
+    path = tmp_path / "a.py"
+    path.write_text("x = 1\n")
+    os.chown(path, 1234, 5678)
+    write_atomic(path, b"x = 2\n", b"x = 1\n")
+    assert (path.stat().st_uid, path.stat().st_gid) == (1234, 5678)
+    assert path.read_text() == "x = 2\n"
+
+
 def test_symlink_stays_a_link(tmp_path):
     target = tmp_path / "real.py"
     target.write_text(SOURCE + "net = gluon.nn.Dense(100)\n")
