@@ -115,11 +115,6 @@ class FixContext:
         assert isinstance(parent, (cst.Module, cst.IndentedBlock))
         return parent
 
-    def following(self, statement: cst.BaseStatement) -> list[cst.BaseStatement]:
-        """Statements after ``statement`` in its block."""
-        body = list(self.block_of(statement).body)
-        return body[body.index(statement) + 1 :]
-
     def preceding(self, statement: cst.BaseStatement) -> cst.BaseStatement | None:
         """The statement just before ``statement`` in its block, if any."""
         body = list(self.block_of(statement).body)
