@@ -1,13 +1,16 @@
 """Checking: one libcst parse and one index walk per file, every selected rule on that index.
 
 ``lint_source`` is a pure function of (source, path, context, settings) -> findings, so results
-can be cached and computed in other processes. Positions are computed only for files with
-findings. Files without any reduced-precision signal (and no context saying they run in one) are
-not parsed at all.
+can be cached and computed in other processes. Python's own parser checks every file's syntax
+first (fast, and it shields libcst from inputs that crash it); libcst parses only files that can
+hold a hazard (a reduced-precision switch or AMP API in the text, or a context saying the file
+runs in reduced precision and code the rules look at). Positions are computed only for files
+with findings.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,11 +27,24 @@ _SIGNAL = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=1)
+def _reduced_precision_code() -> re.Pattern[str]:
+    """What rules look for in a file that runs in reduced precision only because an importer
+    (or ``--assume-amp``) says so: layer constructors, data loaders, batch sizes, backward."""
+    from amplint.frameworks import keras, mxnet, torch
+
+    names = {q.rsplit(".", 1)[1] for m in (mxnet, keras, torch) for q in m.LAYERS}
+    alternatives = "|".join(sorted(names | {"DataLoader"}))
+    return re.compile(rf"\b(?:{alternatives})\s*\(|\bbatch_size\s*=|\.backward\(|\.gradient\(")
+
+
 def might_hold_hazard(source: str, context: Context, settings: Settings) -> bool:
     """Cheap text test: can any rule fire on this file? (False: skip the parse.)"""
-    if context.precisions or settings.assume_amp:
+    if _SIGNAL.search(source) or _AMP_API.search(source):
         return True
-    return bool(_SIGNAL.search(source) or _AMP_API.search(source))
+    if context.precisions or settings.assume_amp:
+        return bool(_reduced_precision_code().search(source))
+    return False
 
 
 def lint_source(
@@ -89,9 +105,12 @@ def _python_parse_problem(source: str) -> str | None:
     """Python's own (C) parser first: clear syntax errors, and a guard against inputs that make
     libcst's parser crash or take quadratic time (thousands of nested brackets or operators)."""
     import ast
+    import warnings
 
     try:
-        ast.parse(source)
+        with warnings.catch_warnings():  # "invalid escape sequence" and friends are not ours
+            warnings.simplefilter("ignore")
+            ast.parse(source)
     except SyntaxError as error:
         return f"syntax error at {error.lineno}:{error.offset}: {error.msg}"
     except (RecursionError, MemoryError):
