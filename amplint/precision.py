@@ -31,6 +31,10 @@ _FLAG = re.compile(r"^-*(use[-_])?(amp|fp16|half|mixed[-_]precision|float16)$")
 _AMP_WORD = re.compile(r"(^|_)(amp|fp16|half|float16|mixed_precision|scaler|loss_scaler|use_amp)$")
 
 
+# Switches that affect only the code around them (unlike amp.init or a Keras global policy).
+LOCAL_SWITCHES = ("autocast", ".half()")
+
+
 @dataclass(frozen=True)
 class Signal:
     """One place that turns on reduced precision."""

@@ -208,6 +208,16 @@ with autograd.record():
     loss = loss_fn(net(x), y)
 loss.backward()
 """,
+    # .half() in an export helper does not make the training loop beside it float16.
+    """
+import torch
+def export(model, path):
+    torch.onnx.export(model.half(), torch.zeros(1, 3, 224, 224).half(), path)
+def train(model, loader):
+    for x, y in loader:
+        loss = criterion(model(x), y)
+        loss.backward()
+""",
     # Master weights only: AMP306's case, not AMP301.
     """
 from mxnet import autograd, gluon

@@ -37,12 +37,19 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
         for site in index.calls
         if mxnet.amp_function(site.qualname, "init_trainer")
     }
+    # A trainer handed to any other call (a setup helper, a wrapper) may be initialised there.
+    handed_over = {
+        dotted(argument.value)
+        for site in index.calls
+        if not mxnet.amp_function(site.qualname, "scale_loss")
+        for argument in site.node.args
+    }
     for site in index.calls:
         if not mxnet.amp_function(site.qualname, "scale_loss"):
             continue
         trainer = site.arg(1, "optimizer_or_trainer") or site.arg(None, "trainer")
         name = dotted(trainer) if trainer is not None else None
-        if name is None or name in initialised:
+        if name is None or name in initialised or name in handed_over:
             continue
         values = index.values_of(name, site.scope)
         created = [index.site(v) for v in values]
@@ -81,6 +88,17 @@ from mxnet.contrib import amp
 def step(loss, trainer):
     with amp.scale_loss(loss, trainer) as scaled:
         scaled.backward()
+""",
+    # Initialised by a helper the trainer is handed to.
+    """
+from mxnet import gluon
+from mxnet.contrib import amp
+def setup_amp(t):
+    amp.init_trainer(t)
+trainer = gluon.Trainer(net.collect_params(), "sgd")
+setup_amp(trainer)
+with amp.scale_loss(loss, trainer) as scaled:
+    scaled.backward()
 """,
     # apex's amp.scale_loss takes an optimizer, not an MXNet trainer.
     """

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import libcst as cst
 
 from amplint.index import CallSite, FileIndex, Scope
-from amplint.precision import Signal, in_float32_branch
+from amplint.precision import LOCAL_SWITCHES, Signal, in_float32_branch
 from amplint.project import Context
 from amplint.settings import Settings
 from amplint.values import Value, fold
@@ -52,10 +52,17 @@ class RuleContext:
     def training_precisions_at(self, site: CallSite) -> frozenset[str]:
         """Precisions this file itself trains in: its own model-level signals (``amp.init``,
         ``.cast``, autocast, ``.half()``, policies, options) or ``--assume-amp``; not what an
-        importer says, nor a float16 tensor created as data."""
+        importer says, nor a float16 tensor created as data. Local switches (autocast,
+        ``.half()``) count in their own function and from module level only: a ``.half()`` in
+        an export helper says nothing about the training loop beside it."""
         if in_float32_branch(site):
             return frozenset()
-        own = {s.precision for s in self.signals if s.strong}
+        function = site.function
+        own = {
+            s.precision
+            for s in self.signals
+            if s.strong and (s.what not in LOCAL_SWITCHES or s.site.function in (None, function))
+        }
         if self.settings.assume_amp:
             own.add(self.settings.assume_amp)
         return frozenset(own)
