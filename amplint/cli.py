@@ -154,13 +154,16 @@ def check(
         sys.exit(2)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    found, fixed = outcome.findings, None
+    found, fixed, report_to = outcome.findings, None, sys.stdout
     if fix or diff:
         from amplint.fix.command import fix_outcome
 
         outcome, fixed = fix_outcome(request, outcome, unsafe_fixes, write=not diff)
-        sys.stdout.write("".join(fixed.diffs) if diff else "")
-        sys.stdout.flush()
+        patch_or_source = "".join(fixed.diffs) if diff else fixed.stdin
+        if patch_or_source is not None:  # stdout carries the patch or the fixed stdin
+            sys.stdout.write(patch_or_source)
+            sys.stdout.flush()
+            report_to = sys.stderr
     for problem in outcome.problems:
         click.echo(f"amplint: error: {problem}", err=True)
     code = exit_code(found if diff else outcome.findings, len(outcome.problems), exit_zero)
@@ -169,14 +172,14 @@ def check(
 
         text.render(outcome.findings, sys.stderr)
     elif output_file is None:
-        emit(outcome.findings, outcome.files, output_format, sys.stdout, code != 2)
+        emit(outcome.findings, outcome.files, output_format, report_to, code != 2)
     else:
         with open(output_file, "w", encoding="utf-8") as out:
             emit(outcome.findings, outcome.files, output_format, out, code != 2)
     if fixed is not None:
         from amplint.fix.command import summary
 
-        text_out = output_format == "text" and not diff and output_file is None
+        text_out = output_format == "text" and output_file is None and report_to is sys.stdout
         click.echo(summary(fixed, len(outcome.findings), not diff), err=not text_out)
     sys.exit(code)
 

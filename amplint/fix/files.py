@@ -26,13 +26,14 @@ from amplint.fix.apply import fix_source
 @dataclass
 class FixRun:
     """What fixing did: the findings that remain, how many were fixed, the diffs, why fixable
-    findings were not fixed, and files that could not be written."""
+    findings were not fixed, files that could not be written, and the fixed standard input."""
 
     remaining: list[Finding] = field(default_factory=list)
     fixed: int = 0
     diffs: list[str] = field(default_factory=list)
     reasons: dict[Finding, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    stdin: str | None = None
 
 
 def fix_files(
@@ -55,9 +56,7 @@ def fix_files(
         fixable = [f for f in found if f.code in FIXERS]
         if path is None or not fixable or any(f.code == "AMP000" for f in found):
             if path is None:
-                run.reasons.update(
-                    {f: "notebooks and standard input are not fixed automatically" for f in fixable}
-                )
+                run.reasons.update({f: "notebooks are not fixed automatically" for f in fixable})
             run.remaining.extend(found)
             continue
         try:

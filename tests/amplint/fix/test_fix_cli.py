@@ -103,3 +103,22 @@ def test_unparseable_file_is_left_alone(tmp_path, amplint):
     assert (tmp_path / "broken.py").read_text() == "def f(:\n    amp.init()\n"
     assert "broken.py:1:1: AMP000" in result.stdout
     assert result.stdout.splitlines()[-1] == "3 fixed, 1 remaining."
+
+
+def test_fix_of_standard_input_prints_the_fixed_source(tmp_path, amplint):
+    source = TRAIN.replace("gluon.nn.Dense(10))", "gluon.nn.Dense(16))")
+    result = amplint(
+        "check",
+        "-",
+        "--stdin-filename",
+        "train.py",
+        "--fix",
+        "--no-cache",
+        cwd=tmp_path,
+        stdin=source,
+    )
+    assert result.returncode == 1
+    assert result.stdout.endswith(SAFE)
+    assert "train.py:13:38: AMP202" in result.stderr  # where it is in the fixed source
+    assert result.stderr.splitlines()[-1] == "1 fixed, 1 remaining."
+    assert list(tmp_path.iterdir()) == []

@@ -176,4 +176,4 @@ def test_findings_without_a_file_to_write_say_so(tmp_path):
     found = _relint("notebook.ipynb", SOURCE + "net = gluon.nn.Dense(100)\n")
     run = fix_files(found, {}, _relint, unsafe=True)
     assert run.remaining == found and run.fixed == 0
-    assert run.reasons[found[0]] == "notebooks and standard input are not fixed automatically"
+    assert run.reasons[found[0]] == "notebooks are not fixed automatically"
