@@ -62,3 +62,33 @@ def test_rules_and_explain(amplint):
     assert explained.returncode == 0 and "Fix:" in explained.stdout
     assert amplint("explain", "dim-not-multiple-of-8").stdout == explained.stdout
     assert amplint("explain", "nope").returncode == 2
+
+
+def test_every_rule_is_listed_and_explained():
+    from click.testing import CliRunner
+
+    from amplint.cli import main
+    from amplint.rules import RULES
+
+    runner = CliRunner()
+    listing = runner.invoke(main, ["rules"]).output
+    for code, rule in {"AMP000": None, **RULES}.items():
+        assert code in listing
+        result = runner.invoke(main, ["explain", code])
+        assert result.exit_code == 0, result.output
+        if rule is not None:
+            assert result.output.startswith(f"{code} {rule.name}")
+            assert "Why it matters" in result.output and "Fix" in result.output
+    assert "off by default" in runner.invoke(main, ["explain", "AMP306"]).output
+
+
+def test_huge_file_is_checked(tmp_path, amplint):
+    body = "".join(f"layer_{i} = nn.Dense({8 * (i % 50 + 1)})\n" for i in range(2500))
+    (tmp_path / "big.py").write_text(
+        "from mxnet.gluon import nn\nfrom mxnet.contrib import amp\namp.init()\n"
+        + body
+        + "odd = nn.Dense(30)\n"
+    )
+    result = amplint("check", "big.py", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.startswith("big.py:2504:16: AMP201 Dense units=30")
