@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +28,12 @@ _CACHEDIR_TAG = (
 )
 
 
-def canonical(value: Any) -> Any:
-    """``value`` as JSON-ready data that does not depend on set order or hash seeds."""
+def _jsonable(value: Any) -> Any:
+    """``json.dumps`` hook for what JSON lacks: dataclasses, sets (sorted: no hash-seed order)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(key): canonical(item) for key, item in sorted(value.items(), key=str)}
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, (set, frozenset)):
-        return sorted((canonical(item) for item in value), key=repr)
-    if isinstance(value, (list, tuple)):
-        return [canonical(item) for item in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
+        return sorted(value, key=repr)
     return str(value)
 
 
@@ -48,9 +41,10 @@ def digest(*parts: Any) -> str:
     """A stable SHA-256 hex digest of ``parts`` (bytes are hashed as they are)."""
     hasher = hashlib.sha256()
     for part in parts:
-        data = part if isinstance(part, bytes) else json.dumps(canonical(part)).encode()
-        hasher.update(len(data).to_bytes(8, "little"))
-        hasher.update(data)
+        if not isinstance(part, bytes):
+            part = json.dumps(part, default=_jsonable, sort_keys=True).encode()
+        hasher.update(len(part).to_bytes(8, "little"))
+        hasher.update(part)
     return hasher.hexdigest()
 
 

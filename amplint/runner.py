@@ -247,11 +247,14 @@ def run(request: Request) -> Outcome:
             if stored is None:
                 cache.put(key, [list(fact.precisions), list(fact.imports)])
     if stdin_path is not None and request.stdin is not None:
-        fact = _facts(request.stdin.encode("utf-8"), stdin_display)
+        data = request.stdin.encode("utf-8")
+        digests[stdin_path] = digest(data)
+        fact = _facts(data, stdin_display)
         if fact is not None:
             facts[stdin_path] = fact
 
-    contexts = _contexts(facts, project or config.root, cache)
+    contexts = _contexts(facts, digests, project or config.root, cache)
+    settings_key = digest(settings)
 
     jobs: list[_Job] = []
     for path, display in checked:
@@ -260,7 +263,7 @@ def run(request: Request) -> Outcome:
         content = digests.get(path)
         if content is None:  # unreadable: let the job report it
             content = ""
-        key = digest("findings", content, display, context, settings)
+        key = digest("findings", content, display, context, settings_key)
         stored = cache.get(key) if content else None
         if stored is not None:
             outcome.findings.extend(Finding(**item) for item in stored)
@@ -281,12 +284,15 @@ def run(request: Request) -> Outcome:
     return outcome
 
 
-def _contexts(facts: dict[Path, ModuleFacts], root: Path, cache: Cache) -> dict[Path, Context]:
-    """The project pass over every file's facts, cached as a whole (a warm run skips it)."""
+def _contexts(
+    facts: dict[Path, ModuleFacts], digests: dict[Path, str], root: Path, cache: Cache
+) -> dict[Path, Context]:
+    """The project pass over every file's facts, cached as a whole (a warm run skips it).
+
+    Facts are a function of a file's content, so the key is the paths with their contents."""
     from amplint.project import analyse
 
-    ordered = sorted(facts.items())
-    key = digest("contexts", str(root), [(str(path), fact) for path, fact in ordered])
+    key = digest("contexts", str(root), [(str(path), digests[path]) for path in sorted(facts)])
     stored = cache.get(key)
     if stored is not None:
         return {

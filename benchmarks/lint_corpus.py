@@ -122,6 +122,23 @@ def torchfix_command(folder: Path) -> list[str] | None:
     return [str(venv / "bin" / "torchfix")]
 
 
+def amplint_snapshot(folder: Path) -> Path:
+    """A copy of the committed amplint (``git archive HEAD``) so that edits made to the work
+    tree while the benchmark runs neither change the code measured nor invalidate its cache;
+    outside a git checkout, the repository folder itself."""
+    repo = Path(__file__).resolve().parents[1]
+    target = folder / "amplint-src"
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", "--format=tar", "HEAD", "amplint"],
+        capture_output=True,
+    )
+    if archive.returncode != 0:
+        return repo
+    target.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
+
+
 def one_file(corpus: Path, lines: int = 270) -> Path:
     """The file whose length is closest to ``lines`` among those mentioning float16."""
     candidates = []
@@ -159,7 +176,7 @@ def main() -> None:
         line_count = sum(p.read_bytes().count(b"\n") for p in files)
         amplint = [sys.executable, "-m", "amplint", "check"]
         quiet = ["--format", "json", "--exit-zero", "--output-file", os.devnull]
-        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+        env = dict(os.environ, PYTHONPATH=str(amplint_snapshot(folder)))
         rows: list[tuple[str, str, dict]] = []
 
         def row(label: str, command: list[str], shown: str) -> dict:
@@ -208,7 +225,15 @@ def main() -> None:
                 torchfix = row("TorchFix 0.7.0", [*command, "."], "torchfix .")
 
         date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        print(f"Machine: {machine()}. Date: {date}. Command: `python -m benchmarks.lint_corpus`.")
+        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+        print(f"Machine: {machine()}; load average at the end {load}.")
+        commit = subprocess.run(
+            ["git", "-C", str(Path(__file__).resolve().parents[1]), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        print(f"Date: {date}. amplint at commit {commit or 'unknown'}.")
+        print("Command: `python -m benchmarks.lint_corpus`.")
         print(f"Corpus: {', '.join(PACKAGES)} — {len(files):,} files, {line_count:,} lines.\n")
         print("| what | command | wall (s) | peak RSS (MiB) |")
         print("|---|---|---|---|")

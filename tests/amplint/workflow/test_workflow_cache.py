@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from amplint import cache as cache_module
-from amplint.cache import Cache, canonical, digest
+from amplint.cache import Cache, digest
 
 
 def test_round_trip_and_gitignore(tmp_path):
@@ -51,12 +51,15 @@ def test_damaged_entries_are_misses_and_unwritable_folders_turn_caching_off(tmp_
     assert broken.folder is None and broken.get(key) is None
 
 
-def test_digest_is_independent_of_set_order():
-    assert canonical({"b": frozenset({"y", "x"}), "a": (1, Path("p"))}) == {
-        "a": [1, "p"],
-        "b": ["x", "y"],
-    }
+def test_digest_is_independent_of_set_order_and_types():
+    from amplint.settings import Settings
+
     assert digest(frozenset(["a", "b", "c"])) == digest(frozenset(["c", "b", "a"]))
+    assert digest({"b": 1, "a": Path("p")}) == digest({"a": "p", "b": 1})
+    assert digest(Settings(frozenset({"AMP201", "AMP301"}))) == digest(
+        Settings(frozenset({"AMP301", "AMP201"}))
+    )
+    assert digest(Settings(alignment=8)) != digest(Settings(alignment=16))
     assert digest(b"ab", b"c") != digest(b"a", b"bc")
 
 
