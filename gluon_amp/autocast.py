@@ -412,6 +412,7 @@ def _make_imports(config: _Config, lists: dict) -> Callable:
         typed = [symbol.var(i.name, dtype=np.float32) for i in inputs]
         if mx.util.is_np_array():
             typed = [i.as_np_ndarray() for i in typed]
+            converted = converted.as_np_ndarray()
         return SymbolBlock(converted, typed, params=block.collect_params())
 
     return _finish(imports, original)
