@@ -94,9 +94,9 @@ def _plan(
             edits = fixer.fix(finding, ctx)
             for edit in edits:
                 where = ctx.positions[edit.target]
-                lines = tuple(range(where.start.line, where.end.line + 1))
-                if suppressed.covers(finding.code, finding.name, lines):
-                    raise Unfixable(f"the fix would rewrite a suppressed line ({lines[0]})")
+                for line in range(where.start.line, where.end.line + 1):
+                    if suppressed.covers(finding.code, finding.name, (line,)):
+                        raise Unfixable(f"the fix would rewrite line {line}, which is suppressed")
         except Unfixable as error:
             reasons[finding] = str(error)
             continue
