@@ -115,8 +115,9 @@ def _made_by_init_trainer(ctx: FixContext, trainer: str, site: CallSite) -> bool
 
 
 def _trainer(ctx: FixContext, site: CallSite) -> str:
-    """The trainer that applies these gradients: the one stepped after the backward in the same
-    function, or the only one the file creates or initialises."""
+    """The trainer that applies these gradients: the only known trainer (created by
+    ``gluon.Trainer`` or given to ``init_trainer``) stepped in the same function, else the only
+    known one, else the only one stepped there."""
     known = set(initialised(ctx))
     for assign in ctx.index.assigns:
         made = ctx.index.site(assign.value)
