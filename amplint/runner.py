@@ -168,6 +168,13 @@ def _run_job(job: _Job) -> list[Finding]:
     return findings
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def _run_jobs(jobs: list[_Job], workers: int) -> Iterable[list[Finding]]:
     if workers <= 1 or len(jobs) < PARALLEL_THRESHOLD:
         return map(_run_job, jobs)
@@ -270,7 +277,7 @@ def run(request: Request) -> Outcome:
             continue
         top = str(cache.top) if cache.folder is not None else None
         jobs.append(_Job(str(path), display, context, settings, content, key, top, cache.version))
-    for findings in _run_jobs(jobs, request.jobs or os.cpu_count() or 1):
+    for findings in _run_jobs(jobs, request.jobs or available_cores()):
         outcome.findings.extend(findings)
     outcome.files = len(checked)
 
