@@ -131,9 +131,3 @@ def discover(paths: Sequence[str]) -> Discovery:
                 seen.add(key)
                 result.files.append((file, shown))
     return result
-
-
-def common_root(paths: Sequence[Path]) -> Path:
-    """The folder the project pass resolves imports from."""
-    folders = [str((p if p.is_dir() else p.parent).resolve()) for p in paths] or [os.getcwd()]
-    return Path(os.path.commonpath(folders))

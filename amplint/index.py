@@ -15,7 +15,7 @@ from typing import Any, Callable
 import libcst as cst
 
 # Kinds of enclosing blocks kept on a call's ancestor stack.
-WITH, IF_BODY, IF_ELSE, CALL, DEF, LIST = "with", "if", "else", "call", "def", "list"
+WITH, IF_BODY, IF_ELSE, CALL = "with", "if", "else", "call"
 
 
 @dataclass(eq=False)
@@ -326,11 +326,9 @@ class FileIndex:
             scope.callee, scope.positional = owner, tuple(positional[1:])
         self._classes.append(None)  # functions nested in a method are not methods
         self._scope = scope
-        self._stack.append((DEF, node))
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self._classes.pop()
-        self._stack.pop()
         self._scope = self._scope.parent or self.module_scope
 
     def visit_Lambda(self, node: cst.Lambda) -> None:
@@ -364,12 +362,6 @@ class FileIndex:
         self._stack.append((IF_ELSE, node))
 
     def leave_If_orelse(self, node: cst.If) -> None:
-        self._stack.pop()
-
-    def visit_List(self, node: cst.List) -> None:
-        self._stack.append((LIST, node))
-
-    def leave_List(self, original_node: cst.List) -> None:
         self._stack.pop()
 
     # ---- assignments -----------------------------------------------------------------------

@@ -19,6 +19,7 @@ _DIRECTIVE = re.compile(
     re.IGNORECASE,
 )
 ALL = frozenset({"*"})
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass
@@ -50,7 +51,7 @@ def _comments(source: str) -> list[tuple[int, str, bool]]:
     """(line, comment text, whether the comment is alone on its line)."""
     found = []
     try:
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        for token in tokenize.generate_tokens(io.StringIO(source, newline=None).readline):
             if token.type == tokenize.COMMENT:
                 own_line = not token.line[: token.start[1]].strip()
                 found.append((token.start[0], token.string, own_line))
@@ -62,7 +63,7 @@ def _comments(source: str) -> list[tuple[int, str, bool]]:
 def parse(source: str) -> Suppressions:
     """All suppression comments of a file."""
     result = Suppressions()
-    lines = source.splitlines()
+    lines = _LINE_BREAK.split(source)  # Python's line breaks only (not str.splitlines' \f etc.)
     for line, comment, own_line in _comments(source):
         for match in _DIRECTIVE.finditer(comment):
             codes = _codes(match.group("codes") or match.group("noqa_codes"))

@@ -27,4 +27,3 @@ MODELS = ("keras.Model", "keras.models.Model", "tensorflow.keras.Model", "tf_ker
 MODELS += ("tensorflow.keras.models.Model",)
 SEQUENTIAL = tuple(m.replace("Model", "Sequential") for m in MODELS)
 SOFTMAX_LAYERS = tuple(f"{p}.{n}" for p in PREFIXES for n in ("Dense", "Activation", "Softmax"))
-LOSS_SCALE_OPTIMIZER = "LossScaleOptimizer"

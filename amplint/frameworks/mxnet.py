@@ -30,7 +30,6 @@ def amp_function(qualname: str | None, name: str, modules: tuple[str, ...] = AMP
 
 
 RECORD = ("mxnet.autograd.record",)
-BACKWARD = ("mxnet.autograd.backward",)
 DATALOADER = ("mxnet.gluon.data.DataLoader", "mxnet.gluon.data.dataloader.DataLoader")
 TRAINER = ("mxnet.gluon.Trainer", "mxnet.gluon.trainer.Trainer")
 CLIP = ("mxnet.gluon.utils.clip_global_norm", "gluonnlp.utils.clip_grad_global_norm")

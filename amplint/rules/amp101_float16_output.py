@@ -29,7 +29,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from amplint.frameworks import keras, mxnet, torch
-from amplint.index import LIST, CallSite, FileIndex, dotted
+from amplint.index import CallSite, FileIndex, dotted
 from amplint.precision import half_for_storage
 from amplint.rules.api import Issue, RuleContext
 
@@ -190,7 +190,7 @@ def _final_layers(index: FileIndex) -> Iterator[cst.CSTNode]:
                     yield layer
         elif site.method == "add" and len(site.node.args) == 1 and site.receiver is not None:
             receiver = dotted(site.receiver)
-            if receiver is not None and not site.inside(LIST):
+            if receiver is not None:
                 last_add[receiver] = site
     for site in last_add.values():
         yield site.node.args[0].value

@@ -73,10 +73,6 @@ class RuleContext:
             return f" [{self.context.reason}]"
         return ""
 
-    def signals_of(self, what: str) -> list[Signal]:
-        """Signals whose description starts with ``what`` (e.g. ``"cast("``, ``".half()"``)."""
-        return [s for s in self.signals if s.what.startswith(what)]
-
     def fold(self, expr: cst.BaseExpression | None, scope: Scope) -> Value | None:
         return fold(expr, self.index, scope)
 

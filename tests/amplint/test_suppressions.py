@@ -63,3 +63,8 @@ def test_directive_in_a_string_is_not_a_comment():
 def test_parse_errors_cannot_be_suppressed():
     findings = lint_source("# amplint: ignore-file\n# noqa\ndef f(:\n", "bad.py")
     assert [f.code for f in findings] == ["AMP000"]
+
+
+def test_carriage_return_line_breaks():
+    source = HEADER.replace("\n", "\r") + "# amplint: ignore\ra = nn.Dense(10)\rb = nn.Dense(10)\r"
+    assert [f.line for f in lint_source(source, "t.py")] == [6]
