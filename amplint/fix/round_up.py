@@ -3,8 +3,10 @@ the value was written: the literal in the call, a module constant, a default arg
 argparse default.
 
 Unsafe because it changes the model: its layer shapes, its checkpoints, every other use of the
-same constant, and a class count or vocabulary that the data defines (pad it and ignore the extra
-logits). A value computed by arithmetic is left to the user.
+same constant, a class count or vocabulary that the data defines (pad it and ignore the extra
+logits), and any number written separately that must match (the next BatchNorm's
+``in_channels``): review the diff. A value computed by arithmetic is left to the user, and so is
+a dimension of 1 (a single score or gate, whose meaning padding would change).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ def fix(finding: Finding, ctx: FixContext) -> list[Edit]:
     if data.get("value", size) != size:
         raise Unfixable("the value changed since it was checked")
     rounded = data.get("rounded") or -(-size // 8) * 8
+    if size == 1:
+        raise Unfixable("a dimension of 1 is a single output: padding it changes its meaning")
     written = node if value.origin is None else value.origin
     if not (isinstance(written, cst.Integer) and written.evaluated_value == size):
         raise Unfixable(f"{size} is computed, not written as one number: change it by hand")

@@ -52,6 +52,14 @@ def test_computed_value_stays_with_its_reason():
     assert "computed" in result.reasons[finding]
 
 
+def test_a_single_output_is_not_padded():
+    before = HEADER + "score = gluon.nn.Dense(1, in_units=100)\n"
+    result = fix(before, "AMP201")
+    assert result.fixed == before.replace("100", "104")
+    (finding,) = result.remaining
+    assert "single output" in result.reasons[finding]
+
+
 def test_unsafe_fixes_need_the_flag():
     before = HEADER + "net = gluon.nn.Dense(100)\n"
     result = fix(before, "AMP201", unsafe=False)
