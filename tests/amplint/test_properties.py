@@ -71,6 +71,18 @@ def mutated(draw) -> str:
     return source
 
 
+@st.composite
+def recombined(draw) -> str:
+    """Valid modules: several cases one after another, their numbers and strings changed."""
+    source = "\n".join(draw(st.lists(st.sampled_from(SEEDS), min_size=1, max_size=4)))
+    numbers = draw(st.lists(st.integers(-3, 70000), min_size=1, max_size=8))
+    source = re.sub(r"\b\d+\b", lambda m: str(numbers[int(m.group()) % len(numbers)]), source)
+    words = draw(st.lists(st.sampled_from(["float16", "bfloat16", "float32", "softmax", "amp"])))
+    for word in words:
+        source = source.replace("float16", word, 1)
+    return source
+
+
 def assert_well_formed(source: str) -> None:
     first = lint_source(source, "gen.py", settings=EVERY_RULE)
     assert first == lint_source(source, "gen.py", settings=EVERY_RULE)
@@ -87,6 +99,12 @@ def assert_well_formed(source: str) -> None:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_mutated_cases_never_crash(source):
+    assert_well_formed(source)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(recombined())
+def test_recombined_valid_modules_never_crash(source):
     assert_well_formed(source)
 
 
