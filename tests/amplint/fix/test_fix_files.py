@@ -177,3 +177,15 @@ def test_findings_without_a_file_to_write_say_so(tmp_path):
     run = fix_files(found, {}, _relint, unsafe=True)
     assert run.remaining == found and run.fixed == 0
     assert run.reasons[found[0]] == "notebooks are not fixed automatically"
+
+
+def test_a_file_that_cannot_be_written_keeps_its_findings(tmp_path):
+    data = (SOURCE + "net = gluon.nn.Dense(100)\n").encode()
+    path = tmp_path / "a.py"
+    path.write_bytes(data)
+    path.chmod(0o444)
+    found = _relint(str(path), data.decode())
+    run = fix_files(found, {str(path): path}, _relint, unsafe=True)
+    assert path.read_bytes() == data
+    assert run.fixed == 0 and run.remaining == found
+    assert run.errors == [f"cannot write {path}: the file is read-only; nothing was written"]
