@@ -182,7 +182,8 @@ def _run_jobs(jobs: list[_Job], workers: int) -> Iterable[list[Finding]]:
 
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)))
     with pool:
-        return list(pool.map(_run_job, jobs, chunksize=max(1, len(jobs) // (workers * 8))))
+        # Small chunks: the few large files that need a parse must not all land in one chunk.
+        return list(pool.map(_run_job, jobs, chunksize=max(1, len(jobs) // (workers * 32))))
 
 
 def _discover(paths: Sequence[str], exclude: Callable[[Path], bool]):
@@ -237,6 +238,7 @@ def run(request: Request) -> Outcome:
         cache = Cache(None, cache.version)
 
     digests: dict[Path, str] = {}
+    sizes: dict[Path, int] = {}
     facts: dict[Path, ModuleFacts] = {}
     for path, display in everything.items():
         if path == stdin_path:
@@ -246,6 +248,7 @@ def run(request: Request) -> Outcome:
         except OSError:
             continue
         digests[path] = content = digest(data)
+        sizes[path] = len(data)
         key = digest("facts", content, display.endswith(".ipynb"))
         stored = cache.get(key)
         fact = ModuleFacts(*map(tuple, stored)) if stored else _facts(data, display)
@@ -277,6 +280,7 @@ def run(request: Request) -> Outcome:
             continue
         top = str(cache.top) if cache.folder is not None else None
         jobs.append(_Job(str(path), display, context, settings, content, key, top, cache.version))
+    jobs.sort(key=lambda job: -sizes.get(Path(job.path), 0))  # largest first: balanced workers
     for findings in _run_jobs(jobs, request.jobs or available_cores()):
         outcome.findings.extend(findings)
     outcome.files = len(checked)
