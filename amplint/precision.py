@@ -31,6 +31,8 @@ _FLAG = re.compile(r"^-*(use[-_])?(amp|fp16|half|mixed[-_]precision|float16)$")
 _AMP_WORD = re.compile(r"(^|_)(amp|fp16|half|float16|mixed_precision|scaler|loss_scaler|use_amp)$")
 
 
+# Keras 2 and 3 ways to set a mixed precision policy.
+POLICY_CALLS = ("set_global_policy", "set_policy", "set_dtype_policy", "Policy", "DTypePolicy")
 # Switches that affect only the code around them (unlike amp.init or a Keras global policy).
 LOCAL_SWITCHES = ("autocast", ".half()")
 
@@ -87,7 +89,7 @@ def _signal(site: CallSite, index: FileIndex) -> tuple[str, str] | None:
     if method == "cast" and len(site.node.args) == 1:
         dtype = dtype_of(site.node.args[0].value, index, site)
         return (dtype, f"cast('{dtype}')") if dtype else None
-    if method in ("set_global_policy", "set_policy", "Policy"):
+    if method in POLICY_CALLS or site.name in POLICY_CALLS:
         dtype = dtype_of(site.arg(0, "name"), index, site)
         return (dtype, "a mixed precision policy") if dtype else None
     if method == "half" and not site.node.args and not half_for_storage(site):

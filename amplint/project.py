@@ -18,7 +18,10 @@ _SWITCHES = (
     # amp.init('bfloat16'); "amp(?<!\wamp)" is "\bamp" with a literal prefix (10-70x faster).
     re.compile(r"amp(?<!\wamp)\.init\(\s*(?:target_dtype\s*=\s*)?" + _DTYPE),
     re.compile(r"\.cast\(\s*" + _DTYPE),
-    re.compile(r"(?:set_global_policy|set_policy|Policy)\(\s*(?:name\s*=\s*)?" + _DTYPE),
+    re.compile(
+        r"(?:set_global_policy|set_policy|set_dtype_policy|Policy|DTypePolicy)\(\s*(?:name\s*=\s*)?"
+        + _DTYPE
+    ),
     re.compile(r"autocast(?<!\wautocast)\([^)]*?dtype\s*=\s*" + _DTYPE),
     re.compile(r"add_argument\([^)]*?default\s*=\s*" + _DTYPE),
 )

@@ -182,6 +182,16 @@ with tf.GradientTape() as tape:
     loss = loss_fn(y, model(x))
 grads = tape.gradient(loss, model.trainable_variables)
 """,
+    # Keras 3: the loss-scale optimizer's scale_loss.
+    """
+import keras
+import tensorflow as tf
+keras.config.set_dtype_policy("mixed_float16")
+optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam())
+with tf.GradientTape() as tape:
+    loss = optimizer.scale_loss(loss_fn(y, model(x)))
+grads = tape.gradient(loss, model.trainable_variables)
+""",
     # The float32 branch of the AMP switch; a float16 tensor as data is not float16 training.
     """
 import torch
@@ -276,6 +286,14 @@ for x, y in loader:
 import tensorflow as tf
 from tensorflow import keras
 keras.mixed_precision.set_global_policy("mixed_float16")
+with tf.GradientTape() as tape:
+    loss = loss_fn(y, model(x))
+grads = tape.gradient(loss, model.trainable_variables)  # AMP301
+""",
+    """
+import keras
+import tensorflow as tf
+keras.config.set_dtype_policy("mixed_float16")
 with tf.GradientTape() as tape:
     loss = loss_fn(y, model(x))
 grads = tape.gradient(loss, model.trainable_variables)  # AMP301
