@@ -1,10 +1,13 @@
-"""Run a ``dist_sync`` training job on this machine: one scheduler, servers and workers.
+"""Run a multi-process training job on this machine, over loopback only.
 
-    python -m gluon_amp.launch -n 2 -s 1 -- python train.py --epochs 3
+    python -m gluon_amp.launch -n 2 -s 1 -- python train.py --epochs 3      # MXNet dist_sync
+    python -m gluon_amp.launch --horovod -n 2 -- python train.py           # Horovod (gloo)
 
 Every process runs the same command with the ``DMLC_*`` variables of its role; ``import mxnet``
 turns the scheduler and server processes into ps-lite's server loop, so ``train.py`` only ever
-runs as a worker. Everything stays on loopback (``127.0.0.1``, a free port).
+runs as a worker. With ``--horovod`` the workers meet at Horovod's gloo rendezvous, which the
+launcher serves on ``127.0.0.1`` (``horovodrun`` would listen on every interface). Everything
+stays on loopback (``127.0.0.1``, a free port).
 
 MXNet never times out: when one process dies the others block forever. The launcher therefore
 watches every process it started, and the first one that fails (or the ``--timeout`` watchdog)
@@ -18,13 +21,15 @@ by the scheduler and may differ. This module imports no MXNet.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 LOOPBACK = "127.0.0.1"
@@ -36,6 +41,15 @@ SERVER_EXIT_GRACE_SECONDS = 30.0
 TERMINATE_GRACE_SECONDS = 3.0
 EXIT_TIMEOUT = 124  # what coreutils' `timeout` returns
 EXIT_CANNOT_RUN = 127
+EXIT_USAGE = 2
+HOROVOD_BUILD = (
+    "build it with: HOROVOD_WITH_MXNET=1 HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 "
+    "HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 pip install --no-build-isolation horovod"
+)
+
+
+class LaunchError(Exception):
+    """A job that cannot be set up (the message says why and what to do)."""
 
 
 @dataclass
@@ -159,45 +173,98 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+Spec = tuple[str, int, dict[str, str]]  # role, index, environment of one process to start
+
+
+def dist_sync_specs(
+    num_workers: int, num_servers: int, port: int, base: Mapping[str, str]
+) -> list[Spec]:
+    """The processes of a ``dist_sync`` job: scheduler, servers, workers."""
+    roles = [("scheduler", 0)]
+    roles += [("server", i) for i in range(num_servers)]
+    roles += [("worker", i) for i in range(num_workers)]
+    return [
+        (role, index, role_env(role, port, num_workers, num_servers, base)) for role, index in roles
+    ]
+
+
+@contextlib.contextmanager
+def horovod_rendezvous(
+    num_workers: int, port: int, base: Mapping[str, str]
+) -> Iterator[list[Spec]]:
+    """Horovod's gloo rendezvous bound to 127.0.0.1 (``horovodrun`` binds every interface),
+    and the environment ``horovodrun --gloo`` gives each worker; the server stops on exit."""
+    try:
+        from horovod.runner.common.util.hosts import get_host_assignments, parse_hosts
+        from horovod.runner.gloo_run import create_slot_env_vars
+        from horovod.runner.http.http_server import RendezvousHandler, RendezvousHTTPServer
+    except ImportError as error:
+        raise LaunchError(f"--horovod needs Horovod ({error}); {HOROVOD_BUILD}") from None
+    server = RendezvousHTTPServer((LOOPBACK, port), RendezvousHandler, False)
+    slots = get_host_assignments(parse_hosts(f"localhost:{num_workers}"), num_workers)
+    server.init(slots)
+    thread = threading.Thread(target=server.serve_forever, name="rendezvous", daemon=True)
+    thread.start()
+    common = {
+        "HOROVOD_GLOO_RENDEZVOUS_ADDR": LOOPBACK,
+        "HOROVOD_GLOO_RENDEZVOUS_PORT": str(server.server_address[1]),
+        "HOROVOD_CONTROLLER": "gloo",
+        "HOROVOD_CPU_OPERATIONS": "gloo",
+        "HOROVOD_GLOO_IFACE": "lo",
+    }
+    try:
+        yield [("worker", s.rank, {**base, **common, **create_slot_env_vars(s)}) for s in slots]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def launch(
     command: Sequence[str],
     num_workers: int,
     num_servers: int = 1,
     *,
+    horovod: bool = False,
     timeout: float | None = None,
     port: int | None = None,
     env: Mapping[str, str] | None = None,
 ) -> int:
-    """Run ``command`` as a local ``dist_sync`` job and return its exit status.
+    """Run ``command`` as a local job and return its exit status.
 
-    0 when every process exits cleanly; the first failing process's exit code (128 + signal
-    number when killed by a signal); 124 when the ``timeout`` watchdog fires; 127 when
-    ``command`` cannot be started. Every process started here is gone when this returns.
+    A ``dist_sync`` job (scheduler, ``num_servers`` servers, ``num_workers`` workers), or with
+    ``horovod=True`` ``num_workers`` Horovod gloo workers. 0 when every process exits cleanly;
+    the first failing process's exit code (128 + signal number when killed by a signal); 124
+    when the ``timeout`` watchdog fires; 127 when ``command`` cannot be started. Every process
+    started here is gone when this returns. Raises :class:`LaunchError` for a job that cannot
+    be set up.
     """
     if num_workers < 1 or num_servers < 1:
-        raise ValueError("a dist_sync job needs at least one worker and one server")
+        raise LaunchError("a job needs at least one worker (and, for dist_sync, one server)")
     if not command:
-        raise ValueError("no command to run")
-    port = free_port() if port is None else port
-    base = os.environ if env is None else env
-    roles = [("scheduler", 0)]
-    roles += [("server", i) for i in range(num_servers)]
-    roles += [("worker", i) for i in range(num_workers)]
+        raise LaunchError("no command to run")
+    base = dict(os.environ if env is None else env)
     members: list[Member] = []
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        for role, index in roles:
-            member_env = role_env(role, port, num_workers, num_servers, base)
-            members.append(start_member(command, member_env, role, index))
-        return supervise(members, timeout)
+        with contextlib.ExitStack() as stack:
+            if horovod:
+                specs = stack.enter_context(horovod_rendezvous(num_workers, port or 0, base))
+            else:
+                port = free_port() if port is None else port
+                specs = dist_sync_specs(num_workers, num_servers, port, base)
+            try:
+                for role, index, member_env in specs:
+                    members.append(start_member(command, member_env, role, index))
+                return supervise(members, timeout)
+            finally:
+                stop_all(members)  # before the rendezvous server stops
     except OSError as error:
         _say(f"cannot run {command[0]!r}: {error.strerror or error}")
         return EXIT_CANNOT_RUN
     except KeyboardInterrupt:
-        _say(f"interrupted; stopping {len(members)} processes")
+        _say(f"interrupted; stopped {len(members)} processes")
         return 130
     finally:
-        stop_all(members)
         signal.signal(signal.SIGTERM, previous_sigterm)
 
 
@@ -218,15 +285,22 @@ def _positive_float(text: str) -> float:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m gluon_amp.launch",
-        description="Run a command as a local MXNet dist_sync job on 127.0.0.1: one scheduler, "
-        "S servers and N workers, each a separate process running the same command.",
+        description="Run a command as a local multi-process training job on 127.0.0.1: an MXNet "
+        "dist_sync job (one scheduler, S servers, N workers) or, with --horovod, N Horovod gloo "
+        "workers. Every process runs the same command.",
         epilog="example: python -m gluon_amp.launch -n 2 -s 1 --timeout 600 -- python train.py",
     )
     parser.add_argument(
         "-n", "--num-workers", type=_positive_int, required=True, help="worker processes"
     )
     parser.add_argument(
-        "-s", "--num-servers", type=_positive_int, default=1, help="server processes (default 1)"
+        "-s", "--num-servers", type=_positive_int, default=None,
+        help="dist_sync server processes (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--horovod",
+        action="store_true",
+        help="a Horovod gloo job (rendezvous on 127.0.0.1) instead of dist_sync",
     )
     parser.add_argument(
         "--timeout",
@@ -235,7 +309,10 @@ def _parser() -> argparse.ArgumentParser:
         help="watchdog: stop the whole job after this many seconds (default: no limit)",
     )
     parser.add_argument(
-        "--port", type=_positive_int, default=None, help="scheduler port (default: a free one)"
+        "--port",
+        type=_positive_int,
+        default=None,
+        help="scheduler / rendezvous port (default: a free one)",
     )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run")
     return parser
@@ -248,7 +325,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no command given: put it after --, e.g. -- python train.py")
-    return launch(command, args.num_workers, args.num_servers, timeout=args.timeout, port=args.port)
+    if args.horovod and args.num_servers is not None:
+        parser.error("-s/--num-servers is for dist_sync jobs: a Horovod job has no servers")
+    try:
+        return launch(
+            command,
+            args.num_workers,
+            args.num_servers or 1,
+            horovod=args.horovod,
+            timeout=args.timeout,
+            port=args.port,
+        )
+    except LaunchError as error:
+        _say(str(error))
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

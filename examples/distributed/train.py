@@ -3,6 +3,7 @@
 The same script runs three ways (see README.md next to it):
 
     python -m gluon_amp.launch -n 2 -s 1 -- python examples/distributed/train.py
+    python -m gluon_amp.launch --horovod -n 2 -- python examples/distributed/train.py
     horovodrun -np 2 -H localhost:2 --gloo python examples/distributed/train.py
     python examples/distributed/train.py                # one process, no kvstore
 
@@ -34,7 +35,7 @@ def parse_args() -> argparse.Namespace:
         choices=["auto", "kvstore", "horovod", "local"],
         default="auto",
         help="auto: kvstore when DMLC_ROLE is set (gluon_amp.launch, a cluster launcher), "
-        "horovod when HOROVOD_RANK is set (horovodrun), else one local process",
+        "horovod when HOROVOD_RANK is set (launch --horovod, horovodrun), else one local process",
     )
     parser.add_argument("--kvstore", default="dist_sync", help="kvstore type for --engine kvstore")
     parser.add_argument("--epochs", type=int, default=5)

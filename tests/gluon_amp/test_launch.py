@@ -110,7 +110,7 @@ def test_sigterm_to_the_launcher_ends_every_process(tmp_path: Path) -> None:
     finally:
         launcher.kill()
     assert launcher.returncode == 130, stderr
-    assert "gluon_amp.launch: interrupted; stopping 3 processes" in stderr
+    assert "gluon_amp.launch: interrupted; stopped 3 processes" in stderr
     assert_all_gone(tmp_path, expected=6)
 
 
@@ -127,6 +127,26 @@ def test_bad_usage_is_one_clear_error(args: list[str], error: str, capsys) -> No
         launch.main(args)
     assert exit_info.value.code == 2
     assert error in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_horovod_job_has_no_servers(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        launch.main(["--horovod", "-n", "2", "-s", "1", "--", "true"])
+    assert exit_info.value.code == 2
+    assert "-s/--num-servers is for dist_sync jobs" in capsys.readouterr().err
+
+
+def test_horovod_missing_says_how_to_build_it(capsys) -> None:
+    try:
+        import horovod.runner.http.http_server  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("Horovod is installed here")
+    assert launch.main(["--horovod", "-n", "2", "--", "true"]) == 2
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("gluon_amp.launch: --horovod needs Horovod (")
+    assert "pip install --no-build-isolation horovod" in message
 
 
 def test_missing_program_is_reported(tmp_path: Path, capsys) -> None:
