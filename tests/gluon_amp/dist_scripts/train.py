@@ -130,8 +130,8 @@ class Run:
             grads = [g.copy() for g in grads] if len(parts) > 1 else grads
             total = grads if total is None else [t + g for t, g in zip(total, grads)]
         if len(parts) > 1:
-            for grad, summed in zip(self.net.collect_params().values(), total):
-                grad.grad()[:] = summed
+            for param, summed in zip(self.net.collect_params().values(), total):
+                param.grad()[:] = summed
         entry = {"scale": self.scaler.scale if self.scaler else None}
         self.trainer.step(self.batch_size)
         if self.scaler is not None:
