@@ -90,10 +90,11 @@ def test_crashed_worker_fails_the_job_and_ends_every_process(tmp_path: Path) -> 
 
 
 def test_watchdog_ends_a_hanging_job(tmp_path: Path) -> None:
-    result = run_launcher(["--timeout", "6", *fake_job(tmp_path, "hang", workers=1)])
+    # 8 s: ample for 3 members without MXNet to start and record themselves.
+    result = run_launcher(["--timeout", "8", *fake_job(tmp_path, "hang", workers=1)])
     assert result.returncode == 124, result.stderr
     message = result.stderr.strip().splitlines()[-1]
-    assert "watchdog: the job ran longer than --timeout 6 s; stopping scheduler (pid" in message
+    assert "watchdog: the job ran longer than --timeout 8 s; stopping scheduler (pid" in message
     assert_all_gone(tmp_path, expected=6)
 
 
