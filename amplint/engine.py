@@ -122,36 +122,38 @@ def _python_parse_problem(source: str) -> str | None:
 
 def _locate(module, index, source: str, path: str, issues, why: str) -> list[Finding]:
     """Turn issues into findings: positions, statement lines for suppressions, origins."""
-    from libcst.metadata import MetadataWrapper, PositionProvider
-
     from amplint import suppressions
+    from amplint.positions import locate
     from amplint.rules import RULES
 
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(PositionProvider)
+    statements = {id(issue.node): index.statement_of(issue.node) for _, issue in issues}
+    origins = [issue.origin[0] for _, issue in issues if issue.origin is not None]
+    positions = locate(
+        module, [issue.node for _, issue in issues] + list(statements.values()) + origins
+    )
     suppressed = suppressions.parse(source)
     findings = []
     for code, issue in issues:
         name = RULES[code].name
-        where = positions[issue.node]
-        statement = index.statement_of(issue.node)
-        first_line = positions[statement].start.line if statement in positions else where.start.line
-        if suppressed.covers(code, name, (where.start.line, first_line)):
+        where = positions[id(issue.node)]
+        statement = positions.get(id(statements[id(issue.node)]))
+        first_line = statement.line if statement is not None else where.line
+        if suppressed.covers(code, name, (where.line, first_line)):
             continue
         message = issue.message
         if issue.origin is not None:
             origin_node, what = issue.origin
-            line = positions[origin_node].start.line
-            if line != where.start.line:
+            line = positions[id(origin_node)].line
+            if line != where.line:
                 message = f"{message} ({what}, line {line})"
         message += why
         findings.append(
             Finding(
                 path,
-                where.start.line,
-                where.start.column + 1,
-                where.end.line,
-                where.end.column + 1,
+                where.line,
+                where.column + 1,
+                where.end_line,
+                where.end_column + 1,
                 code,
                 name,
                 message,
