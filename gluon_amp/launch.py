@@ -244,7 +244,10 @@ def launch(
         raise LaunchError("no command to run")
     base = dict(os.environ if env is None else env)
     members: list[Member] = []
-    previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    # SIGTERM stops the job like Ctrl-C does (signal handlers live in the main thread only).
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         with contextlib.ExitStack() as stack:
             if horovod:
@@ -265,7 +268,8 @@ def launch(
         _say(f"interrupted; stopped {len(members)} processes")
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous_sigterm)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_sigterm)
 
 
 def _positive_int(text: str) -> int:
