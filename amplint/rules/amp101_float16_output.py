@@ -30,7 +30,7 @@ import libcst as cst
 
 from amplint.frameworks import keras, mxnet, torch
 from amplint.index import CallSite, FileIndex, dotted
-from amplint.precision import half_for_storage
+from amplint.precision import dtype_of, half_for_storage
 from amplint.rules.api import Issue, RuleContext
 
 CODE = "AMP101"
@@ -154,12 +154,18 @@ def _keras_softmax(ctx: RuleContext) -> Iterator[Issue]:
         site = ctx.index.site(layer)
         if site is None or site.qualname not in keras.SOFTMAX_LAYERS or not _softmax(site, ctx):
             continue
-        if site.arg(None, "dtype") is not None:
+        if not _reduced_dtype(site, ctx):
             continue
         yield Issue(
             site.node,
             "final softmax layer runs in float16 under mixed_float16: give it dtype='float32'",
         )
+
+
+def _reduced_dtype(site: CallSite, ctx: RuleContext) -> bool:
+    """The layer computes in the policy's float16: no ``dtype`` or an explicit float16 one."""
+    expr = site.arg(None, "dtype")
+    return expr is None or dtype_of(expr, ctx.index, site) == "float16"
 
 
 def _softmax(site: CallSite, ctx: RuleContext) -> bool:
@@ -259,6 +265,7 @@ model = keras.Sequential([
     layers.Dense(10),
     layers.Activation("softmax", dtype="float32"),
 ])
+policy_free = keras.Sequential([layers.Dense(10, activation="softmax", dtype=tf.float32)])
 """,
     # bfloat16 policy, and float32 Keras.
     """
@@ -299,6 +306,7 @@ model = keras.Sequential([
     layers.Dense(64, activation="relu"),
     layers.Dense(10, activation="softmax"),  # AMP101
 ])
+explicit = keras.Sequential([layers.Softmax(dtype="mixed_float16")])  # AMP101
 inputs = keras.Input(shape=(784,))
 hidden = layers.Dense(64, activation="relu")(inputs)
 outputs = layers.Dense(10, activation="softmax")(hidden)  # AMP101
