@@ -1,25 +1,25 @@
 """A model output computed in float16 reaches a loss, a softmax or a metric without a cast.
 
-Why it matters: softmax and cross-entropy in float16 overflow (``exp`` of logits above ~11),
+Why it matters: softmax and cross-entropy in float16 overflow (`exp` of logits above ~11),
 lose the small probabilities that carry the gradient signal, and round the loss itself to 3
 significant digits. Mixed precision keeps the model's body in float16 and its output in float32.
 
-Checked: Gluon ``net.cast('float16')`` whose outputs (``net(x)`` or a name bound to it) go
-straight to a ``gluon.loss`` object, an ``nd.softmax`` or a metric's ``update``; Keras: the final
-softmax layer (last layer of a ``Sequential``, last ``model.add``, or the ``outputs`` of a
-functional ``Model``) under a ``mixed_float16`` policy without ``dtype='float32'``; PyTorch:
-outputs of a ``.half()`` model fed to a loss, ``F.softmax`` or ``F.cross_entropy`` without
-``.float()``. Not reported: outputs cast by a helper or fed through another layer first, a model
-under ``amp.init`` or ``autocast`` (they compute losses in float32 themselves), a ``.half()``
+Checked: Gluon `net.cast('float16')` whose outputs (`net(x)` or a name bound to it) go
+straight to a `gluon.loss` object, an `nd.softmax` or a metric's `update`; Keras: the final
+softmax layer (last layer of a `Sequential`, last `model.add`, or the `outputs` of a
+functional `Model`) under a `mixed_float16` policy without `dtype='float32'`; PyTorch:
+outputs of a `.half()` model fed to a loss, `F.softmax` or `F.cross_entropy` without
+`.float()`. Not reported: outputs cast by a helper or fed through another layer first, a model
+under `amp.init` or `autocast` (they compute losses in float32 themselves), a `.half()`
 model used for a checkpoint.
 
-Example::
+Example:
 
     net.cast("float16")
     loss = loss_fn(net(x), y)                       # AMP101
 
-Fix: cast the output first — ``loss_fn(net(x).astype('float32'), y)`` (PyTorch: ``.float()``);
-in Keras give the final layer ``dtype='float32'``.
+Fix: cast the output first — `loss_fn(net(x).astype('float32'), y)` (PyTorch: `.float()`);
+in Keras give the final layer `dtype='float32'`.
 """
 
 from __future__ import annotations

@@ -5,22 +5,22 @@ are multiples of 8. A layer with 1000 units or a vocabulary of 50257 falls back 
 pads on every call; nanoGPT pads its 50257-token vocabulary to 50304 for a measurable speed-up.
 Output layers are not exempt: a class count or vocabulary size is a dimension too.
 
-Checked: Gluon ``Dense`` units and ``in_units``, ``Conv*`` channels and ``in_channels``,
-``LSTM/GRU/RNN`` hidden size, ``Embedding`` dims; Keras ``Dense`` units, ``Conv*`` filters,
-``LSTM/GRU`` units, ``Embedding``; PyTorch ``Linear`` features, ``Conv*d`` channels (not the 1, 3
-or 4 input channels of an image), ``LSTM/GRU`` hidden size, ``Embedding``. The value is traced
+Checked: Gluon `Dense` units and `in_units`, `Conv*` channels and `in_channels`,
+`LSTM/GRU/RNN` hidden size, `Embedding` dims; Keras `Dense` units, `Conv*` filters,
+`LSTM/GRU` units, `Embedding`; PyTorch `Linear` features, `Conv*d` channels (not the 1, 3
+or 4 input channels of an image), `LSTM/GRU` hidden size, `Embedding`. The value is traced
 through literals, module constants, default arguments, argparse defaults and simple arithmetic;
-layers forced to ``dtype='float32'`` and code that never runs in reduced precision are skipped.
-The ``alignment`` and ``min_dimension`` settings change the multiple and silence small sizes.
+layers forced to `dtype='float32'` and code that never runs in reduced precision are skipped.
+The `alignment` and `min_dimension` settings change the multiple and silence small sizes.
 
-Example::
+Example:
 
     amp.init()
     net.add(nn.Dense(1000))          # fine: 1000 is a multiple of 8
     net.add(nn.Dense(num_classes))   # AMP201 when NUM_CLASSES = 10 (reported with its line)
 
 Fix: round the dimension up to the next multiple of 8 (pad a vocabulary or class count and
-ignore the extra logits), or silence small layers with ``min-dimension``.
+ignore the extra logits), or silence small layers with `min-dimension`.
 """
 
 from __future__ import annotations

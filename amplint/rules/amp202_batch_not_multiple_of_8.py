@@ -4,11 +4,11 @@ Why it matters: the batch is the leading dimension of every activation matrix. W
 100, each matrix multiply in reduced precision works on tiles that do not fit the hardware
 (Tensor Cores, oneDNN's bf16 kernels) and falls back to slower paths or pads on every step.
 
-Checked: ``DataLoader(batch_size=...)`` of Gluon and PyTorch (positional too) and Keras
-``model.fit(batch_size=...)``, with the value traced like AMP201 (literals, constants, default
+Checked: `DataLoader(batch_size=...)` of Gluon and PyTorch (positional too) and Keras
+`model.fit(batch_size=...)`, with the value traced like AMP201 (literals, constants, default
 arguments, argparse defaults, arithmetic). A batch of 1 (single-sample inference) is not reported.
 
-Example::
+Example:
 
     parser.add_argument("--batch-size", type=int, default=100)
     ...

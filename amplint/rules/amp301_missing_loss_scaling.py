@@ -5,17 +5,17 @@ zero and training silently stalls or diverges. Loss scaling multiplies the loss 
 (and divides the gradients after) to keep them representable. bfloat16 has float32's range and
 needs no scaling: this rule never fires for bfloat16.
 
-Checked, in files that themselves turn on float16 training: MXNet ``amp.init()`` (contrib, or
-``gluon_amp.init()`` without a dtype) or ``net.cast('float16')`` with a backward outside
-``amp.scale_loss`` and no ``multi_precision`` (that case is AMP306); Keras custom loops under
-``mixed_float16`` (``tape.gradient``) without a ``LossScaleOptimizer``; PyTorch float16 autocast
-or ``.half()`` training without ``GradScaler``. Not reported: scaling done by a wrapper
-(DeepSpeed ``engine.backward(loss)``, apex, ``FP16_Optimizer.backward``, a ``loss_scaler(...)``
-object, Keras ``compile()``/``fit()``), a scaled loss rebound to the same name, static scaling
-(``(loss * K).backward()``, ``grad_scale=K``), an explicit head gradient, the float32 side of
-``if args.amp:``.
+Checked, in files that themselves turn on float16 training: MXNet `amp.init()` (contrib, or
+`gluon_amp.init()` without a dtype) or `net.cast('float16')` with a backward outside
+`amp.scale_loss` and no `multi_precision` (that case is AMP306); Keras custom loops under
+`mixed_float16` (`tape.gradient`) without a `LossScaleOptimizer`; PyTorch float16 autocast
+or `.half()` training without `GradScaler`. Not reported: scaling done by a wrapper
+(DeepSpeed `engine.backward(loss)`, apex, `FP16_Optimizer.backward`, a `loss_scaler(...)`
+object, Keras `compile()`/`fit()`), a scaled loss rebound to the same name, static scaling
+(`(loss * K).backward()`, `grad_scale=K`), an explicit head gradient, the float32 side of
+`if args.amp:`.
 
-Example::
+Example:
 
     amp.init()
     amp.init_trainer(trainer)
@@ -23,15 +23,15 @@ Example::
         loss = loss_fn(net(x), y)
     loss.backward()                      # AMP301
 
-Fix: scale the loss::
+Fix: scale the loss:
 
     with autograd.record():
         loss = loss_fn(net(x), y)
         with amp.scale_loss(loss, trainer) as scaled_loss:
             autograd.backward(scaled_loss)
 
-(PyTorch: ``scaler.scale(loss).backward()`` with a ``GradScaler``; Keras: wrap the optimizer in
-``LossScaleOptimizer``.)
+(PyTorch: `scaler.scale(loss).backward()` with a `GradScaler`; Keras: wrap the optimizer in
+`LossScaleOptimizer`.)
 """
 
 from __future__ import annotations

@@ -1,22 +1,22 @@
-"""``amp.scale_loss`` of ``mxnet.contrib.amp`` used outside ``autograd.record()``.
+"""`amp.scale_loss` of `mxnet.contrib.amp` used outside `autograd.record()`.
 
-Why it matters: contrib's ``scale_loss`` yields ``loss * scale``. Outside ``autograd.record()``
-that multiplication is not recorded, so ``backward`` on the scaled loss fails with "Cannot
-differentiate node because it is not in a computational graph". (``gluon_amp.scale_loss`` records
+Why it matters: contrib's `scale_loss` yields `loss * scale`. Outside `autograd.record()`
+that multiplication is not recorded, so `backward` on the scaled loss fails with "Cannot
+differentiate node because it is not in a computational graph". (`gluon_amp.scale_loss` records
 the multiplication itself and works there: not a finding.)
 
-Reported when a function (or the module) records its forward pass with ``autograd.record()`` and
-opens ``amp.scale_loss`` after that block instead of inside it.
+Reported when a function (or the module) records its forward pass with `autograd.record()` and
+opens `amp.scale_loss` after that block instead of inside it.
 
-Example::
+Example:
 
     with autograd.record():
         loss = loss_fn(net(x), y)
     with amp.scale_loss(loss, trainer) as scaled:   # AMP302
         autograd.backward(scaled)
 
-Fix: move the ``scale_loss`` block inside the ``autograd.record()`` block (or use
-``gluon_amp``, whose ``scale_loss`` works in both places).
+Fix: move the `scale_loss` block inside the `autograd.record()` block (or use
+`gluon_amp`, whose `scale_loss` works in both places).
 """
 
 from __future__ import annotations

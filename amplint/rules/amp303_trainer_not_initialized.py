@@ -1,21 +1,21 @@
-"""``amp.scale_loss(loss, trainer)`` with a trainer never given to ``amp.init_trainer``.
+"""`amp.scale_loss(loss, trainer)` with a trainer never given to `amp.init_trainer`.
 
-Why it matters: ``scale_loss`` reads the loss scaler that ``init_trainer`` attaches to the
-trainer. With contrib's AMP the call fails (``'Trainer' object has no attribute
-'_amp_loss_scaler'``) at the first step; with ``gluon_amp`` it raises an error naming
-``init_trainer``. Either way the run dies after the data pipeline and the first forward pass.
+Why it matters: `scale_loss` reads the loss scaler that `init_trainer` attaches to the
+trainer. With contrib's AMP the call fails (`'Trainer' object has no attribute
+'_amp_loss_scaler'`) at the first step; with `gluon_amp` it raises an error naming
+`init_trainer`. Either way the run dies after the data pipeline and the first forward pass.
 
-Reported when the trainer is created in the same file (``trainer = gluon.Trainer(...)``) and no
-``amp.init_trainer(trainer)`` (or ``trainer = amp.init_trainer(gluon.Trainer(...))``) appears in
+Reported when the trainer is created in the same file (`trainer = gluon.Trainer(...)`) and no
+`amp.init_trainer(trainer)` (or `trainer = amp.init_trainer(gluon.Trainer(...))`) appears in
 it. Trainers that arrive as parameters are not reported: they may be initialised elsewhere.
 
-Example::
+Example:
 
     trainer = gluon.Trainer(net.collect_params(), "sgd")
     with amp.scale_loss(loss, trainer) as scaled:   # AMP303
         autograd.backward(scaled)
 
-Fix: call ``amp.init_trainer(trainer)`` once, after creating the trainer.
+Fix: call `amp.init_trainer(trainer)` once, after creating the trainer.
 """
 
 from __future__ import annotations

@@ -1,22 +1,22 @@
-"""``mxnet.contrib.amp.init()`` called after the network was hybridized and run.
+"""`mxnet.contrib.amp.init()` called after the network was hybridized and run.
 
 Why it matters: contrib's AMP works by patching MXNet's operator functions. A hybridized block
-builds and caches its graph on its first call; if that happened before ``amp.init()``, the cached
+builds and caches its graph on its first call; if that happened before `amp.init()`, the cached
 float32 graph is used from then on and nothing runs in reduced precision (no error, no warning,
-just no speed-up). Calling ``init`` after building the network, after ``hybridize()`` alone, or
+just no speed-up). Calling `init` after building the network, after `hybridize()` alone, or
 after an imperative (non-hybridized) run is fine.
 
-Reported when, in the same function (or at module level), ``net.hybridize()`` and then a call of
-``net`` come before ``amp.init()``.
+Reported when, in the same function (or at module level), `net.hybridize()` and then a call of
+`net` come before `amp.init()`.
 
-Example::
+Example:
 
     net.hybridize()
     net(warmup_batch)
     amp.init()                 # AMP304: the float32 graph is already cached
 
-Fix: call ``amp.init()`` at the start of the script, before the first forward pass of a
-hybridized network (``gluon_amp.init`` warns about this case and says what to do).
+Fix: call `amp.init()` at the start of the script, before the first forward pass of a
+hybridized network (`gluon_amp.init` warns about this case and says what to do).
 """
 
 from __future__ import annotations

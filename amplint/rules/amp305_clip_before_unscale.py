@@ -1,22 +1,22 @@
 """Gradient clipping on gradients that are still multiplied by the loss scale.
 
-Why it matters: after a scaled backward the gradients are ``scale`` times too large (2^16 by
+Why it matters: after a scaled backward the gradients are `scale` times too large (2^16 by
 default). Clipping them to a norm of 1.0 then clips almost everything, by a factor that changes
 whenever the scale does: the effective learning rate collapses and training stalls.
 
-Checked: PyTorch ``clip_grad_norm_``/``clip_grad_value_`` in a function that scales with
-``scaler.scale(loss)`` but does not call ``scaler.unscale_(optimizer)`` before clipping; Gluon
-``clip_global_norm`` (and GluonNLP's ``clip_grad_global_norm``) in a function that uses
-``amp.scale_loss`` without ``amp.unscale(trainer)`` first. Not reported when the threshold itself
+Checked: PyTorch `clip_grad_norm_`/`clip_grad_value_` in a function that scales with
+`scaler.scale(loss)` but does not call `scaler.unscale_(optimizer)` before clipping; Gluon
+`clip_global_norm` (and GluonNLP's `clip_grad_global_norm`) in a function that uses
+`amp.scale_loss` without `amp.unscale(trainer)` first. Not reported when the threshold itself
 is multiplied by the loss scale, as GluonNLP's BERT scripts do.
 
-Example::
+Example:
 
     scaler.scale(loss).backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)    # AMP305
     scaler.step(optimizer)
 
-Fix: unscale first — ``scaler.unscale_(optimizer)`` (PyTorch) or ``amp.unscale(trainer)``
+Fix: unscale first — `scaler.unscale_(optimizer)` (PyTorch) or `amp.unscale(trainer)`
 (MXNet) right before clipping — or multiply the threshold by the current loss scale.
 """
 

@@ -1,14 +1,14 @@
-"""float16 training that relies on ``multi_precision`` master weights alone, without loss scaling.
+"""float16 training that relies on `multi_precision` master weights alone, without loss scaling.
 
-Off by default (only an explicit ``--select AMP306`` turns it on): this is the long-standing
-GluonCV recipe (``net.cast('float16')`` with ``multi_precision=True``) and it often trains fine.
+Off by default (only an explicit `--select AMP306` turns it on): this is the long-standing
+GluonCV recipe (`net.cast('float16')` with `multi_precision=True`) and it often trains fine.
 
 Why it matters: float32 master weights keep small *updates* from being lost, but the gradients
 themselves are still computed in float16: values below about 6e-8 flush to zero before they ever
 reach the master copy. Without loss scaling, layers with small gradients (deep nets, late in
 training, small learning rates) silently stop learning.
 
-Example::
+Example:
 
     net.cast("float16")
     trainer = gluon.Trainer(params, "sgd", {"multi_precision": True})
@@ -16,8 +16,8 @@ Example::
         loss = loss_fn(net(x), y)
     loss.backward()                     # AMP306
 
-Fix: keep the master weights and add loss scaling (``amp.init_trainer(trainer)`` and
-``with amp.scale_loss(loss, trainer) as scaled: autograd.backward(scaled)``).
+Fix: keep the master weights and add loss scaling (`amp.init_trainer(trainer)` and
+`with amp.scale_loss(loss, trainer) as scaled: autograd.backward(scaled)`).
 """
 
 from __future__ import annotations
