@@ -181,6 +181,7 @@ class FileIndex:
         self._order = 0
         self._statement: cst.CSTNode | None = None
         self._classes: list[str | None] = []
+        self._by_name: dict[str, list[CallSite]] | None = None
 
     @classmethod
     def build(cls, module: cst.Module) -> FileIndex:
@@ -219,6 +220,15 @@ class FileIndex:
     def site(self, node: cst.CSTNode | None) -> CallSite | None:
         """The call site of a Call node of this module."""
         return self.by_node.get(id(node)) if isinstance(node, cst.Call) else None
+
+    def calls_named(self, name: str) -> list[CallSite]:
+        """Calls whose callee is written ``name`` (e.g. every ``Net(...)``)."""
+        if self._by_name is None:
+            self._by_name = {}
+            for site in self.calls:
+                if site.name is not None:
+                    self._by_name.setdefault(site.name, []).append(site)
+        return self._by_name.get(name, [])
 
     def statement_of(self, node: cst.CSTNode) -> cst.CSTNode | None:
         """The statement holding a call or one of a call's arguments."""

@@ -108,9 +108,7 @@ def _parameter(name: str, scope: Scope, index: FileIndex, depth: int) -> Value |
     default = scope.params[name]
     candidates: list[tuple[cst.BaseExpression | None, Scope]] = []
     if scope.callee is not None:
-        for site in index.calls:
-            if site.name != scope.callee:
-                continue
+        for site in index.calls_named(scope.callee):
             if any(argument.star for argument in site.node.args):
                 return None
             position = scope.positional.index(name) if name in scope.positional else None
