@@ -12,7 +12,7 @@ from gluon_amp.overflow import has_nonfinite
 def arrays(dtype, ctx=None, bad=None):
     out = []
     for c in ctx or [mx.cpu()]:
-        for shape in [(300,), (7, 5)]:
+        for shape in [(300,), (7, 5), (300, 300)]:
             a = mx.nd.random.uniform(-1, 1, shape=shape, ctx=c)
             out.append(a)
     if bad is not None:
