@@ -22,6 +22,17 @@ from pathlib import Path
 SLEEPER = "import time\nwhile True: time.sleep(1)"
 
 
+def write_atomically(path: Path, text: str) -> None:
+    """Readers polling the directory never see a half-written record."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def recorded_members(out: Path) -> int:
+    return sum(not p.name.startswith("child-") for p in out.glob("*-*.json"))
+
+
 def parent_has_mxnet() -> bool:
     maps = Path(f"/proc/{os.getppid()}/maps").read_text()
     return "libmxnet" in maps
@@ -37,8 +48,8 @@ def main() -> None:
     child = subprocess.Popen([sys.executable, "-c", SLEEPER])
     record = {k: v for k, v in os.environ.items() if k.startswith("DMLC_")}
     record["parent_has_mxnet"] = parent_has_mxnet()
-    (args.out / f"child-{child.pid}.json").write_text("{}")
-    (args.out / f"{role}-{os.getpid()}.json").write_text(json.dumps(record))
+    write_atomically(args.out / f"child-{child.pid}.json", "{}")
+    write_atomically(args.out / f"{role}-{os.getpid()}.json", json.dumps(record))
     if args.mode == "ok":
         child.kill()
         child.wait()
@@ -49,10 +60,8 @@ def main() -> None:
         except FileExistsError:
             pass  # another worker crashes: block like its peers
         else:
-            members = [p for p in args.out.glob("*-*.json") if not p.name.startswith("child")]
-            while len(members) < args.members:
+            while recorded_members(args.out) < args.members:
                 time.sleep(0.05)
-                members = [p for p in args.out.glob("*-*.json") if not p.name.startswith("child")]
             os._exit(3)
     while True:
         time.sleep(1)
