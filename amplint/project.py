@@ -7,6 +7,7 @@ file is a small picklable :class:`Context` (part of the cache key of issue 5).
 
 from __future__ import annotations
 
+import os
 import re
 from collections import deque
 from dataclasses import dataclass
@@ -136,6 +137,14 @@ def analyse(facts: dict[Path, ModuleFacts], root: Path | None = None) -> dict[Pa
     edges = {
         path: sorted({t for n in facts[path].imports for t in targets(path, n)}) for path in paths
     }
+    base = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else Path()
+
+    def shown(path: Path) -> str:
+        try:
+            return path.relative_to(base).as_posix()
+        except ValueError:
+            return path.name
+
     reasons: dict[Path, dict[str, str]] = {}
     for source in (path for path in paths if facts[path].precisions):
         seen = {source}
@@ -147,7 +156,8 @@ def analyse(facts: dict[Path, ModuleFacts], root: Path | None = None) -> dict[Pa
             seen.add(target)
             known = reasons.setdefault(target, {})
             for precision in facts[source].precisions:
-                known.setdefault(precision, f"imported by {source.name}, which enables {precision}")
+                reason = f"imported by {shown(source)}, which enables {precision}"
+                known.setdefault(precision, reason)
             queue.extend(edges[target])
     return {
         path: Context(tuple(sorted(known)), "; ".join(known[p] for p in sorted(known)))
