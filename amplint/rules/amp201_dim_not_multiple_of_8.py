@@ -11,8 +11,6 @@ Checked: Gluon `Dense` units and `in_units`, `Conv*` channels and `in_channels`,
 or 4 input channels of an image), `LSTM/GRU` hidden size, `Embedding`. The value is traced
 through literals, module constants, default arguments, argparse defaults and simple arithmetic;
 layers forced to `dtype='float32'` and code that never runs in reduced precision are skipped.
-A dimension of 1 (a single score or gate) is not reported: it makes a matrix-vector product,
-which Tensor Cores do not run and padding would not speed up.
 The `alignment` and `min_dimension` settings change the multiple and silence small sizes.
 
 Example:
@@ -53,7 +51,7 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
             if value is None or isinstance(value.value, bool) or not isinstance(value.value, int):
                 continue
             size = value.value
-            if size <= 1 or size % multiple == 0 or size < smallest:
+            if size <= 0 or size % multiple == 0 or size < smallest:
                 continue
             if dim.image_input and size in IMAGE_CHANNELS:
                 continue
@@ -88,14 +86,14 @@ from mxnet.gluon import nn
 net = nn.HybridSequential()
 net.add(nn.Dense(1000), nn.Dense(10))
 """,
-    # Kernel sizes, strides and pool sizes are not dimensions; a single score or gate.
+    # Kernel sizes, strides and pool sizes are not dimensions.
     """
 from mxnet.gluon import nn
 from mxnet.contrib import amp
 amp.init()
 net = nn.HybridSequential()
 net.add(nn.Conv2D(64, kernel_size=3, strides=1, padding=1), nn.MaxPool2D(pool_size=3, strides=2))
-net.add(nn.Dense(512), nn.Dense(1000), nn.Dense(1))
+net.add(nn.Dense(512), nn.Dense(1000))
 """,
     # LRN sizes, blocks-per-stage lists, a layer forced to float32.
     """
