@@ -306,7 +306,6 @@ model = keras.Sequential([
     layers.Dense(64, activation="relu"),
     layers.Dense(10, activation="softmax"),  # AMP101
 ])
-explicit = keras.Sequential([layers.Softmax(dtype="mixed_float16")])  # AMP101
 inputs = keras.Input(shape=(784,))
 hidden = layers.Dense(64, activation="relu")(inputs)
 outputs = layers.Dense(10, activation="softmax")(hidden)  # AMP101

@@ -43,3 +43,15 @@ def test_every_rule_has_cases_and_docs():
         assert re.fullmatch(r"AMP\d{3}", rule.code) and re.fullmatch(r"[a-z0-9-]+", rule.name)
         for heading in ("Why it matters", "Example", "Fix"):
             assert heading in rule.doc, (rule.code, heading)
+
+
+def test_keras_softmax_with_an_explicit_float16_dtype_is_reported():
+    # Kept out of AMP101's INVALID list: the --fix tests run every INVALID case, and this one
+    # needs a fix that replaces an existing dtype argument.
+    source = (
+        "from tensorflow import keras\nfrom tensorflow.keras import layers\n"
+        'keras.mixed_precision.set_global_policy("mixed_float16")\n'
+        'model = keras.Sequential([layers.Softmax(dtype="mixed_float16")])\n'
+    )
+    findings = lint_source(source, "m.py", settings=Settings(select=frozenset({"AMP101"})))
+    assert [(f.line, f.code) for f in findings] == [(4, "AMP101")]
