@@ -4,8 +4,8 @@ Run: ``python -m benchmarks.amp_step [--rounds 8] [--steps 2]``
 
 ``mxnet.contrib.amp.init`` patches MXNet for the rest of a process and cannot be undone, so each
 variant lives in its own worker process, set up once. The coordinator then asks the workers in
-turn, round after round, for a few timed steps (one worker computes at a time, so the variants
-share the machine's noise alike) and reports medians. The overflow check alone is timed in one
+turn, round after round (rotating the order, pausing between turns), for a few timed steps (one
+worker computes at a time, so the variants share the machine's noise alike) and reports medians. The overflow check alone is timed in one
 process per model on its gradients, alternating ours and contrib's.
 """
 
@@ -24,6 +24,7 @@ VARIANTS = {
     "ours_dynamic": "gluon_amp bfloat16 + DynamicLossScaler",
     "casts_only": "casts only: gluon_amp autocast, plain Trainer (floor)",
 }
+_SETTLE = 0.5  # seconds between two workers' turns
 MODELS = {
     "resnet18": "resnet18_v1(thumbnail=True), 32x32, batch 32, hybridized",
     "mlp": "MLP 1024-2048-2048-2048-10, batch 256, hybridized",
@@ -146,8 +147,12 @@ def bench_model(model: str, rounds: int, steps: int) -> dict[str, tuple[float, f
         for _, conn in workers.values():
             assert conn.recv() == "ready"
         times: dict[str, list[float]] = {v: [] for v in VARIANTS}
-        for _ in range(rounds):
-            for variant, (_, conn) in workers.items():
+        order = list(workers)
+        for round_index in range(rounds):
+            # Rotate who goes first, and let the previous worker's OpenMP threads stop spinning.
+            for variant in order[round_index % len(order) :] + order[: round_index % len(order)]:
+                time.sleep(_SETTLE)
+                conn = workers[variant][1]
                 conn.send(steps)
                 times[variant] += conn.recv()
         return {v: (statistics.median(t) * 1000, min(t) * 1000) for v, t in times.items()}
