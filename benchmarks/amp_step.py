@@ -5,8 +5,9 @@ Run: ``python -m benchmarks.amp_step [--rounds 8] [--steps 2]``
 ``mxnet.contrib.amp.init`` patches MXNet for the rest of a process and cannot be undone, so each
 variant lives in its own worker process, set up once. The coordinator then asks the workers in
 turn, round after round (rotating the order, pausing between turns), for a few timed steps (one
-worker computes at a time, so the variants share the machine's noise alike) and reports medians. The overflow check alone is timed in one
-process per model on its gradients, alternating ours and contrib's.
+worker computes at a time, so the variants share the machine's noise alike) and reports medians.
+The overflow check alone is timed in one process per model on its gradients, alternating ours
+and contrib's.
 """
 
 from __future__ import annotations
