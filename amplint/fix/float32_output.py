@@ -2,7 +2,7 @@
 
 Gluon and PyTorch: cast the reported output where it is fed to the loss, softmax or metric
 (``.astype('float32')`` for MXNet, ``.float()`` for PyTorch; every element of a list). Keras:
-give the final softmax layer ``dtype='float32'``.
+give the final softmax layer ``dtype='float32'`` (or turn its float16 ``dtype`` into float32).
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ def fix(finding: Finding, ctx: FixContext) -> list[Edit]:
     node = ctx.node_at(finding, cst.BaseExpression)
     site = ctx.index.site(node)
     if site is not None and site.qualname in keras.SOFTMAX_LAYERS:
-        return [add_keyword(site.node, "dtype", ctx.string("float32"), "dtype float32")]
+        dtype = site.arg(None, "dtype")
+        if dtype is None:
+            return [add_keyword(site.node, "dtype", ctx.string("float32"), "dtype float32")]
+        return [Edit(dtype, lambda updated: _float32_like(updated, ctx), "dtype float32")]
     if isinstance(node, (cst.List, cst.Tuple)) and not all(
         isinstance(e, cst.Element) for e in node.elements
     ):
@@ -38,6 +41,17 @@ def fix(finding: Finding, ctx: FixContext) -> list[Edit]:
         return cast(updated)
 
     return [Edit(node, change, "cast to float32")]
+
+
+def _float32_like(dtype: cst.CSTNode, ctx: FixContext) -> cst.BaseExpression:
+    """``float32`` written as the float16 dtype was: ``'float16'`` -> ``'float32'``,
+    ``tf.float16`` -> ``tf.float32``."""
+    if isinstance(dtype, cst.Attribute):
+        return dtype.with_changes(attr=cst.Name("float32"))
+    if isinstance(dtype, cst.SimpleString):
+        quote = dtype.value[len(dtype.prefix)]
+        return dtype.with_changes(value=f"{quote}float32{quote}")
+    return ctx.string("float32")
 
 
 def _cast(ctx: FixContext):

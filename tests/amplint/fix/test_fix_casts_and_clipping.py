@@ -34,6 +34,17 @@ def test_keras_dtype_without_trailing_comma_and_spaces_around_equals():
     assert_fixed(before, after, "AMP101")
 
 
+def test_keras_explicit_float16_dtype_becomes_float32():
+    before = KERAS + (
+        'a = keras.Sequential([layers.Softmax(dtype = "mixed_float16")])\n'
+        "b = keras.Sequential([layers.Dense(10, activation='softmax', dtype=tf.float16)])\n"
+    )
+    after = before.replace('"mixed_float16"', '"float32"').replace("tf.float16", "tf.float32")
+    assert_fixed(
+        "import tensorflow as tf\n" + before, "import tensorflow as tf\n" + after, "AMP101"
+    )
+
+
 def test_keras_layer_with_kwargs_is_not_touched():
     before = KERAS + "model = keras.Sequential([layers.Dense(10, activation='softmax', **kw)])\n"
     result = fix(before, "AMP101")
