@@ -83,14 +83,31 @@ def settings_for(config: Config, request: Request) -> Settings:
         chosen |= _resolve(extend, where and f"{where} extend-select")
         chosen -= _resolve(ignore, where and f"{where} ignore")
 
+    return Settings(frozenset(chosen), *_values(config, request))
+
+
+def _values(config: Config, request: Request) -> tuple[int, int | None, str | None]:
+    """alignment, min_dimension and assume_amp: the command line, else the file, else defaults."""
+
     def pick(cli, from_file, default):
         return cli if cli is not None else from_file if from_file is not None else default
 
-    return Settings(
-        frozenset(chosen),
+    return (
         pick(request.alignment, config.alignment, 8),
         pick(request.min_dimension, config.min_dimension, None),
         pick(request.assume_amp, config.assume_amp, None),
+    )
+
+
+def settings_key(config: Config, request: Request) -> str:
+    """Equal for equal effective settings, computed without loading the rules (nor libcst, a
+    fifth of a second): the selection as each layer writes it, and the resolved values. A
+    fully cached run never needs more."""
+    return digest(
+        "settings",
+        [config.select, config.extend_select, config.ignore],
+        [request.select or None, request.extend_select, request.ignore],
+        _values(config, request),
     )
 
 
@@ -210,7 +227,6 @@ def run(request: Request) -> Outcome:
     ValueError for unknown rules on the command line."""
     start_paths = [p for p in request.paths if p != STDIN] or [request.stdin_filename or "."]
     config = config_module.resolve(start_paths, request.config_file)
-    settings = settings_for(config, request)
     exclude = excluder(config)
     outcome = Outcome()
 
@@ -264,28 +280,29 @@ def run(request: Request) -> Outcome:
             facts[stdin_path] = fact
 
     contexts = _contexts(facts, digests, project or config.root, cache)
-    settings_key = digest(settings)
+    run_key = settings_key(config, request)
 
-    jobs: list[_Job] = []
+    misses = []
     for path, display in checked:
         path = path.absolute()
         context = contexts.get(path, NO_CONTEXT)
-        content = digests.get(path)
-        if content is None:  # unreadable: let the job report it
-            content = ""
-        key = digest("findings", content, display, context, settings_key)
+        content = digests.get(path, "")  # unreadable: the job reports it
+        key = digest("findings", content, display, context, run_key)
         stored = cache.get(key) if content else None
         if stored is not None:
             outcome.findings.extend(Finding(**item) for item in stored)
-            continue
-        top = str(cache.top) if cache.folder is not None else None
-        jobs.append(_Job(str(path), display, context, settings, content, key, top, cache.version))
+        else:
+            misses.append((str(path), display, context, content, key))
+    wants_stdin = stdin_path is not None and request.stdin is not None
+    settings = settings_for(config, request) if misses or wants_stdin else None
+    top = str(cache.top) if cache.folder is not None else None
+    jobs = [_Job(*miss[:3], settings, *miss[3:], top, cache.version) for miss in misses]
     jobs.sort(key=lambda job: -sizes.get(Path(job.path), 0))  # largest first: balanced workers
     for findings in _run_jobs(jobs, request.jobs or available_cores()):
         outcome.findings.extend(findings)
     outcome.files = len(checked)
 
-    if stdin_path is not None and request.stdin is not None:
+    if wants_stdin:
         context = contexts.get(stdin_path, NO_CONTEXT)
         data = request.stdin.encode("utf-8")
         outcome.findings.extend(lint_bytes(data, stdin_display, context, settings))

@@ -202,3 +202,14 @@ def test_concurrent_processes_share_one_cache(tmp_path, amplint):
 def test_bad_options_are_usage_errors(tmp_path, amplint, args):
     result = amplint("check", ".", *args, cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_a_fully_cached_run_does_not_load_the_rules_or_libcst(tmp_path, amplint):
+    make_project(tmp_path)
+    first = amplint("check", ".", "--format", "json", cwd=tmp_path)
+    trace = {"PYTHONPROFILEIMPORTTIME": "1"}
+    again = amplint("check", ".", "--format", "json", cwd=tmp_path, env=trace)
+    assert again.stdout == first.stdout and codes(again) == [("src/model.py", 7, "AMP201")]
+    assert "libcst" not in again.stderr and "amplint.rules" not in again.stderr
+    edited = amplint("check", ".", "--format", "json", "--alignment", "5", cwd=tmp_path, env=trace)
+    assert codes(edited) == [] and "libcst" in edited.stderr  # new settings: checked again
