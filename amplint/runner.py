@@ -244,7 +244,11 @@ def run(request: Request) -> Outcome:
 
     project = _project_root(config, request)
     everything = {path.absolute(): display for path, display in checked}
-    if project is not None:
+    # `amplint check .` at the project root has already walked the whole project.
+    walked = (
+        len(given) == 1 and project is not None and Path(given[0]).resolve() == project.resolve()
+    )
+    if project is not None and not walked:
         for path, display in _discover([str(project)], exclude).files:
             everything.setdefault(path.absolute(), display)
 
