@@ -8,7 +8,7 @@ gluonnlp 0.10.0, d2l 1.0.3, keras 2.15.0 and timm 1.0.31, unpacks them into a te
 * ``amplint check`` cold (empty cache) and warm (nothing changed), on all cores;
 * ``amplint check`` of one ~270-line file, as a pre-commit hook runs it, alone and inside the
   corpus made a git project (so the whole project is read for context, cache warm);
-* peak memory of a cold run on one package and on the whole corpus (bounded memory);
+* peak memory of a run on one package, on the corpus, and on the corpus copied twice (bounded);
 * TorchFix 0.7.0 (``torchfix corpus``), installed into a temporary virtual environment (it needs
   libcst < 1.6, so not into the project's; it does not pull torch).
 
@@ -179,8 +179,8 @@ def main() -> None:
         env = dict(os.environ, PYTHONPATH=str(amplint_snapshot(folder)))
         rows: list[tuple[str, str, dict]] = []
 
-        def row(label: str, command: list[str], shown: str) -> dict:
-            result = measure(command, corpus, env)
+        def row(label: str, command: list[str], shown: str, cwd: Path = corpus) -> dict:
+            result = measure(command, cwd, env)
             rows.append((label, shown, result))
             print(f"{label}: {result['wall']:.2f} s, {result['peak_mib']:.0f} MiB", file=sys.stderr)
             return result
@@ -199,6 +199,16 @@ def main() -> None:
             "amplint cold (empty cache), all cores", [*amplint, ".", *quiet], "amplint check ."
         )
         warm = row("amplint warm (nothing changed)", [*amplint, ".", *quiet], "amplint check .")
+        double = folder / "double"
+        for copy in ("a", "b"):
+            shutil.copytree(corpus, double / copy, ignore=shutil.ignore_patterns(".amplint_cache"))
+        row(
+            "amplint, the corpus twice (2x files), no cache: memory stays bounded",
+            [*amplint, ".", *quiet, "--no-cache"],
+            "amplint check . --no-cache",
+            cwd=double,
+        )
+        shutil.rmtree(double)
         single = one_file(corpus)
         rel = str(single.relative_to(corpus))
         size = single.read_bytes().count(b"\n")
