@@ -6,8 +6,8 @@ As a worker of a ``dist_sync`` job (started by ``gluon_amp.launch``) or of a Hor
 With ``--reference`` it is the single-process run on the union of both halves, without a
 kvstore, written twice:
 
-- ``halves``: one backward per half, the two gradients summed in float32 as the kvstore sums
-  them (MXNet's bfloat16 ``amp_cast`` drops gradients under ``grad_req='add'``, so no 'add');
+- ``halves``: one backward per half, gradients accumulated (``grad_req='add'``): float32 sums
+  of the same two half-batch gradients the kvstore sums across the workers;
 - ``full``: one backward on the whole batch (under bfloat16 this differs from the sum of the
   halves by bfloat16 rounding of the gradients).
 
@@ -80,8 +80,13 @@ def broadcast_before_first_step(trainer: gluon.Trainer) -> None:
 class Run:
     """One network, its trainer and (with --amp) its loss scaler, trained step by step."""
 
-    def __init__(self, args: argparse.Namespace, kvstore: mx.kv.KVStore | None) -> None:
+    def __init__(
+        self, args: argparse.Namespace, kvstore: mx.kv.KVStore | None, accumulate: bool = False
+    ) -> None:
         self.net = build_net()
+        self.accumulate = accumulate
+        if accumulate:
+            self.net.collect_params().setattr("grad_req", "add")
         optimizer = ("sgd", {"learning_rate": 0.1, "momentum": 0.9})
         # Horovod averages (divides by the number of workers), so its step takes the local batch.
         self.batch_size = HALF_BATCH if args.horovod else GLOBAL_BATCH
@@ -109,8 +114,7 @@ class Run:
             amp.init_trainer(self.trainer, scaler)
             self.scaler = amp.loss_scaler(self.trainer)
 
-    def gradients(self, x: mx.nd.NDArray, y: mx.nd.NDArray) -> list[mx.nd.NDArray]:
-        """Backward on (x, y); returns the parameters' gradient arrays (still loss-scaled)."""
+    def backward(self, x: mx.nd.NDArray, y: mx.nd.NDArray) -> None:
         with autograd.record():
             loss = self.loss_fn(self.net(x), y)
         if self.scaler is None:
@@ -118,25 +122,21 @@ class Run:
         else:
             with self.amp.scale_loss(loss, self.trainer) as scaled:
                 scaled.backward()
-        return [p.grad() for p in self.net.collect_params().values()]
 
     def step(self, parts: list[tuple[mx.nd.NDArray, mx.nd.NDArray]], inject: bool) -> None:
-        """One step on the sum of the parts' gradients; ``inject`` poisons the first part's."""
-        total = None
+        """One step on the parts' gradients (accumulated when there are several);
+        ``inject`` puts an inf into the first part's gradient."""
         for index, (x, y) in enumerate(parts):
-            grads = self.gradients(x, y)
+            self.backward(x, y)
             if inject and index == 0:
-                grads[0][0, 0] = float("inf")
-            grads = [g.copy() for g in grads] if len(parts) > 1 else grads
-            total = grads if total is None else [t + g for t, g in zip(total, grads)]
-        if len(parts) > 1:
-            for param, summed in zip(self.net.collect_params().values(), total):
-                param.grad()[:] = summed
+                self.net[0].weight.grad()[0, 0] = float("inf")
         entry = {"scale": self.scaler.scale if self.scaler else None}
         self.trainer.step(self.batch_size)
         if self.scaler is not None:
             entry.update(skipped=self.scaler.last_skipped, scale_after=self.scaler.scale)
         self.log["steps"].append(entry)
+        if self.accumulate:
+            self.net.collect_params().zero_grad()
 
     def save(self, out: Path, name: str) -> None:
         # By position: a second network in the same process gets other parameter names.
@@ -157,7 +157,10 @@ def main() -> None:
 
         amp.init("bfloat16")
     if args.reference:
-        runs = {"reference_halves": Run(args, None), "reference_full": Run(args, None)}
+        runs = {
+            "reference_halves": Run(args, None, accumulate=True),
+            "reference_full": Run(args, None),
+        }
         rank = 0
     elif args.horovod:
         import horovod.mxnet as hvd
