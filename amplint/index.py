@@ -15,7 +15,7 @@ from typing import Any, Callable
 import libcst as cst
 
 # Kinds of enclosing blocks kept on a call's ancestor stack.
-WITH, IF_BODY, IF_ELSE, CALL = "with", "if", "else", "call"
+WITH, IF_BODY, IF_ELSE, CALL, COMP = "with", "if", "else", "call", "comprehension"
 
 
 @dataclass(eq=False)
@@ -393,6 +393,15 @@ class FileIndex:
 
     def visit_CompFor(self, node: cst.CompFor) -> None:
         self._rebind(node.target)
+
+    def _enter_comprehension(self, node: cst.CSTNode) -> None:
+        self._stack.append((COMP, node))
+
+    def _leave_comprehension(self, node: cst.CSTNode) -> None:
+        self._stack.pop()
+
+    visit_ListComp = visit_GeneratorExp = visit_SetComp = visit_DictComp = _enter_comprehension
+    leave_ListComp = leave_GeneratorExp = leave_SetComp = leave_DictComp = _leave_comprehension
 
     def visit_Global(self, node: cst.Global) -> None:
         for item in node.names:

@@ -54,8 +54,8 @@ def dtype_of(expr: cst.BaseExpression | None, index: FileIndex, site: CallSite) 
     if expr is None:
         return None
     name = dotted(expr)
-    if name is not None and "." in name:
-        return _DTYPE_NAMES.get(name.rsplit(".", 1)[1])
+    if name is not None and "." in name and name.rsplit(".", 1)[1] in _DTYPE_NAMES:
+        return _DTYPE_NAMES[name.rsplit(".", 1)[1]]  # np.float16, torch.half, tf.bfloat16
     value = fold(expr, index, site.scope)
     if value is not None and isinstance(value.value, str):
         return _DTYPE_NAMES.get(value.value)

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from amplint.frameworks import keras, mxnet, torch
-from amplint.index import CallSite, FileIndex, dotted
+from amplint.index import COMP, CallSite, FileIndex, dotted
 from amplint.precision import dtype_of, half_for_storage
 from amplint.rules.api import Issue, RuleContext
 
@@ -116,17 +116,55 @@ def _bound_to(expr, index: FileIndex, site: CallSite, prefixes: tuple[str, ...])
 def _is_output(
     expr: cst.BaseExpression, models: set[str], index: FileIndex, site: CallSite
 ) -> bool:
-    """``net(x)``, or a name bound once to it (also inside a list), where ``net`` is a float16
-    model."""
+    """``net(x)``, a name bound once to it, or a comprehension variable running over such
+    outputs (``for yhat, y in zip(outputs, label)``), where ``net`` is a float16 model."""
     if isinstance(expr, (cst.List, cst.Tuple)):
         return any(_is_output(e.value, models, index, site) for e in expr.elements)
     if isinstance(expr, cst.Call):
         return dotted(expr.func) in models
+    if isinstance(expr, cst.Name):
+        source = _comprehension_source(expr.value, site)
+        if source is not None:
+            return _are_outputs(source, models, index, site)
     name = dotted(expr)
     if name is None:
         return False
     values = index.values_of(name, site.scope)
-    return len(values) == 1 and isinstance(values[0], cst.Call) and dotted(values[0].func) in models
+    return len(values) == 1 and _is_output(values[0], models, index, site)
+
+
+def _are_outputs(expr, models: set[str], index: FileIndex, site: CallSite) -> bool:
+    """A list of model outputs: ``[net(X) for X in data]`` or a name bound once to one."""
+    if isinstance(expr, (cst.ListComp, cst.GeneratorExp)):
+        return _is_output(expr.elt, models, index, site)
+    name = dotted(expr)
+    values = index.values_of(name, site.scope) if name is not None else []
+    return (
+        len(values) == 1
+        and isinstance(values[0], (cst.ListComp, cst.GeneratorExp))
+        and (_is_output(values[0].elt, models, index, site))
+    )
+
+
+def _comprehension_source(name: str, site: CallSite) -> cst.BaseExpression | None:
+    """What a comprehension variable around ``site`` runs over (zip's matching argument)."""
+    for comprehension in site.inside(COMP):
+        for_in = getattr(comprehension, "for_in", None)
+        while for_in is not None:
+            target, iterable = for_in.target, for_in.iter
+            if isinstance(target, cst.Name) and target.value == name:
+                return iterable
+            if isinstance(target, cst.Tuple) and isinstance(iterable, cst.Call):
+                names = [
+                    e.value.value if isinstance(e.value, cst.Name) else None
+                    for e in target.elements
+                ]
+                if dotted(iterable.func) == "zip" and name in names:
+                    position = names.index(name)
+                    if position < len(iterable.args):
+                        return iterable.args[position].value
+            for_in = for_in.inner_for_in
+    return None
 
 
 def _model_outputs(ctx: RuleContext) -> Iterator[Issue]:
@@ -137,7 +175,9 @@ def _model_outputs(ctx: RuleContext) -> Iterator[Issue]:
         if not ctx.precisions_at(site):
             continue
         for argument in arguments:
-            if _is_output(argument, models, ctx.index, site):
+            if _is_output(argument, models, ctx.index, site) or _are_outputs(
+                argument, models, ctx.index, site
+            ):
                 yield Issue(
                     argument,
                     f"float16 model output fed to {what} without a cast: cast it to float32 "
@@ -223,6 +263,14 @@ loss = loss_fn(net(x).astype("float32"), y)
 out = to_float32(net(x))
 loss2 = loss_fn(out, y)
 loss3 = loss_fn(head(net(x)), y)
+""",
+    # Outputs cast inside the comprehension.
+    """
+from mxnet import gluon
+net.cast("float16")
+L = gluon.loss.SoftmaxCrossEntropyLoss()
+outputs = [net(X).astype("float32") for X in data]
+loss = [L(yhat, y) for yhat, y in zip(outputs, label)]
 """,
     # The output rebound after a cast.
     """
@@ -310,6 +358,22 @@ inputs = keras.Input(shape=(784,))
 hidden = layers.Dense(64, activation="relu")(inputs)
 outputs = layers.Dense(10, activation="softmax")(hidden)  # AMP101
 functional = keras.Model(inputs, outputs)
+""",
+    # GluonCV's multi-device loop: a list of outputs, losses in a comprehension.
+    """
+import argparse
+import mxnet as mx
+from mxnet import autograd, gluon
+parser = argparse.ArgumentParser()
+parser.add_argument("--dtype", default="float16")
+opt = parser.parse_args()
+net.cast(opt.dtype)
+L = gluon.loss.SoftmaxCrossEntropyLoss()
+train_metric = mx.metric.Accuracy()
+with autograd.record():
+    outputs = [net(X.astype(opt.dtype, copy=False)) for X in data]
+    loss = [L(yhat, y.astype(opt.dtype, copy=False)) for yhat, y in zip(outputs, label)]  # AMP101
+train_metric.update(label, outputs)  # AMP101
 """,
     """
 import torch
