@@ -164,6 +164,8 @@ def _facts(data: bytes, name: str) -> ModuleFacts | None:
 
 @dataclass(frozen=True)
 class _Job:
+    """One file to check in a worker, with what it needs to store its result in the cache."""
+
     path: str
     display: str
     context: Context
@@ -175,6 +177,7 @@ class _Job:
 
 
 def _run_job(job: _Job) -> list[Finding]:
+    """Read and check one file; cache the result unless the file changed since it was hashed."""
     try:
         data = Path(job.path).read_bytes()
     except OSError as error:
@@ -212,21 +215,22 @@ def _discover(paths: Sequence[str], exclude: Callable[[Path], bool]):
     return found
 
 
+def _start_paths(request: Request) -> list[str]:
+    """The paths that locate the configuration and the project (stdin counts by its name)."""
+    return [p for p in request.paths if p != STDIN] or [request.stdin_filename or "."]
+
+
 def _project_root(config: Config, request: Request) -> Path | None:
     """Where the project pass reads every file: the configuration's folder or the git root."""
     if config.path is not None:
         return config.root
-    start = config_module.start_folder(
-        [p for p in request.paths if p != STDIN] or [request.stdin_filename or "."]
-    )
-    return config_module.git_root(start)
+    return config_module.git_root(config_module.start_folder(_start_paths(request)))
 
 
 def run(request: Request) -> Outcome:
     """Check what ``request`` asks for. Raises ConfigError for a bad configuration and
     ValueError for unknown rules on the command line."""
-    start_paths = [p for p in request.paths if p != STDIN] or [request.stdin_filename or "."]
-    config = config_module.resolve(start_paths, request.config_file)
+    config = config_module.resolve(_start_paths(request), request.config_file)
     exclude = excluder(config)
     outcome = Outcome()
 
