@@ -82,6 +82,8 @@ def settings_for(config: Config, request: Request) -> Settings:
             chosen = _resolve(select, where and f"{where} select")
         chosen |= _resolve(extend, where and f"{where} extend-select")
         chosen -= _resolve(ignore, where and f"{where} ignore")
+    for pattern, selectors in config.per_file_ignores:  # report a typo before it is needed
+        _resolve(selectors, f'{file_key} per-file-ignores "{pattern}"')
 
     return Settings(frozenset(chosen), *_values(config, request))
 

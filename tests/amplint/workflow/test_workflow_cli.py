@@ -213,3 +213,10 @@ def test_a_fully_cached_run_does_not_load_the_rules_or_libcst(tmp_path, amplint)
     assert "libcst" not in again.stderr and "amplint.rules" not in again.stderr
     edited = amplint("check", ".", "--format", "json", "--alignment", "5", cwd=tmp_path, env=trace)
     assert codes(edited) == [] and "libcst" in edited.stderr  # new settings: checked again
+
+
+def test_an_unknown_rule_in_per_file_ignores_is_reported(tmp_path, amplint):
+    make_project(tmp_path, '[tool.amplint.per-file-ignores]\n"tests/*" = ["AMP2O1"]\n')
+    result = amplint("check", ".", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert 'per-file-ignores "tests/*"' in result.stderr and "AMP2O1" in result.stderr
