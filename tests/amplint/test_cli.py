@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 HAZARD = """\
 from mxnet.gluon import nn
@@ -38,6 +39,9 @@ def test_bad_input_one_line_each(tmp_path, amplint):
     (tmp_path / "empty.py").write_text("")
     (tmp_path / "deep.py").write_text("x = " + "(" * 3000 + "1" + ")" * 3000 + "  # float16\n")
     (tmp_path / "loop.py").symlink_to(tmp_path / "loop.py")
+    unreadable = Path("/proc/self/mem")  # exists, but reading it fails (even for root)
+    if unreadable.exists():
+        (tmp_path / "unreadable.py").symlink_to(unreadable)
     result = amplint("check", ".", "missing_dir", "--exit-zero", cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback" not in result.stdout + result.stderr
@@ -45,6 +49,8 @@ def test_bad_input_one_line_each(tmp_path, amplint):
     assert any(line.startswith("broken.py:1:1: AMP000 syntax error") for line in lines)
     assert any(line.startswith("latin.py:1:1: AMP000 cannot decode") for line in lines)
     assert any(line.startswith("deep.py:1:1: AMP000") for line in lines)
+    if unreadable.exists():
+        assert any(line.startswith("unreadable.py:1:1: AMP000 cannot read file") for line in lines)
     assert "amplint: error: missing_dir: no such file or folder" in result.stderr
     assert "amplint: error: loop.py: broken symlink or symlink loop" in result.stderr
 
