@@ -2,10 +2,12 @@
 
 Run: ``python -m benchmarks.amp_step [--rounds 8] [--steps 2]``
 
-``mxnet.contrib.amp.init`` patches MXNet for the rest of a process and cannot be undone, so each
-variant lives in its own worker process, set up once. The coordinator then asks the workers in
-turn, round after round (rotating the order, pausing between turns), for a few timed steps (one
-worker computes at a time, so the variants share the machine's noise alike) and reports medians.
+``mxnet.contrib.amp.init`` patches MXNet for the rest of a process and cannot be undone, so
+float32, contrib and gluon_amp each live in their own worker process, set up once; the three
+gluon_amp variants (default trainer, dynamic scaler, casts only) share one process and alternate
+step by step. The coordinator asks the workers in turn, round after round (rotating the order,
+pausing between turns), for a few timed steps (one worker computes at a time, so the variants
+share the machine's noise alike) and reports medians and minima.
 The overflow check alone is timed in one process per model on its gradients, alternating ours
 and contrib's.
 """
@@ -26,6 +28,9 @@ VARIANTS = {
     "casts_only": "casts only: gluon_amp autocast, plain Trainer (floor)",
 }
 _SETTLE = 0.5  # seconds between two workers' turns
+# contrib's init cannot be undone and float32 must stay unpatched: each gets its own process;
+# the gluon_amp variants share one, interleaved step by step (the fairest comparison).
+_PROCESSES = [("float32",), ("contrib",), ("ours", "ours_dynamic", "casts_only")]
 MODELS = {
     "resnet18": "resnet18_v1(thumbnail=True), 32x32, batch 32, hybridized",
     "mlp": "MLP 1024-2048-2048-2048-10, batch 256, hybridized",
@@ -89,20 +94,30 @@ def _setup(variant: str, model: str):
     return step
 
 
-def _worker(variant: str, model: str, conn) -> None:
-    step = _setup(variant, model)
-    step()  # warm-up: graph building, oneDNN primitive creation
-    step()
+def _rotated(items: list, shift: int) -> list:
+    shift %= len(items)
+    return items[shift:] + items[:shift]
+
+
+def _worker(variants: tuple[str, ...], model: str, conn) -> None:
+    """Set the variants up in this process; on request, time steps of each, interleaved."""
+    steps = {variant: _setup(variant, model) for variant in variants}
+    for step in steps.values():
+        step()  # warm-up: graph building, oneDNN primitive creation
+        step()
     conn.send("ready")
+    turn = 0
     while True:
         command = conn.recv()
         if command is None:
             return
-        times = []
+        times: dict[str, list[float]] = {variant: [] for variant in variants}
         for _ in range(command):
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
+            for variant in _rotated(list(variants), turn):
+                start = time.perf_counter()
+                steps[variant]()
+                times[variant].append(time.perf_counter() - start)
+            turn += 1
         conn.send(times)
 
 
@@ -143,22 +158,21 @@ def _spawn(target, *args):
 
 
 def bench_model(model: str, rounds: int, steps: int) -> dict[str, tuple[float, float]]:
-    workers = {v: _spawn(_worker, v, model) for v in VARIANTS}
+    workers = [_spawn(_worker, group, model) for group in _PROCESSES]
     try:
-        for _, conn in workers.values():
+        for _, conn in workers:
             assert conn.recv() == "ready"
         times: dict[str, list[float]] = {v: [] for v in VARIANTS}
-        order = list(workers)
         for round_index in range(rounds):
             # Rotate who goes first, and let the previous worker's OpenMP threads stop spinning.
-            for variant in order[round_index % len(order) :] + order[: round_index % len(order)]:
+            for _, conn in _rotated(workers, round_index):
                 time.sleep(_SETTLE)
-                conn = workers[variant][1]
                 conn.send(steps)
-                times[variant] += conn.recv()
+                for variant, measured in conn.recv().items():
+                    times[variant] += measured
         return {v: (statistics.median(t) * 1000, min(t) * 1000) for v, t in times.items()}
     finally:
-        for process, conn in workers.values():
+        for process, conn in workers:
             conn.send(None)
             process.join(timeout=30)
 
