@@ -79,26 +79,33 @@ def lint_source(
         ctx = RuleContext(path, source, index, settings, context, signals(index))
     except RecursionError:
         return [parse_error(path, "too deeply nested to analyse")]
+    except Exception as error:  # a bug of ours must not stop the run
+        return [_internal_error(path, "the precision analysis", error)]
     for code in sorted(settings.select):
         rule = RULES.get(code)
         if rule is None:
             continue
         try:
-            issues.extend((code, issue) for issue in rule.check(ctx))
+            found = list(rule.check(ctx))
         except Exception as error:  # one rule failing on one file must not stop the run
-            errors.append(
-                parse_error(
-                    path,
-                    f"internal error in {code} ({type(error).__name__}: {error}); please report it",
-                )
-            )
+            errors.append(_internal_error(path, code, error))
+        else:
+            issues.extend((code, issue) for issue in found)
     if not issues:
         return errors
     try:
         located = _locate(module, index, source, path, issues, ctx.provenance())
     except RecursionError:
         return [parse_error(path, "too deeply nested to analyse")]
+    except Exception as error:
+        return sorted([*errors, _internal_error(path, "locating findings", error)])
     return sorted(errors + located)
+
+
+def _internal_error(path: str, where: str, error: Exception) -> Finding:
+    return parse_error(
+        path, f"internal error in {where} ({type(error).__name__}: {error}); please report it"
+    )
 
 
 def _python_parse_problem(source: str) -> str | None:

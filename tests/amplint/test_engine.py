@@ -118,3 +118,18 @@ def test_package_is_python39_syntax_and_never_imports_mxnet_or_numpy():
             if isinstance(node, ast.ImportFrom)
         }
         assert not imported & {"mxnet", "numpy", "torch", "tensorflow", "keras"}, path
+
+
+def test_an_issue_on_a_foreign_node_is_an_internal_error_not_a_crash(monkeypatch):
+    import libcst as cst
+
+    from amplint.rules.api import Issue
+
+    def stray(ctx):
+        yield Issue(cst.Name("elsewhere"), "not in this tree")
+
+    monkeypatch.setitem(
+        rules_module.RULES, "AMP201", dataclasses.replace(RULES["AMP201"], check=stray)
+    )
+    [error] = lint_source(FLOAT16_SCRIPT, "m.py", settings=Settings(select=frozenset({"AMP201"})))
+    assert error.code == "AMP000" and "internal error in locating findings" in error.message
