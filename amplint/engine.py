@@ -35,7 +35,10 @@ def _reduced_precision_code() -> re.Pattern[str]:
 
     names = {q.rsplit(".", 1)[1] for m in (mxnet, keras, torch) for q in m.LAYERS}
     alternatives = "|".join(sorted(names | {"DataLoader"}))
-    return re.compile(rf"\b(?:{alternatives})\s*\(|\bbatch_size\s*=|\.backward\(|\.gradient\(")
+    return re.compile(
+        rf"\b(?:{alternatives})\s*\(|\b(?:batch_size|classes|num_classes)\s*="
+        r"|\.backward\(|\.gradient\("
+    )
 
 
 def might_hold_hazard(source: str, context: Context, settings: Settings) -> bool:

@@ -34,7 +34,7 @@ def layer_table(
 
 
 def find_layer(qualname: str | None) -> Layer | None:
-    """The layer a resolved constructor name denotes, in any framework."""
+    """The layer (or whole model, for its class count) a resolved constructor name denotes."""
     if qualname is None:
         return None
     from amplint.frameworks import keras, mxnet, torch
@@ -43,4 +43,9 @@ def find_layer(qualname: str | None) -> Layer | None:
         layer = module.LAYERS.get(qualname)
         if layer is not None:
             return layer
+    for module in (mxnet, keras, torch):
+        for prefix, keyword in module.MODEL_FACTORIES:
+            if qualname.startswith(prefix):
+                name = qualname.rsplit(".", 1)[1]
+                return Layer(module.__name__.rsplit(".", 1)[1], name, (Dim(None, keyword),))
     return None

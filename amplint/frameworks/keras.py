@@ -27,3 +27,8 @@ MODELS = ("keras.Model", "keras.models.Model", "tensorflow.keras.Model", "tf_ker
 MODELS += ("tensorflow.keras.models.Model",)
 SEQUENTIAL = tuple(m.replace("Model", "Sequential") for m in MODELS)
 SOFTMAX_LAYERS = tuple(f"{p}.{n}" for p in PREFIXES for n in ("Dense", "Activation", "Softmax"))
+
+# Keras applications: their class count sizes the output layer (keyword only).
+MODEL_FACTORIES = tuple(
+    (f"{p}.", "classes") for p in ("keras.applications", "tensorflow.keras.applications")
+)

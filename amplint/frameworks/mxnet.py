@@ -38,3 +38,9 @@ METRIC_PREFIX = ("mxnet.metric.", "mxnet.gluon.metric.")
 SOFTMAX = ("mxnet.nd.softmax", "mxnet.nd.log_softmax", "mxnet.ndarray.softmax")
 SOFTMAX += ("mxnet.ndarray.log_softmax", "mxnet.np.softmax", "mxnet.npx.softmax")
 SOFTMAX += ("mxnet.npx.log_softmax",)
+
+# Model zoo constructors: their class count sizes the output layer (keyword only).
+MODEL_FACTORIES = (
+    ("mxnet.gluon.model_zoo.vision.", "classes"),
+    ("gluoncv.model_zoo.", "classes"),
+)

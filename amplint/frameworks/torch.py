@@ -43,3 +43,6 @@ FUNCTIONAL_LOSSES = tuple(
         "log_softmax",
     )
 ) + ("torch.softmax", "torch.log_softmax", "torch.nn.functional.ctc_loss")
+
+# torchvision and timm model constructors: their class count sizes the output layer.
+MODEL_FACTORIES = (("torchvision.models.", "num_classes"), ("timm.create_model", "num_classes"))

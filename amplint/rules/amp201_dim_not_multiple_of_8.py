@@ -8,8 +8,10 @@ Output layers are not exempt: a class count or vocabulary size is a dimension to
 Checked: Gluon `Dense` units and `in_units`, `Conv*` channels and `in_channels`,
 `LSTM/GRU/RNN` hidden size, `Embedding` dims; Keras `Dense` units, `Conv*` filters,
 `LSTM/GRU` units, `Embedding`; PyTorch `Linear` features, `Conv*d` channels (not the 1, 3
-or 4 input channels of an image), `LSTM/GRU` hidden size, `Embedding`. The value is traced
-through literals, module constants, default arguments, argparse defaults and simple arithmetic;
+or 4 input channels of an image), `LSTM/GRU` hidden size, `Embedding`; the class count of a
+model constructor (Gluon model zoo and GluonCV `classes=`, torchvision and timm
+`num_classes=`, Keras applications `classes=`). Values are traced through literals, module
+constants, default arguments, callers' arguments, argparse defaults and simple arithmetic;
 layers forced to `dtype='float32'` and code that never runs in reduced precision are skipped.
 The `alignment` and `min_dimension` settings change the multiple and silence small sizes.
 
@@ -210,6 +212,18 @@ model = keras.Sequential([
     layers.LSTM(100),  # AMP201
     layers.Dense(512),
 ])
+""",
+    """
+import argparse
+from gluoncv.model_zoo import get_model
+from mxnet.gluon.model_zoo import vision
+from mxnet.contrib import amp
+parser = argparse.ArgumentParser()
+parser.add_argument("--classes", type=int, default=10)
+opt = parser.parse_args()
+amp.init()
+net = get_model("cifar_resnet20_v1", classes=opt.classes)  # AMP201
+backbone = vision.resnet50_v1(classes=1000, pretrained=False)
 """,
     """
 import torch
