@@ -23,7 +23,7 @@ from amplint.settings import Settings
 # Rules that can fire without any reduced-precision signal in the file (contrib.amp misuse).
 _AMP_API = re.compile(r"scale_loss|init_trainer|amp\.init|clip_grad|clip_global_norm")
 _SIGNAL = re.compile(
-    r"float16|bfloat16|\bhalf\b|autocast|amp\.init|mixed[-_]precision|\bfp16\b|--amp\b"
+    r"float16|bfloat16|\.half\b|autocast|amp\.init|mixed[-_]precision|\bfp16\b|--(?:use[-_])?(?:amp|half)\b"
 )
 
 
