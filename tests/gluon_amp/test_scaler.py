@@ -4,6 +4,8 @@ import logging
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gluon_amp as amp
 
@@ -112,3 +114,36 @@ def test_state_dict_round_trip_resumes_the_same_trajectory():
 def test_loading_another_scaler_type_is_refused():
     with pytest.raises(ValueError, match="cannot load a 'StaticLossScaler' state"):
         amp.DynamicLossScaler().load_state_dict(amp.StaticLossScaler().state_dict())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    flags=st.lists(st.booleans(), max_size=60),
+    cut=st.integers(min_value=0, max_value=60),
+    interval=st.integers(min_value=1, max_value=5),
+    hysteresis=st.integers(min_value=1, max_value=3),
+)
+def test_dynamic_scaler_invariants_and_resume_anywhere(flags, cut, interval, hysteresis):
+    config = dict(
+        init_scale=16.0,
+        growth_interval=interval,
+        hysteresis=hysteresis,
+        min_scale=1.0,
+        max_scale=64.0,
+    )
+    whole = amp.DynamicLossScaler(**config)
+    scales, skipped = run(whole, flags)
+    assert skipped == flags  # every overflowing step is skipped, no other
+    assert all(1.0 <= s <= 64.0 for s in scales)
+    assert (whole.num_steps, whole.num_skipped) == (len(flags), sum(flags))
+    # The scale only moves by the configured factors.
+    for before, after in zip([16.0] + scales, scales):
+        assert after in (before, min(before * 2, 64.0), max(before / 2, 1.0))
+    cut = min(cut, len(flags))
+    first = amp.DynamicLossScaler(**config)
+    head = run(first, flags[:cut])
+    resumed = amp.DynamicLossScaler()
+    resumed.load_state_dict(first.state_dict())
+    tail = run(resumed, flags[cut:])
+    assert head[0] + tail[0] == scales
+    assert resumed.state_dict() == whole.state_dict()
