@@ -29,6 +29,7 @@ class Scope:
     rebound: set[str] = field(default_factory=set)  # loop targets, augmented assignments, ...
     callee: str | None = None  # how callers name it: "build", or "Net" for Net.__init__
     positional: tuple[str, ...] = ()  # parameters callers fill by position (no self)
+    returns: list[cst.BaseExpression] = field(default_factory=list)  # ``return <value>``s
 
     def is_local(self, name: str) -> bool:
         return name in self.params or name in self.assigned or name in self.rebound
@@ -92,6 +93,15 @@ class AssignSite:
     value: cst.BaseExpression
     scope: Scope
     order: int
+
+
+@dataclass(eq=False)
+class ClassInfo:
+    """A class defined in the module: its bases as written and its methods' scopes."""
+
+    node: cst.ClassDef
+    bases: tuple[str, ...]
+    methods: dict[str, Scope] = field(default_factory=dict)
 
 
 def dotted(node: cst.CSTNode) -> str | None:
@@ -176,11 +186,12 @@ class FileIndex:
         self.assigns: list[AssignSite] = []
         self.argparse: dict[str, tuple[cst.BaseExpression, str]] = {}  # dest -> (default, flag)
         self.by_node: dict[int, CallSite] = {}  # id(Call node) -> its site
+        self.classes: dict[str, ClassInfo] = {}  # module-level and nested classes by name
         self._scope = self.module_scope
         self._stack: list[tuple[str, cst.CSTNode]] = []
         self._order = 0
         self._statement: cst.CSTNode | None = None
-        self._classes: list[str | None] = []
+        self._classes: list[ClassInfo | None] = []
         self._by_name: dict[str, list[CallSite]] | None = None
 
     @classmethod
@@ -314,7 +325,10 @@ class FileIndex:
 
     # ---- scopes ----------------------------------------------------------------------------
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self._classes.append(node.name.value)
+        bases = tuple(name for name in (dotted(a.value) for a in node.bases) if name is not None)
+        info = ClassInfo(node, bases)
+        self.classes.setdefault(node.name.value, info)
+        self._classes.append(info)
 
     def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
         self._classes.pop()
@@ -332,14 +346,20 @@ class FileIndex:
         positional = [p.name.value for p in (*params.posonly_params, *params.params)]
         if owner is None:
             scope.callee, scope.positional = node.name.value, tuple(positional)
-        elif node.name.value == "__init__":
-            scope.callee, scope.positional = owner, tuple(positional[1:])
+        else:
+            owner.methods.setdefault(node.name.value, scope)
+            if node.name.value == "__init__":
+                scope.callee, scope.positional = owner.node.name.value, tuple(positional[1:])
         self._classes.append(None)  # functions nested in a method are not methods
         self._scope = scope
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self._classes.pop()
         self._scope = self._scope.parent or self.module_scope
+
+    def visit_Return(self, node: cst.Return) -> None:
+        if node.value is not None:
+            self._scope.returns.append(node.value)
 
     def visit_Lambda(self, node: cst.Lambda) -> None:
         scope = Scope(node, self._scope)

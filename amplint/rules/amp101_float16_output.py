@@ -29,7 +29,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from amplint.frameworks import keras, mxnet, torch
-from amplint.index import COMP, CallSite, FileIndex, dotted
+from amplint.index import COMP, CallSite, FileIndex, Scope, dotted, string_value
 from amplint.precision import dtype_of, half_for_storage
 from amplint.rules.api import Issue, RuleContext
 
@@ -61,7 +61,73 @@ def _float16_models(ctx: RuleContext) -> set[str]:
     for assign in ctx.index.assigns:
         if _chain_has_half(assign.value, ctx.index):
             models.update(assign.targets)
-    return models
+    return {name for name in models if not _casts_own_output(name, ctx.index)}
+
+
+_FORWARDS = ("forward", "hybrid_forward", "__call__", "call")
+
+
+def _casts_own_output(name: str, index: FileIndex) -> bool:
+    """Every value bound to ``name`` builds a class of this file whose forward returns its
+    output cast to float32 (``return out.astype('float32')``, ``.float()``, ``F.cast``)."""
+    values = [a.value for a in index.assigns if name in a.targets]
+    if not values:
+        return False
+    for value in values:
+        while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+            value = value.func.value  # Net().cuda().half() -> Net()
+        if not isinstance(value, cst.Call):
+            return False
+        forward = _forward_of(dotted(value.func), index, 0)
+        if forward is None or not forward.returns:
+            return False
+        if not all(_float32_cast(r, forward, index, 0) for r in forward.returns):
+            return False
+    return True
+
+
+def _forward_of(class_name: str | None, index: FileIndex, depth: int) -> Scope | None:
+    """The forward method of a class defined in the file, inherited from a local base too."""
+    info = index.classes.get(class_name or "")
+    if info is None or depth > 5:
+        return None
+    for method in _FORWARDS:
+        if method in info.methods:
+            return info.methods[method]
+    for base in info.bases:
+        found = _forward_of(base, index, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _float32_cast(expr: cst.BaseExpression, scope: Scope, index: FileIndex, depth: int) -> bool:
+    """``x.astype('float32')``, ``x.float()``, ``F.cast(x, 'float32')``, ``x.to(torch.float32)``,
+    a tuple of those, or a name whose last assignment in the method is one."""
+    if depth > 4:
+        return False
+    if isinstance(expr, (cst.Tuple, cst.List)):
+        return bool(expr.elements) and all(
+            _float32_cast(e.value, scope, index, depth + 1) for e in expr.elements
+        )
+    if isinstance(expr, cst.Name):
+        values = scope.assigned.get(expr.value)
+        return bool(values) and _float32_cast(values[-1], scope, index, depth + 1)
+    if not isinstance(expr, cst.Call) or not isinstance(expr.func, cst.Attribute):
+        return False
+    method = expr.func.attr.value
+    if method == "float" and not expr.args:
+        return True
+    if method not in ("astype", "cast", "Cast", "to", "type"):
+        return False
+    for argument in expr.args:
+        if argument.keyword is not None and argument.keyword.value != "dtype":
+            continue
+        name = dotted(argument.value)
+        text = string_value(argument.value) or (name.rsplit(".", 1)[-1] if name else None)
+        if text in ("float32", "float"):
+            return True
+    return False
 
 
 def _chain_has_half(expr: cst.BaseExpression, index: FileIndex) -> bool:
@@ -322,6 +388,41 @@ from tensorflow.keras import layers
 keras.mixed_precision.set_global_policy("mixed_bfloat16")
 model = keras.Sequential([layers.Dense(10, activation="softmax")])
 """,
+    # The model's own forward casts its output to float32 (Gluon hybrid_forward, a local base
+    # class's forward, PyTorch .float() / .to(torch.float32)).
+    """
+from mxnet import gluon
+class Net(gluon.HybridBlock):
+    def hybrid_forward(self, F, x):
+        out = self.body(x)
+        return F.cast(out, dtype="float32")
+class Wide(Net):
+    pass
+class Pair(gluon.Block):
+    def forward(self, x):
+        out = self.body(x)
+        out = out.astype("float32")
+        return out, self.aux(x).astype(np.float32)
+net = Wide()
+net.cast("float16")
+pair = Pair()
+pair.cast("float16")
+loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+loss = loss_fn(net(x), y)
+aux_loss = loss_fn(pair(x), y)
+""",
+    """
+import torch
+from torch import nn
+class Net(nn.Module):
+    def forward(self, x):
+        if self.training:
+            return self.head(x).float()
+        return self.head(x).to(torch.float32)
+model = Net().cuda().half()
+criterion = nn.CrossEntropyLoss()
+loss = criterion(model(x.half()), y)
+""",
     # PyTorch: the output is cast with .float().
     """
 import torch
@@ -385,5 +486,19 @@ for x, y in loader:
     logits = model(x.half())
     loss = criterion(logits, y)  # AMP101
     loss2 = F.cross_entropy(model(x.half()), y)  # AMP101
+""",
+    # A forward that casts on one path only still returns float16 on the other.
+    """
+from mxnet import gluon
+class Net(gluon.HybridBlock):
+    def hybrid_forward(self, F, x):
+        out = self.body(x)
+        if self.export:
+            return out
+        return F.cast(out, dtype="float32")
+net = Net()
+net.cast("float16")
+loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+loss = loss_fn(net(x), y)  # AMP101
 """,
 ]
