@@ -84,3 +84,19 @@ def test_init_trainer_after_updates_on_the_kvstore_asks_to_move_it_earlier():
     assert trainer._update_on_kvstore
     with pytest.raises(ValueError, match=r"before the first trainer.step\(\)"):
         amp.init_trainer(trainer)
+
+
+@pytest.mark.parametrize(
+    "dtype, expected",
+    [
+        (None, amp.DynamicLossScaler),
+        ("float16", amp.DynamicLossScaler),
+        ("bfloat16", amp.StaticLossScaler),
+    ],
+)
+def test_default_scaler_follows_the_autocast_dtype(dtype, expected):
+    if dtype:
+        amp.init(dtype)
+    scaler = amp.loss_scaler(amp.init_trainer(gluon.Trainer(dense().collect_params(), "sgd")))
+    assert type(scaler) is expected
+    assert scaler.scale == (1.0 if dtype == "bfloat16" else 2.0**16) and scaler.checks_nonfinite
