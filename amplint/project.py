@@ -1,14 +1,18 @@
 """The cheap project-wide pass: which modules run in reduced precision, and why.
 
 Text-level only (regular expressions, no parse): a module that turns on reduced precision passes
-its precision to every module it imports within the linted tree, transitively. The result for one
-file is a small picklable :class:`Context` (part of the cache key of issue 5).
+its precision to every module it imports within the linted tree, transitively. A switch found in
+the text is confirmed on the file's tokens with string literals and comments blanked (only files
+that match pay for tokenizing). The result for one file is a small picklable :class:`Context`
+(part of the cache key of issue 5).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import tokenize
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +42,9 @@ _FROM = re.compile(
 )
 _COMMENT = re.compile(r"#[^\n]*")
 _DOCSTRING = re.compile(r"(\"\"\"|\'\'\')[\s\S]*?\1")
+# String literals a switch is written with ('float16', "--amp"); any other string is blanked.
+_WORD_STRING = re.compile(r"""[rRbBuU]?(['"])[\w-]*\1""")
+_FSTRING_MIDDLE = getattr(tokenize, "FSTRING_MIDDLE", None)  # Python 3.12+
 
 
 @dataclass(frozen=True)
@@ -62,14 +69,11 @@ class ModuleFacts:
 def scan(source: str) -> ModuleFacts:
     """Imports and own reduced-precision switches of one module, from its text."""
     text = _COMMENT.sub("", _DOCSTRING.sub("''", source))
-    precisions: set[str] = set()
-    for pattern in _SWITCHES:
-        for match in pattern.finditer(text):
-            precisions.add(
-                "bfloat16" if match.group(1 if match.group(1) else 2).startswith("b") else "float16"
-            )
-    if any(pattern.search(text) for pattern in _FLOAT16_SWITCHES):
-        precisions.add("float16")
+    precisions = _switches(text)
+    if precisions:
+        code = _code_only(source)
+        if code is not None:
+            precisions = _switches(code)
     imports: list[str] = []
     for match in _IMPORT.finditer(text):
         for part in match.group(1).split(","):
@@ -86,6 +90,45 @@ def scan(source: str) -> ModuleFacts:
                 sep = "" if module.endswith(".") else "."
                 imports.append(f"{module}{sep}{words[0]}")
     return ModuleFacts(tuple(sorted(precisions)), tuple(imports))
+
+
+def _switches(text: str) -> set[str]:
+    precisions: set[str] = set()
+    for pattern in _SWITCHES:
+        for match in pattern.finditer(text):
+            precisions.add(
+                "bfloat16" if match.group(1 if match.group(1) else 2).startswith("b") else "float16"
+            )
+    if any(pattern.search(text) for pattern in _FLOAT16_SWITCHES):
+        precisions.add("float16")
+    return precisions
+
+
+def _code_only(source: str) -> str | None:
+    """``source`` with comments removed and string literals other than single words (dtype
+    names, option flags) replaced by ``''``; None when it does not tokenize."""
+    lines = io.StringIO(source).readlines()
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    pieces, last = [], 0
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.STRING:
+                if _WORD_STRING.fullmatch(token.string):
+                    continue
+                blank = "''"
+            elif token.type == tokenize.COMMENT or token.type == _FSTRING_MIDDLE:
+                blank = ""
+            else:
+                continue
+            start = starts[token.start[0] - 1] + token.start[1]
+            pieces += [source[last:start], blank]
+            last = starts[token.end[0] - 1] + token.end[1]
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    pieces.append(source[last:])
+    return "".join(pieces)
 
 
 def module_name(path: Path, packages: set[Path]) -> str:

@@ -95,6 +95,27 @@ def test_scan_reads_switches_not_words():
     assert facts.imports == ("a.b", "d", ".x", ".x.y", ".x.z", "e")
 
 
+def test_switches_in_string_literals_and_comments_do_not_count():
+    assert scan('doc = "call amp.init() first"  # or net.half()\n').precisions == ()
+    assert scan("print(f'net.cast(\"float16\") on {device}')\n").precisions == ()
+    assert scan('HELP = """\nnet.half()\n"""\nx = 1\n').precisions == ()
+    assert scan('s = "x"\nnet.cast("float16")\n').precisions == ("float16",)
+    assert scan("p.add_argument('--amp', help='amp.init() (float16)')\n").precisions == ("float16",)
+    assert scan("amp.init()\nx = (\n").precisions == ("float16",)  # no tokens: the text counts
+
+
+def test_a_string_mentioning_amp_init_gives_imported_modules_no_context(tmp_path):
+    write(
+        tmp_path,
+        {
+            "train.py": 'from models.mlp import build\nUSAGE = "then call amp.init()"\n',
+            "models/__init__.py": "",
+            "models/mlp.py": MODEL,
+        },
+    )
+    assert check(tmp_path) == []
+
+
 def test_same_script_names_prefer_the_importers_folder(tmp_path):
     write(
         tmp_path, {"a/train.py": "import model\namp.init()\n", "a/model.py": "", "b/model.py": ""}
