@@ -15,7 +15,9 @@ stops the whole job: each process runs in its own session and its whole process 
 (SIGTERM, then SIGKILL). Whatever happens, no process it started outlives it.
 
 Processes are named by role and launch order (``worker 1``); MXNet's ``kv.rank`` is assigned
-by the scheduler and may differ. This module imports no MXNet.
+by the scheduler and may differ. This module imports no MXNet itself, but ``python -m`` first
+imports the ``gluon_amp`` package, which loads MXNet (a few seconds) to fail early and clearly
+where it is not usable.
 """
 
 from __future__ import annotations

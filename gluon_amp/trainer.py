@@ -65,6 +65,7 @@ def init_trainer(trainer: Trainer, loss_scaler: LossScaler | None = None) -> Tra
             "this loss scaler already belongs to another trainer: create one per trainer"
         )
     _keep_updates_off_kvstore(trainer)
+    _wait_for_first_broadcast(trainer)
     if isinstance(current, LossScaler):
         current._trainer = None
     loss_scaler._trainer = weakref.ref(trainer)
@@ -110,6 +111,28 @@ def _keep_updates_off_kvstore(trainer: Trainer) -> None:
     if trainer._kvstore_params["update_on_kvstore"]:
         logger.warning("gluon_amp: update_on_kvstore=True switched off (%s)", why)
     trainer._kvstore_params["update_on_kvstore"] = False
+
+
+def _wait_for_first_broadcast(trainer: Trainer) -> None:
+    """On a distributed kvstore, finish receiving worker 0's weights before any gradient is pushed.
+
+    Gluon broadcasts the initial weights inside the first ``step()``, under the same kvstore keys
+    as the first gradients. With updates on the workers (which gluon_amp requires) nothing orders
+    the weight pull before the gradient push, and a server may answer the pull with the summed
+    gradients: a worker then starts from gradients instead of weights. Waiting for the broadcast
+    closes that race; it runs only while parameters are being initialised on the kvstore.
+    """
+    if getattr(trainer, "_amp_waits_for_broadcast", False):
+        return
+    init_params = trainer._init_params
+
+    def init_params_then_wait() -> None:
+        init_params()
+        if trainer._distributed:
+            mx.nd.waitall()
+
+    trainer._init_params = init_params_then_wait
+    trainer._amp_waits_for_broadcast = True
 
 
 def loss_scaler(trainer: Trainer) -> LossScaler:

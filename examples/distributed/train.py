@@ -69,19 +69,6 @@ def build_net() -> gluon.nn.HybridSequential:
     return net
 
 
-def broadcast_before_first_step(trainer: gluon.Trainer) -> None:
-    """Copy worker 0's weights to every worker now and wait for it.
-
-    Gluon does this inside the first ``step()``, under the same kvstore keys as the first
-    gradients; with updates on the workers (which gluon_amp requires) the weight pull can be
-    served after the gradient push and return summed gradients as weights. Doing it before
-    training avoids that race.
-    """
-    trainer._init_kvstore()
-    trainer._init_params()
-    mx.nd.waitall()
-
-
 def make_trainer(engine: str, net: gluon.Block, kvstore_type: str, lr: float):
     """The trainer of this worker, its rank and the number of workers."""
     optimizer = ("sgd", {"learning_rate": lr, "momentum": 0.9})
@@ -100,7 +87,6 @@ def make_trainer(engine: str, net: gluon.Block, kvstore_type: str, lr: float):
         trainer = gluon.Trainer(
             net.collect_params(), *optimizer, kvstore=kvstore, update_on_kvstore=False
         )
-        broadcast_before_first_step(trainer)
         return trainer, kvstore.rank, kvstore.num_workers
     return gluon.Trainer(net.collect_params(), *optimizer, kvstore=None), 0, 1
 

@@ -68,17 +68,6 @@ def test_every_role_gets_its_loopback_environment(tmp_path: Path) -> None:
     assert_all_gone(tmp_path, expected=12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gluon_amp/__init__.py imports mxnet eagerly, so `python -m gluon_amp.launch` loads "
-    "MXNet in the launcher process; needs a lazy package __init__ (PEP 562 __getattr__)",
-)
-def test_launcher_process_does_not_load_mxnet(tmp_path: Path) -> None:
-    result = run_launcher(fake_job(tmp_path, "ok", workers=1))
-    assert result.returncode == 0, result.stderr
-    assert [r["parent_has_mxnet"] for r in recorded(tmp_path).values() if r] == [False] * 3
-
-
 def test_crashed_worker_fails_the_job_and_ends_every_process(tmp_path: Path) -> None:
     result = run_launcher(["--timeout", str(GUARD_SECONDS), *fake_job(tmp_path, "crash")])
     # 3 is the worker's own code: the job failed on the crash, not on the watchdog (124).

@@ -33,11 +33,6 @@ def recorded_members(out: Path) -> int:
     return sum(not p.name.startswith("child-") for p in out.glob("*-*.json"))
 
 
-def parent_has_mxnet() -> bool:
-    maps = Path(f"/proc/{os.getppid()}/maps").read_text()
-    return "libmxnet" in maps
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
@@ -47,7 +42,6 @@ def main() -> None:
     role = os.environ["DMLC_ROLE"]
     child = subprocess.Popen([sys.executable, "-c", SLEEPER])
     record = {k: v for k, v in os.environ.items() if k.startswith("DMLC_")}
-    record["parent_has_mxnet"] = parent_has_mxnet()
     write_atomically(args.out / f"child-{child.pid}.json", "{}")
     write_atomically(args.out / f"{role}-{os.getpid()}.json", json.dumps(record))
     if args.mode == "ok":

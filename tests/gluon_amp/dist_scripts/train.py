@@ -71,7 +71,8 @@ def build_net() -> gluon.nn.HybridSequential:
 def broadcast_before_first_step(trainer: gluon.Trainer) -> None:
     """Work around an MXNet race: with ``dist_sync`` and ``update_on_kvstore=False`` the first
     ``step()`` pulls worker 0's weights and pushes the gradients under the same keys, and the
-    pull may be served after the pushes, returning the summed gradients as the weights."""
+    pull may be served after the pushes, returning the summed gradients as the weights.
+    ``amp.init_trainer`` closes the race itself: only the plain-MXNet runs need this."""
     trainer._init_kvstore()
     trainer._init_params()
     mx.nd.waitall()
@@ -172,7 +173,8 @@ def main() -> None:
         kvstore = mx.kv.create("dist_sync")
         rank = kvstore.rank
         runs = {f"worker{rank}": Run(args, kvstore)}
-        broadcast_before_first_step(runs[f"worker{rank}"].trainer)
+        if not args.amp:
+            broadcast_before_first_step(runs[f"worker{rank}"].trainer)
     for step, (x, y) in enumerate(global_batches(args.steps)):
         if args.crash_step == step and rank == 1:
             os._exit(3)
