@@ -240,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{dtype:<9} test accuracy: {amp_acc:.2%} ({skipped} steps skipped for overflow)")
     print(f"step time {dtype} / float32: {ratio:.2f}x (median per step on {ctx})")
     if not gpu:
-        print("  (on this CPU, MXNet's oneDNN runs bfloat16 convolutions slower than float32;")
-        print("   the speed-up of mixed precision comes from GPU Tensor Cores)")
+        print("  (bfloat16 speed on a CPU depends on the CPU's oneDNN kernels: faster than float32")
+        print("   on some, slower on others; float16 on GPU Tensor Cores is where AMP pays most)")
     print(f"plot: {png_path}\nlogs: {csv_path}, {json_path}")
     if not args.no_lint:
         run_amplint(EXAMPLES)
