@@ -14,7 +14,7 @@ NUMPY = f"numpy>=1.16,<1.24; {MXNET_PYTHON}"
 setup(
     name="gluon-amp",
     version=VERSION,
-    description="Automatic mixed precision for MXNet Gluon, and a linter for mixed-precision hazards",
+    description="Mixed precision for MXNet Gluon, and a linter for mixed-precision hazards",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
