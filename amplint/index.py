@@ -30,6 +30,7 @@ class Scope:
     callee: str | None = None  # how callers name it: "build", or "Net" for Net.__init__
     positional: tuple[str, ...] = ()  # parameters callers fill by position (no self)
     returns: list[cst.BaseExpression] = field(default_factory=list)  # ``return <value>``s
+    owner: str | None = None  # the class of a method
 
     def is_local(self, name: str) -> bool:
         return name in self.params or name in self.assigned or name in self.rebound
@@ -187,6 +188,7 @@ class FileIndex:
         self.argparse: dict[str, tuple[cst.BaseExpression, str]] = {}  # dest -> (default, flag)
         self.by_node: dict[int, CallSite] = {}  # id(Call node) -> its site
         self.classes: dict[str, ClassInfo] = {}  # module-level and nested classes by name
+        self.item_assigned: set[str] = set()  # names whose items are set: ``cfg['units'] = 64``
         self._scope = self.module_scope
         self._stack: list[tuple[str, cst.CSTNode]] = []
         self._order = 0
@@ -347,6 +349,7 @@ class FileIndex:
         if owner is None:
             scope.callee, scope.positional = node.name.value, tuple(positional)
         else:
+            scope.owner = owner.node.name.value
             owner.methods.setdefault(node.name.value, scope)
             if node.name.value == "__init__":
                 scope.callee, scope.positional = owner.node.name.value, tuple(positional[1:])
@@ -404,9 +407,10 @@ class FileIndex:
             self._bind(node.target, node.value)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        name = dotted(node.target)
-        if name is not None:
-            self._scope.rebound.add(name)
+        self._rebind(node.target)
+
+    def visit_Del(self, node: cst.Del) -> None:
+        self._rebind(node.target)
 
     def visit_For(self, node: cst.For) -> None:
         self._rebind(node.target)
@@ -431,13 +435,17 @@ class FileIndex:
         if isinstance(target, (cst.Tuple, cst.List)):
             for element in target.elements:
                 self._rebind(element.value)
+        elif isinstance(target, cst.Subscript):
+            name = dotted(target.value)
+            if name is not None:
+                self.item_assigned.add(name)
         else:
             name = dotted(target)
             if name is not None:
                 self._scope.rebound.add(name)
 
     def _bind(self, target: cst.CSTNode, value: cst.BaseExpression) -> None:
-        if isinstance(target, (cst.Tuple, cst.List)):
+        if isinstance(target, (cst.Tuple, cst.List, cst.Subscript)):
             self._rebind(target)
             return
         name = dotted(target)

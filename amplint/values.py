@@ -1,8 +1,10 @@
 """Constant folding: the value an expression has when the script runs with its defaults.
 
 Follows literals, simple arithmetic, ``int(...)``, names assigned once (in the function or the
-module), parameters' default values and argparse defaults (``args.hidden`` -> ``--hidden``'s
-default). Anything else is unknown (None): rules report nothing they cannot prove.
+module), ``self.`` attributes set once in ``__init__`` (seen from any method of the class),
+items of dict literals (``cfg['units']`` with ``cfg = {'units': 100}`` or ``dict(units=100)``,
+never changed), parameters' default values and argparse defaults (``args.hidden`` ->
+``--hidden``'s default). Anything else is unknown (None): rules report nothing they cannot prove.
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ def _fold(
         return None
     if isinstance(expr, cst.Name):
         return _name(expr.value, index, scope, depth)
+    if isinstance(expr, cst.Subscript):
+        return _item(expr, index, scope, depth)
+    if isinstance(expr, cst.Attribute) and dotted(expr) is not None:
+        if dotted(expr.value) == "self":
+            return _name(f"self.{expr.attr.value}", index, scope, depth)
     if isinstance(expr, cst.Attribute) and isinstance(expr.value, cst.Name):
         entry = index.argparse.get(expr.attr.value)
         if entry is not None:
@@ -128,22 +135,97 @@ def _parameter(name: str, scope: Scope, index: FileIndex, depth: int) -> Value |
     return values[0]
 
 
-def _name(name: str, index: FileIndex, scope: Scope, depth: int) -> Value | None:
+def _binding(name: str, index: FileIndex, scope: Scope) -> Scope | None:
+    """The scope whose parameter or single assignment binds ``name`` as seen from ``scope``
+    (for ``self.x`` from a method: the class's ``__init__``); None if unknown or rebound."""
     current: Scope | None = scope
     while current is not None:
         if name in current.rebound:
             return None
-        if name in current.params:
-            if name in current.assigned:
-                return None
-            return _parameter(name, current, index, depth)
-        values = current.assigned.get(name)
-        if values is not None:
-            if len(values) != 1:
-                return None
-            inner = _fold(values[0], index, current, depth + 1)
-            if inner is None:
-                return None
-            return Value(inner.value, inner.origin or values[0], inner.via or name)
+        if name in current.params or name in current.assigned:
+            return current
         current = current.parent
+    if name.startswith("self."):
+        return _init_binding(name, index, scope)
     return None
+
+
+def _init_binding(name: str, index: FileIndex, scope: Scope) -> Scope | None:
+    """``__init__`` of the method's class when it is the only method that sets ``name``."""
+    current: Scope | None = scope
+    while current is not None and current.owner is None:
+        current = current.parent
+    info = index.classes.get(current.owner or "") if current is not None else None
+    if info is None:
+        return None
+    setters = [m for m in info.methods.values() if name in m.assigned or name in m.rebound]
+    init = info.methods.get("__init__")
+    return init if setters == [init] and name not in init.rebound else None
+
+
+def _name(name: str, index: FileIndex, scope: Scope, depth: int) -> Value | None:
+    current = _binding(name, index, scope)
+    if current is None:
+        return None
+    if name in current.params:
+        if name in current.assigned:
+            return None
+        return _parameter(name, current, index, depth)
+    values = current.assigned[name]
+    if len(values) != 1:
+        return None
+    inner = _fold(values[0], index, current, depth + 1)
+    if inner is None:
+        return None
+    return Value(inner.value, inner.origin or values[0], inner.via or name)
+
+
+def _item(expr: cst.Subscript, index: FileIndex, scope: Scope, depth: int) -> Value | None:
+    """``cfg['units']`` where ``cfg`` is bound once to a dict literal or ``dict(...)`` whose
+    items are never set or updated."""
+    name = dotted(expr.value)
+    if name is None or name in index.item_assigned or len(expr.slice) != 1:
+        return None
+    if any(index.calls_named(f"{name}.{m}") for m in ("update", "setdefault", "pop", "clear")):
+        return None
+    index_node = expr.slice[0].slice
+    key = (
+        _fold(index_node.value, index, scope, depth + 1)
+        if isinstance(index_node, cst.Index)
+        else None
+    )
+    current = _binding(name, index, scope)
+    if key is None or current is None or name in current.params:
+        return None
+    values = current.assigned[name]
+    found = _dict_entry(values[0], key.value, index, current, depth) if len(values) == 1 else None
+    if found is None:
+        return None
+    inner = _fold(found, index, current, depth + 1)
+    if inner is None:
+        return None
+    return Value(inner.value, inner.origin or found, inner.via or f"{name}[{key.value!r}]")
+
+
+def _dict_entry(
+    mapping: cst.BaseExpression, key: Constant, index: FileIndex, scope: Scope, depth: int
+) -> cst.BaseExpression | None:
+    """The value expression stored under ``key`` (None if absent or not known)."""
+    found = None
+    if isinstance(mapping, cst.Dict):
+        for element in mapping.elements:
+            if not isinstance(element, cst.DictElement):
+                return None  # ``**other`` may hold the key
+            written = _fold(element.key, index, scope, depth + 1)
+            if written is None:
+                return None
+            if written.value == key:
+                found = element.value
+        return found
+    if isinstance(mapping, cst.Call) and dotted(mapping.func) == "dict":
+        for argument in mapping.args:
+            if argument.keyword is None:
+                return None
+            if argument.keyword.value == key:
+                found = argument.value
+    return found

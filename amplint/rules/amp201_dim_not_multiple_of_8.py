@@ -165,6 +165,27 @@ if args.amp:
 else:
     head = nn.Dense(1000)
 """,
+    # Attributes set outside __init__ too, dicts changed after they were written: unknown.
+    """
+from mxnet.gluon import nn
+from mxnet.contrib import amp
+amp.init()
+cfg = {"units": 100}
+cfg["units"] = 128
+opts = dict(units=100)
+opts.update(units=128)
+merged = {**cfg, "units": 100}
+class Net(nn.HybridBlock):
+    def __init__(self):
+        super().__init__()
+        self.hidden = 100
+        self.a = nn.Dense(cfg["units"])
+        self.b = nn.Dense(opts["units"])
+    def resize(self, hidden):
+        self.hidden = hidden
+    def head(self):
+        return nn.Dense(self.hidden)
+""",
     # bfloat16 autocast on dims that are already aligned; unknown values are not guessed.
     """
 import torch
@@ -235,5 +256,22 @@ class Net(nn.Module):
         self.fc = nn.Linear(60, 10)  # AMP201
         self.rnn = nn.LSTM(256, 100)  # AMP201
 model = Net().cuda().half()
+""",
+    # Values held in self attributes set in __init__ and in dict literals.
+    """
+from mxnet.gluon import nn
+from mxnet.contrib import amp
+CFG = {"units": 100, "classes": 512}
+class Net(nn.HybridBlock):
+    def __init__(self, hidden=300):
+        super().__init__()
+        self.hidden = hidden
+        self.body = nn.Dense(self.hidden)  # AMP201
+        self.head = self._head()
+    def _head(self):
+        return nn.Dense(self.hidden, in_units=CFG["classes"])  # AMP201
+amp.init()
+net = Net()
+extra = nn.Dense(CFG["units"])  # AMP201
 """,
 ]

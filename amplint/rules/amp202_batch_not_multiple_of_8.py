@@ -123,4 +123,17 @@ loader = DataLoader(dataset, batch_size=60, shuffle=True)  # AMP202
 with torch.autocast(device_type="cuda", dtype=torch.float16):
     pass
 """,
+    # A batch size held in a hyper-parameter dict and in an attribute set in __init__.
+    """
+from mxnet import gluon
+from mxnet.contrib import amp
+HPARAMS = {"batch_size": 100, "lr": 0.1}
+class Task:
+    def __init__(self, batch=60):
+        self.batch = batch
+    def loader(self, dataset):
+        return gluon.data.DataLoader(dataset, batch_size=self.batch)  # AMP202
+amp.init()
+train = gluon.data.DataLoader(dataset, HPARAMS["batch_size"], shuffle=True)  # AMP202
+""",
 ]
