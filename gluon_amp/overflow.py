@@ -39,12 +39,19 @@ _BLAS_MIN_SIZE = 1 << 16
 
 
 def gradients(params: Iterable) -> list[mx.nd.NDArray]:
-    """The gradient arrays (legacy NDArrays, dense values) of every parameter on every context."""
+    """The fresh gradient arrays (legacy NDArrays, dense values) of ``params`` on every context.
+
+    Fresh means written by a backward pass since the last step. A stale gradient (a parameter
+    unused since then, which ``step(..., ignore_stale_grad=True)`` does not update) is left out:
+    an inf left in it by a skipped step must not make every later step skip.
+    """
     grads = []
     for param in params:
         if param.grad_req == "null" or param._grad is None:
             continue
-        for grad in param.list_grad():
+        for data, grad in zip(param._data, param.list_grad()):
+            if not data._fresh_grad:
+                continue
             if hasattr(grad, "as_nd_ndarray"):
                 grad = grad.as_nd_ndarray()
             if grad.stype == "row_sparse":

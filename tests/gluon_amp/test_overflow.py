@@ -347,3 +347,41 @@ def test_float16_elementwise_model_backs_off_until_the_scaled_loss_fits():
     assert scaler.scale == 2.0**9
     assert np.isfinite(net.w.data().asnumpy()).all()
     assert (net.w.data().asnumpy() < 1).all()
+
+
+def test_a_stale_inf_gradient_does_not_skip_every_later_step():
+    """A branch unused after a skipped step keeps its inf gradient; ignore_stale_grad steps on."""
+    amp.init("bfloat16")
+    used, unused = dense_net(), dense_net()
+    params = {**used.collect_params(), **unused.collect_params()}
+    trainer = amp.init_trainer(
+        gluon.Trainer(params, "sgd", {"learning_rate": 0.1}), amp.DynamicLossScaler(init_scale=8.0)
+    )
+    data = batches(3)
+    x, y = data[0]
+    with autograd.record():
+        loss = LOSS(used(x), y) + LOSS(unused(x), y)
+    with amp.scale_loss(loss, trainer) as scaled:
+        scaled.backward()
+    unused[0].weight.grad()[0, 0] = np.inf
+    trainer.step(BATCH)
+    assert amp.loss_scaler(trainer).last_skipped
+    frozen = unused[0].weight.data().asnumpy().copy()
+    before = used[0].weight.data().asnumpy().copy()
+    for x, y in data[1:]:
+        with autograd.record():
+            loss = LOSS(used(x), y)
+        with amp.scale_loss(loss, trainer) as scaled:
+            scaled.backward()
+        trainer.step(BATCH, ignore_stale_grad=True)
+        assert not amp.loss_scaler(trainer).last_skipped
+    assert np.isinf(unused[0].weight.grad().asnumpy()[0, 0])  # still there, rightly ignored
+    np.testing.assert_array_equal(unused[0].weight.data().asnumpy(), frozen)
+    assert np.abs(used[0].weight.data().asnumpy() - before).max() > 0
+    assert (amp.loss_scaler(trainer).num_skipped, amp.loss_scaler(trainer).scale) == (1, 4.0)
+    with autograd.record():  # without ignore_stale_grad, Gluon's own stale-gradient error
+        loss = LOSS(used(x), y)
+    with amp.scale_loss(loss, trainer) as scaled:
+        scaled.backward()
+    with pytest.raises(UserWarning, match="has not been updated by backward"):
+        trainer.step(BATCH)
