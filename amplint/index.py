@@ -189,12 +189,14 @@ class FileIndex:
         self.by_node: dict[int, CallSite] = {}  # id(Call node) -> its site
         self.classes: dict[str, ClassInfo] = {}  # module-level and nested classes by name
         self.item_assigned: set[str] = set()  # names whose items are set: ``cfg['units'] = 64``
+        self.functions: dict[str, Scope] = {}  # functions that are not methods, by name
         self._scope = self.module_scope
         self._stack: list[tuple[str, cst.CSTNode]] = []
         self._order = 0
         self._statement: cst.CSTNode | None = None
         self._classes: list[ClassInfo | None] = []
         self._by_name: dict[str, list[CallSite]] | None = None
+        self._by_function: dict[int, list[CallSite]] | None = None
 
     @classmethod
     def build(cls, module: cst.Module) -> FileIndex:
@@ -242,6 +244,65 @@ class FileIndex:
                 if site.name is not None:
                     self._by_name.setdefault(site.name, []).append(site)
         return self._by_name.get(name, [])
+
+    def local_callee(self, site: CallSite) -> Scope | None:
+        """The function of this module a call runs: ``helper(...)`` or ``self.helper(...)``."""
+        name = site.name
+        if name is None or name.count(".") > 1:
+            return None
+        if "." not in name:
+            return None if self.resolve(name, site.scope) else self.functions.get(name)
+        receiver, method = name.split(".")
+        owner = None
+        if receiver == "self":
+            scope: Scope | None = site.scope
+            while scope is not None and scope.owner is None:
+                scope = scope.parent
+            owner = scope.owner if scope is not None else None
+        else:  # runner = Runner(); runner.setup()
+            values = self.values_of(receiver, site.scope)
+            if len(values) == 1 and isinstance(values[0], cst.Call):
+                owner = dotted(values[0].func)
+        info = self.classes.get(owner or "")
+        return info.methods.get(method) if info is not None else None
+
+    def timeline(self, function: cst.CSTNode | None) -> list[tuple[CallSite, CallSite]]:
+        """The calls of ``function`` (None: module level) in the order they run, with the calls
+        of this module's helpers expanded in place (a few levels deep); each is paired with the
+        call of ``function`` itself that runs it."""
+        if self._by_function is None:
+            self._by_function = {}
+            for site in self.calls:
+                self._by_function.setdefault(id(site.function), []).append(site)
+        return self._expand(function, 0, (function,), None)
+
+    def runners(self, site: CallSite) -> list[cst.CSTNode | None]:
+        """The function holding ``site`` and the functions of this module that run it through
+        helper calls (a few levels up): the starting points of timelines that reach it."""
+        found: list[cst.CSTNode | None] = [site.function]
+        for function in found:
+            if len(found) > 16 or not isinstance(function, cst.FunctionDef):
+                continue
+            name = function.name.value
+            for caller in self.calls:
+                if caller.name != name and caller.method != name:
+                    continue
+                callee = self.local_callee(caller)
+                if callee is not None and callee.node is function:
+                    if all(caller.function is not f for f in found):
+                        found.append(caller.function)
+        return found
+
+    def _expand(self, function, depth: int, active: tuple, top) -> list[tuple[CallSite, CallSite]]:
+        assert self._by_function is not None
+        found = []
+        for site in self._by_function.get(id(function), []):
+            outer = top or site
+            found.append((outer, site))
+            callee = self.local_callee(site)
+            if callee is not None and depth < 4 and all(callee.node is not a for a in active):
+                found += self._expand(callee.node, depth + 1, (*active, callee.node), outer)
+        return found
 
     def statement_of(self, node: cst.CSTNode) -> cst.CSTNode | None:
         """The statement holding a call or one of a call's arguments."""
@@ -348,6 +409,7 @@ class FileIndex:
         positional = [p.name.value for p in (*params.posonly_params, *params.params)]
         if owner is None:
             scope.callee, scope.positional = node.name.value, tuple(positional)
+            self.functions.setdefault(node.name.value, scope)
         else:
             scope.owner = owner.node.name.value
             owner.methods.setdefault(node.name.value, scope)

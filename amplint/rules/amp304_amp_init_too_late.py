@@ -6,8 +6,10 @@ float32 graph is used from then on and nothing runs in reduced precision (no err
 just no speed-up). Calling `init` after building the network, after `hybridize()` alone, or
 after an imperative (non-hybridized) run is fine.
 
-Reported when, in the same function (or at module level), `net.hybridize()` and then a call of
-`net` come before `amp.init()`.
+Reported when `net.hybridize()` and then a call of `net` come before `amp.init()` as the code
+runs: in the same function (or at module level), or through functions of the same file called
+before it (a `setup()` that hybridizes and runs the network, then a `train()` that calls
+`amp.init()`).
 
 Example:
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from amplint.frameworks import mxnet
-from amplint.index import dotted
+from amplint.index import CallSite, dotted
 from amplint.rules.api import Issue, RuleContext
 
 CODE = "AMP304"
@@ -32,29 +34,40 @@ NAME = "amp-init-too-late"
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
-    calls = ctx.index.calls
-    for init in calls:
+    index = ctx.index
+    for init in index.calls:
         if not mxnet.amp_function(init.qualname, "init", mxnet.CONTRIB_AMP):
             continue
-        earlier = [c for c in calls if c.scope is init.scope and c.order < init.order]
-        for hybridize in earlier:
-            if hybridize.method != "hybridize" or hybridize.receiver is None:
-                continue
-            net = dotted(hybridize.receiver)
-            runs = [
-                c
-                for c in earlier
-                if c.order > hybridize.order
-                and (c.name == net or (c.method == "forward" and dotted(c.receiver) == net))
-            ]
-            if net is not None and runs:
+        for runner in index.runners(init):
+            timeline = [site for _, site in index.timeline(runner)]
+            positions = [i for i, site in enumerate(timeline) if site is init]
+            run = _hybridized_and_run(timeline[: positions[0]]) if positions else None
+            if run is not None:
+                net, site = run
                 yield Issue(
                     init.node,
                     f"amp.init() after {net} was hybridized and run: its float32 graph is "
                     "cached and stays float32; call amp.init() before the first forward pass",
-                    (runs[0].node, f"{net} first run"),
+                    (site.node, f"{net} first run"),
                 )
                 break
+
+
+def _hybridized_and_run(calls: list[CallSite]) -> tuple[str, CallSite] | None:
+    """The first call of a network after its ``hybridize()`` (``net(x)``, ``net.forward(x)``)."""
+    hybridized: set[str] = set()
+    for site in calls:
+        if site.method == "hybridize" and site.receiver is not None:
+            net = dotted(site.receiver)
+            if net is not None:
+                hybridized.add(net)
+        elif site.name in hybridized:
+            return site.name, site
+        elif site.method == "forward" and site.receiver is not None:
+            net = dotted(site.receiver)
+            if net in hybridized:
+                return net, site
+    return None
 
 
 VALID = [
@@ -81,6 +94,22 @@ net = build()
 net(x)
 amp.init()
 """,
+    # Across functions: setup() only hybridizes; the network first runs after amp.init().
+    """
+from mxnet.contrib import amp
+def setup():
+    net = build()
+    net.initialize()
+    net.hybridize()
+    return net
+def train(net):
+    amp.init()
+    for x in data:
+        net(x)
+def main():
+    net = setup()
+    train(net)
+""",
     # gluon_amp handles a late init itself.
     """
 import gluon_amp as amp
@@ -99,5 +128,24 @@ def main():
     net.hybridize(static_alloc=True)
     net(warmup)
     amp.init()  # AMP304
+""",
+    # setup() hybridizes and runs the network (a warm-up), then train() calls amp.init().
+    """
+from mxnet.contrib import amp
+class Runner:
+    def warm_up(self, net):
+        net(self.batch)
+    def setup(self):
+        net = build()
+        net.hybridize()
+        self.warm_up(net)
+        return net
+def train(net):
+    amp.init()  # AMP304
+    amp.init_trainer(trainer)
+def main():
+    runner = Runner()
+    net = runner.setup()
+    train(net)
 """,
 ]

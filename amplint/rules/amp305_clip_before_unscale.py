@@ -4,11 +4,12 @@ Why it matters: after a scaled backward the gradients are `scale` times too larg
 default). Clipping them to a norm of 1.0 then clips almost everything, by a factor that changes
 whenever the scale does: the effective learning rate collapses and training stalls.
 
-Checked: PyTorch `clip_grad_norm_`/`clip_grad_value_` in a function that scales with
-`scaler.scale(loss)` but does not call `scaler.unscale_(optimizer)` before clipping; Gluon
-`clip_global_norm` (and GluonNLP's `clip_grad_global_norm`) in a function that uses
-`amp.scale_loss` without `amp.unscale(trainer)` first. Not reported when the threshold itself
-is multiplied by the loss scale, as GluonNLP's BERT scripts do.
+Checked: PyTorch `clip_grad_norm_`/`clip_grad_value_` after `scaler.scale(loss)` without
+`scaler.unscale_(optimizer)` in between; Gluon `clip_global_norm` (and GluonNLP's
+`clip_grad_global_norm`) after `amp.scale_loss` without `amp.unscale(trainer)` in between.
+The order is followed through functions of the same file: clipping in a helper called between
+backward and step is reported at that call. Not reported when the threshold itself is
+multiplied by the loss scale, as GluonNLP's BERT scripts do.
 
 Example:
 
@@ -35,39 +36,63 @@ NAME = "clip-before-unscale"
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
-    calls = ctx.index.calls
-    for clip in calls:
+    index = ctx.index
+    reported: set[int] = set()
+    for clip in index.calls:
         if clip.qualname in torch.CLIP:
-            scaled = [c for c in _same_function(calls, clip) if c.method == "scale"]
-            scaled = [c for c in scaled if "scaler" in (c.name or "").lower()]
-            unscaled = [c for c in _same_function(calls, clip) if c.method == "unscale_"]
             threshold = clip.arg(1, "max_norm") or clip.arg(1, "clip_value")
-            fix_hint = "call scaler.unscale_(optimizer) before clipping"
+            scales, unscales, fix_hint = _torch_scale, _torch_unscale, _TORCH_HINT
         elif clip.qualname in mxnet.CLIP:
-            scaled = [
-                c
-                for c in _same_function(calls, clip)
-                if mxnet.amp_function(c.qualname, "scale_loss")
-            ]
-            unscaled = [
-                c for c in _same_function(calls, clip) if mxnet.amp_function(c.qualname, "unscale")
-            ]
             threshold = clip.arg(1, "max_norm")
-            fix_hint = "call amp.unscale(trainer) before clipping"
+            scales, unscales, fix_hint = _amp_scale, _amp_unscale, _MXNET_HINT
         else:
             continue
-        if not scaled or any(u.order < clip.order for u in unscaled):
+        if _scaled_threshold(threshold):
             continue
-        if not any(s.order < clip.order for s in scaled) or _scaled_threshold(threshold):
-            continue
-        yield Issue(
-            clip.node, f"gradients are clipped while still multiplied by the loss scale; {fix_hint}"
-        )
+        for runner in index.runners(clip):
+            timeline = index.timeline(runner)
+            position = next((i for i, (_, site) in enumerate(timeline) if site is clip), None)
+            if position is None:
+                continue
+            top = timeline[position][0]
+            earlier = timeline[:position]
+            scaled = [outer for outer, site in earlier if scales(site)]
+            if not scaled or any(unscales(site) for _, site in earlier):
+                continue
+            if top is not clip and all(outer is top for outer in scaled):
+                continue  # scaled and clipped inside one helper: reported there
+            if id(top.node) in reported:
+                break
+            reported.add(id(top.node))
+            if top is clip:
+                yield Issue(clip.node, f"{_MESSAGE}; {fix_hint}")
+            else:
+                yield Issue(
+                    top.node, f"{top.name}() {_HELPER_MESSAGE}; {fix_hint}", (clip.node, "clipping")
+                )
+            break
 
 
-def _same_function(calls: list[CallSite], site: CallSite) -> list[CallSite]:
-    function = site.function
-    return [c for c in calls if c.function is function]
+_MESSAGE = "gradients are clipped while still multiplied by the loss scale"
+_HELPER_MESSAGE = "clips gradients that are still multiplied by the loss scale"
+_TORCH_HINT = "call scaler.unscale_(optimizer) before clipping"
+_MXNET_HINT = "call amp.unscale(trainer) before clipping"
+
+
+def _torch_scale(site: CallSite) -> bool:
+    return site.method == "scale" and "scaler" in (site.name or "").lower()
+
+
+def _torch_unscale(site: CallSite) -> bool:
+    return site.method == "unscale_"
+
+
+def _amp_scale(site: CallSite) -> bool:
+    return mxnet.amp_function(site.qualname, "scale_loss")
+
+
+def _amp_unscale(site: CallSite) -> bool:
+    return mxnet.amp_function(site.qualname, "unscale")
 
 
 def _scaled_threshold(expr) -> bool:
@@ -86,6 +111,22 @@ def _mentions_scale(node: cst.CSTNode) -> bool:
 
 
 VALID = [
+    # Across functions: the helper that clips runs after the unscale.
+    """
+import torch
+scaler = torch.cuda.amp.GradScaler()
+def clip_gradients(model):
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+def backward(loss):
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+def train_step(model, x, y):
+    with torch.autocast("cuda"):
+        loss = criterion(model(x), y)
+    backward(loss)
+    clip_gradients(model)
+    scaler.step(optimizer)
+""",
     """
 import torch
 scaler = torch.cuda.amp.GradScaler()
@@ -151,5 +192,37 @@ with autograd.record():
 grads = [p.grad() for p in net.collect_params().values()]
 gluon.utils.clip_global_norm(grads, 1.0)  # AMP305
 trainer.step(batch_size)
+""",
+    # Clipping in a helper called between backward and step.
+    """
+from mxnet import autograd, gluon
+from mxnet.contrib import amp
+def clip(net, max_norm):
+    grads = [p.grad() for p in net.collect_params().values()]
+    gluon.utils.clip_global_norm(grads, max_norm)
+def train_step(net, trainer, x, y):
+    with autograd.record():
+        loss = loss_fn(net(x), y)
+        with amp.scale_loss(loss, trainer) as scaled:
+            autograd.backward(scaled)
+    clip(net, 1.0)  # AMP305
+    trainer.step(x.shape[0])
+""",
+    """
+import torch
+class Trainer:
+    def __init__(self):
+        self.scaler = torch.cuda.amp.GradScaler()
+    def backward(self, loss):
+        self.scaler.scale(loss).backward()
+    def clip(self):
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+    def step(self, x, y):
+        with torch.autocast("cuda"):
+            loss = self.criterion(self.model(x), y)
+        self.backward(loss)
+        torch.nn.utils.clip_grad_value_(self.model.parameters(), 0.5)  # AMP305
+        self.clip()  # AMP305
+        self.scaler.step(self.optimizer)
 """,
 ]
