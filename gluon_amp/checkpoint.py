@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import tempfile
@@ -71,10 +72,11 @@ def load_states(trainer: Trainer, path: str | os.PathLike) -> None:
             f"{path} is not a gluon_amp states file (write it with amp.save_states; plain "
             f"trainer.save_states files load with trainer.load_states)"
         )
-    scaler.load_state_dict(payload["scaler"])
+    copy.copy(scaler).load_state_dict(payload["scaler"])  # raises on a bad state, changes nothing
 
     def restore(tmp: str) -> None:
         Path(tmp).write_bytes(payload["optimizer"])
         trainer.load_states(tmp)
 
     _via_temporary_file(path, restore)
+    scaler.load_state_dict(payload["scaler"])

@@ -82,21 +82,36 @@ class LossScaler:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned (from a scaler of the same type)."""
-        if state.get("type") != type(self).__name__:
+        """Restore what :meth:`state_dict` returned (from a scaler of the same type).
+
+        All or nothing: an invalid or incomplete state raises ValueError and changes nothing.
+        """
+        kind = state.get("type") if isinstance(state, dict) else type(state).__name__
+        if kind != type(self).__name__:
             raise ValueError(
-                f"cannot load a {state.get('type')!r} state into a {type(self).__name__}: "
+                f"cannot load a {kind!r} state into a {type(self).__name__}: "
                 f"create the scaler with the same type as the saved one"
             )
-        for key in self._config_keys:
-            setattr(self, key, state[key])
-        for key in self._counter_keys:
-            setattr(self, "_" + key, int(state[key]))
-        self.scale = float(state["scale"])
-        self.last_skipped = bool(state["last_skipped"])
-        self.num_skipped = int(state["num_skipped"])
-        self.num_steps = int(state["num_steps"])
-        self._validate()
+        keys = ("scale", "last_skipped", "num_skipped", "num_steps")
+        missing = [k for k in keys + self._config_keys + self._counter_keys if k not in state]
+        if missing:
+            raise ValueError(
+                f"loss-scaler state lacks {', '.join(missing)}: pass what state_dict() returned"
+            )
+        before = dict(self.__dict__)
+        try:
+            for key in self._config_keys:
+                setattr(self, key, state[key])
+            for key in self._counter_keys:
+                setattr(self, "_" + key, int(state[key]))
+            self.scale = float(state["scale"])
+            self.last_skipped = bool(state["last_skipped"])
+            self.num_skipped = int(state["num_skipped"])
+            self.num_steps = int(state["num_steps"])
+            self._validate()
+        except BaseException:
+            self.__dict__.update(before)
+            raise
 
     def _validate(self) -> None:
         _check(

@@ -90,3 +90,29 @@ def test_loading_a_file_that_is_not_ours_is_a_clear_error(tmp_path):
     trainer.save_states(str(plain))
     with pytest.raises(ValueError, match="not a gluon_amp states file"):
         amp.load_states(trainer, plain)
+
+
+@pytest.mark.parametrize("broken", ["optimizer", "scaler"])
+def test_a_failed_load_changes_neither_the_optimizer_nor_the_scaler(tmp_path, broken):
+    net, trainer = setup()
+    steps(net, trainer, 0, 3)
+    amp.save_states(trainer, tmp_path / "trainer.states")
+    payload = pickle.loads((tmp_path / "trainer.states").read_bytes())
+    if broken == "optimizer":
+        payload["optimizer"] = payload["optimizer"][:20]  # truncated
+    else:
+        payload["scaler"]["scale"] = -1.0
+    (tmp_path / "bad.states").write_bytes(pickle.dumps(payload))
+
+    fresh_net, fresh = setup()
+    steps(fresh_net, fresh, 0, 2, poisoned=(0,))
+    scaler_before = amp.loss_scaler(fresh).state_dict()
+    states_before = fresh._updaters[0].get_states(dump_optimizer=False)
+    assert scaler_before != payload["scaler"] and fresh._optimizer.num_update == 1
+    error = ValueError if broken == "scaler" else Exception  # MXNet's unpickling error
+    with pytest.raises(error):
+        amp.load_states(fresh, tmp_path / "bad.states")
+    assert fresh._optimizer.num_update == 1
+    assert amp.loss_scaler(fresh).state_dict() == scaler_before
+    assert fresh._updaters[0].get_states(dump_optimizer=False) == states_before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.states", "trainer.states"]

@@ -116,6 +116,26 @@ def test_loading_another_scaler_type_is_refused():
         amp.DynamicLossScaler().load_state_dict(amp.StaticLossScaler().state_dict())
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"scale": -1.0}, "scale must be a finite number > 0"),
+        ({"backoff_factor": 2.0}, r"backoff_factor must be in \(0, 1\)"),
+        ({"scale": 2.0**30}, r"init_scale must be in \[min_scale, max_scale\]"),
+        ({"hysteresis": None}, "loss-scaler state lacks hysteresis"),
+    ],
+)
+def test_a_bad_state_is_refused_and_changes_nothing(change, message):
+    scaler = amp.DynamicLossScaler(init_scale=8.0, growth_interval=2)
+    run(scaler, [False, True, False])
+    before = scaler.state_dict()
+    state = {**before, **change}
+    state = {k: v for k, v in state.items() if v is not None}
+    with pytest.raises(ValueError, match=message):
+        scaler.load_state_dict(state)
+    assert scaler.state_dict() == before
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     flags=st.lists(st.booleans(), max_size=60),
