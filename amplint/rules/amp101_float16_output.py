@@ -306,6 +306,34 @@ def _final_layers(index: FileIndex) -> Iterator[cst.CSTNode]:
                 last_add[receiver] = site
     for site in last_add.values():
         yield site.node.args[0].value
+    yield from _subclassed_outputs(index)
+
+
+def _subclassed_outputs(index: FileIndex) -> Iterator[cst.CSTNode]:
+    """Layers whose output a subclassed ``keras.Model``'s ``call`` returns: ``self.out(x)``
+    with ``self.out = Dense(...)`` set in ``__init__``, or ``Dense(...)(x)``."""
+    for info in index.classes.values():
+        call = info.methods.get("call")
+        if call is None or not any(index.resolve(base) in keras.MODELS for base in info.bases):
+            continue
+        init = info.methods.get("__init__")
+        for value in call.returns:
+            layer = _returned_layer(value, call, init, 0)
+            if layer is not None:
+                yield layer
+
+
+def _returned_layer(expr, call: Scope, init: Scope | None, depth: int) -> cst.CSTNode | None:
+    if isinstance(expr, cst.Name) and depth < 4:
+        values = call.assigned.get(expr.value, [])
+        return _returned_layer(values[-1], call, init, depth + 1) if values else None
+    if not isinstance(expr, cst.Call):
+        return None
+    if isinstance(expr.func, cst.Call):
+        return expr.func
+    name = dotted(expr.func)
+    values = init.assigned.get(name, []) if init is not None and name else []
+    return values[0] if len(values) == 1 and isinstance(values[0], cst.Call) else None
 
 
 def _producing_layer(expr, index: FileIndex, site: CallSite) -> cst.CSTNode | None:
@@ -380,6 +408,25 @@ model = keras.Sequential([
     layers.Activation("softmax", dtype="float32"),
 ])
 policy_free = keras.Sequential([layers.Dense(10, activation="softmax", dtype=tf.float32)])
+""",
+    # A subclassed Keras model whose final layer is forced to float32, or is not a softmax.
+    """
+import tensorflow as tf
+from tensorflow import keras
+keras.mixed_precision.set_global_policy("mixed_float16")
+class Classifier(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(64, activation="softmax")
+        self.out = keras.layers.Dense(10, activation="softmax", dtype="float32")
+    def call(self, x):
+        return self.out(self.hidden(x))
+class Regressor(tf.keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.out = tf.keras.layers.Dense(1)
+    def call(self, x):
+        return self.out(x)
 """,
     # bfloat16 policy, and float32 Keras.
     """
@@ -459,6 +506,24 @@ inputs = keras.Input(shape=(784,))
 hidden = layers.Dense(64, activation="relu")(inputs)
 outputs = layers.Dense(10, activation="softmax")(hidden)  # AMP101
 functional = keras.Model(inputs, outputs)
+""",
+    # A subclassed model: the final softmax layer set in __init__ and returned by call.
+    """
+import tensorflow as tf
+from tensorflow import keras
+tf.keras.mixed_precision.set_global_policy("mixed_float16")
+class Classifier(keras.Model):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.hidden = keras.layers.Dense(64, activation="relu")
+        self.out = keras.layers.Dense(classes, activation="softmax")  # AMP101
+    def call(self, x):
+        x = self.hidden(x)
+        probs = self.out(x)
+        return probs
+class Inline(tf.keras.Model):
+    def call(self, x):
+        return tf.keras.layers.Dense(10, activation="softmax")(x)  # AMP101
 """,
     # GluonCV's multi-device loop: a list of outputs, losses in a comprehension.
     """
