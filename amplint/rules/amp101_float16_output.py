@@ -6,12 +6,13 @@ significant digits. Mixed precision keeps the model's body in float16 and its ou
 
 Checked: Gluon `net.cast('float16')` whose outputs (`net(x)` or a name bound to it) go
 straight to a `gluon.loss` object, an `nd.softmax` or a metric's `update`; Keras: the final
-softmax layer (last layer of a `Sequential`, last `model.add`, or the `outputs` of a
-functional `Model`) under a `mixed_float16` policy without `dtype='float32'`; PyTorch:
-outputs of a `.half()` model fed to a loss, `F.softmax` or `F.cross_entropy` without
-`.float()`. Not reported: outputs cast by a helper or fed through another layer first, a model
-under `amp.init` or `autocast` (they compute losses in float32 themselves), a `.half()`
-model used for a checkpoint.
+softmax layer (last layer of a `Sequential`, last `model.add`, the `outputs` of a
+functional `Model`, or the layer a subclassed `keras.Model`'s `call` returns) under a
+`mixed_float16` policy without `dtype='float32'`; PyTorch: outputs of a `.half()` model fed
+to a loss, `F.softmax` or `F.cross_entropy` without `.float()`. Not reported: outputs cast by
+a helper or fed through another layer first, a model whose own `forward`/`hybrid_forward`
+returns its output cast to float32, a model under `amp.init` or `autocast` (they compute
+losses in float32 themselves), a `.half()` model used for a checkpoint.
 
 Example:
 
