@@ -1,5 +1,7 @@
-"""MXNet's AMP op-list helpers, accepting every spelling of the dtype ``init`` accepts.
+"""MXNet's AMP op lists: its list modules and its ``list_*`` helpers, for every dtype spelling.
 
+``symbol_fp16`` / ``symbol_bf16`` are MXNet's own modules, so scripts that edit
+``amp.lists.symbol_fp16.FP32_FUNCS`` before ``amp.init()`` (as GluonCV's do) keep working.
 ``mxnet.contrib.amp.list_lp16_ops('bfloat16')`` fails its own assertion (it wants the structured
 numpy dtype); these wrappers normalise the dtype and return MXNet's lists unchanged.
 """
@@ -12,10 +14,13 @@ from typing import Any, Callable
 import numpy as np
 from mxnet.contrib.amp import amp as contrib_amp
 from mxnet.contrib.amp.amp import bfloat16
+from mxnet.contrib.amp.lists import symbol_bf16, symbol_fp16
 
 from .autocast import normalize_dtype
 
 __all__ = [
+    "symbol_fp16",
+    "symbol_bf16",
     "list_lp16_ops",
     "list_fp32_ops",
     "list_lp16_fp32_ops",

@@ -4,7 +4,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mxnet as mx
+import numpy as np
 import pytest
+from mxnet.contrib.amp import lists
+from mxnet.gluon import nn
+
+import gluon_amp as amp
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,3 +101,25 @@ def test_init_after_contrib_init_in_the_same_process_is_refused():
     )
     assert result.returncode == 0, result.stderr
     assert "mxnet.contrib.amp.init was already called" in result.stdout
+
+
+def test_editing_mxnets_lists_through_amp_lists_before_init_is_honoured():
+    """GluonCV appends to ``amp.lists.symbol_fp16.FP32_FUNCS`` before ``amp.init()``."""
+    assert amp.lists.symbol_fp16 is lists.symbol_fp16
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(2, 3), nn.MaxPool2D())
+    net.initialize()
+    seen = []
+    net[1].register_forward_hook(lambda block, inputs, out: seen.append(out.dtype))
+    amp.lists.symbol_bf16.FP32_FUNCS.append("Pooling")
+    try:
+        amp.init("bfloat16")
+        net(mx.nd.ones((1, 1, 6, 6)))
+        amp.reset()
+        amp.lists.symbol_bf16.FP32_FUNCS.remove("Pooling")
+        amp.init("bfloat16")
+        net(mx.nd.ones((1, 1, 6, 6)))
+    finally:
+        if "Pooling" in lists.symbol_bf16.FP32_FUNCS:
+            lists.symbol_bf16.FP32_FUNCS.remove("Pooling")
+    assert seen[0] == np.float32 and seen[1] == amp.autocast.bfloat16
