@@ -207,6 +207,7 @@ class DynamicLossScaler(LossScaler):
         self.hysteresis = hysteresis
         self._clean_steps = 0
         self._overflows_since_growth = 0
+        self._warned_at_floor = False
         self._validate()
 
     def _validate(self) -> None:
@@ -252,16 +253,18 @@ class DynamicLossScaler(LossScaler):
                 self.scale = min(self.scale * self.growth_factor, self.max_scale)
                 self._clean_steps = 0
                 self._overflows_since_growth = 0
+                if self.scale > self.min_scale:
+                    self._warned_at_floor = False
         return skip
 
     def _back_off(self) -> None:
-        was_above_floor = self.scale > self.min_scale
         self.scale = max(self.scale * self.backoff_factor, self.min_scale)
-        if was_above_floor and self.scale == self.min_scale:
+        if self.scale == self.min_scale and not self._warned_at_floor:
+            self._warned_at_floor = True  # once per stay at the floor
             logger.warning(
-                "loss scale reached min_scale=%g after %d skipped steps: gradients keep "
-                "overflowing even unscaled; look for inf/NaN in the inputs, the loss or the "
-                "learning rate",
+                "loss scale is at min_scale=%g after %d skipped steps and cannot back off "
+                "further: if steps keep being skipped, look for inf/NaN in the inputs, the loss "
+                "or the learning rate",
                 self.min_scale,
                 self.num_skipped,
             )

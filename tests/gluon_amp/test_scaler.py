@@ -49,6 +49,18 @@ def test_growth_and_backoff_respect_max_and_min(caplog):
     assert len(warnings) == 1 and warnings[0].name == "gluon_amp"
 
 
+def test_skipping_at_the_floor_warns_once_per_stay_there(caplog):
+    s = amp.DynamicLossScaler(init_scale=1.0, growth_interval=2, hysteresis=2)
+    with caplog.at_level(logging.WARNING, logger="gluon_amp"):
+        run(s, [True])  # hysteresis: no back-off attempted yet
+        assert "min_scale" not in caplog.text
+        run(s, [True, True])
+        assert caplog.text.count("at min_scale=1 after 2 skipped steps") == 1
+        assert run(s, [False, False, True, True, True])[0] == [1.0, 2.0, 2.0, 1.0, 1.0]
+    warnings = [r for r in caplog.records if "min_scale" in r.getMessage()]
+    assert len(warnings) == 2 and "after 5 skipped steps" in warnings[1].getMessage()
+
+
 def test_hysteresis_skips_every_overflow_but_backs_off_from_the_nth():
     s = amp.DynamicLossScaler(init_scale=64.0, growth_interval=2, hysteresis=3)
     scales, skipped = run(s, [True, True, True, True, False, False, True, True, True])
