@@ -13,6 +13,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,8 @@ from typing import Any
 import amplint
 
 FOLDER = ".amplint_cache"
+KEEP_VERSIONS = 4  # folders of amplint versions kept side by side (development churns them)
+_VERSION_FOLDER = re.compile(r"^\d[\w.+]*-[0-9a-f]{12}$")
 _GITIGNORE = "# Created by amplint: the whole folder is a cache.\n*\n"
 _CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -92,28 +96,39 @@ class Cache:
         entry = self._entry(key)
         try:
             if not entry.parent.is_dir():
-                self._prepare()
+                if not self.folder.is_dir():
+                    self._prepare()
                 entry.parent.mkdir(parents=True, exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(dir=entry.parent, prefix=".tmp-")
-            os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide a shared cache from others
-            try:
-                with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                    json.dump(value, handle, separators=(",", ":"))
-                os.replace(temporary, entry)
-            except BaseException:
-                os.unlink(temporary)
-                raise
+            _write_atomically(entry, json.dumps(value, separators=(",", ":")))
         except OSError:
             self.folder = None
 
     def _prepare(self) -> None:
-        """Create the cache folder with its ``.gitignore`` and cache directory tag."""
-        assert self.top is not None
-        top = self.top
-        top.mkdir(parents=True, exist_ok=True)
+        """Create the cache with its ``.gitignore`` and cache directory tag, and drop the
+        folders of older amplint versions but the newest few."""
+        assert self.top is not None and self.folder is not None
+        self.top.mkdir(parents=True, exist_ok=True)
         for name, text in ((".gitignore", _GITIGNORE), ("CACHEDIR.TAG", _CACHEDIR_TAG)):
-            if not (top / name).exists():
-                descriptor, temporary = tempfile.mkstemp(dir=top, prefix=".tmp-")
-                with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                    handle.write(text)
-                os.replace(temporary, top / name)
+            if not (self.top / name).exists():
+                _write_atomically(self.top / name, text)
+        others = [
+            folder
+            for folder in self.top.iterdir()
+            if folder != self.folder and _VERSION_FOLDER.match(folder.name) and folder.is_dir()
+        ]
+        others.sort(key=lambda folder: folder.stat().st_mtime, reverse=True)
+        for old in others[KEEP_VERSIONS - 1 :]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder and an atomic rename."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide a shared cache from others
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise

@@ -86,3 +86,22 @@ def test_concurrent_processes_never_see_a_torn_entry(tmp_path):
     for entry in entries:
         assert len(json.loads(entry.read_text())["blob"]) == 5000
     assert not [name for name in os.listdir(tmp_path / "v") if name.startswith(".tmp-")]
+
+
+def test_old_version_folders_are_pruned_and_nothing_else(tmp_path):
+    top = tmp_path / ".amplint_cache"
+    for age in range(6):
+        old = top / f"0.0.{age}-{'a' * 12}"
+        (old / "ab").mkdir(parents=True)
+        os.utime(old, (1_000_000 + age, 1_000_000 + age))
+    (top / "not-a-version").mkdir()
+    Cache(top, version=f"0.1.0-{'b' * 12}").put(digest("k"), 1)
+    kept = sorted(p.name for p in top.iterdir() if p.is_dir())
+    assert kept == [
+        f"0.0.3-{'a' * 12}",
+        f"0.0.4-{'a' * 12}",
+        f"0.0.5-{'a' * 12}",
+        f"0.1.0-{'b' * 12}",
+        "not-a-version",
+    ]
+    assert oct((top / ".gitignore").stat().st_mode & 0o777) == "0o644"
