@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -174,8 +175,13 @@ def check(
     elif output_file is None:
         emit(outcome.findings, outcome.files, output_format, report_to, code != 2)
     else:
-        with open(output_file, "w", encoding="utf-8") as out:
-            emit(outcome.findings, outcome.files, output_format, out, code != 2)
+        try:  # as ruff does, the report's folder is created when missing
+            os.makedirs(os.path.dirname(os.path.abspath(output_file)), exist_ok=True)
+            with open(output_file, "w", encoding="utf-8") as out:
+                emit(outcome.findings, outcome.files, output_format, out, code != 2)
+        except OSError as error:
+            click.echo(f"amplint: error: cannot write {output_file}: {error.strerror}", err=True)
+            sys.exit(2)
     if fixed is not None:
         from amplint.fix.command import summary
 

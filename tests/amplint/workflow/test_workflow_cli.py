@@ -104,9 +104,11 @@ def test_per_file_ignores_and_excludes_also_for_explicit_files(tmp_path, amplint
 
 def test_sarif_and_github_and_output_file(tmp_path, amplint):
     make_project(tmp_path)
-    result = amplint("check", ".", "--format", "sarif", "--output-file", "out.sarif", cwd=tmp_path)
+    result = amplint(
+        "check", ".", "--format", "sarif", "--output-file", "reports/out.sarif", cwd=tmp_path
+    )
     assert result.returncode == 1 and result.stdout == ""
-    log = json.loads((tmp_path / "out.sarif").read_text())
+    log = json.loads((tmp_path / "reports" / "out.sarif").read_text())
     jsonschema.Draft4Validator(SCHEMA).validate(log)
     (finding,) = log["runs"][0]["results"]
     assert finding["ruleId"] == "AMP201"
