@@ -385,3 +385,26 @@ def test_a_stale_inf_gradient_does_not_skip_every_later_step():
         scaled.backward()
     with pytest.raises(UserWarning, match="has not been updated by backward"):
         trainer.step(BATCH)
+
+
+def test_allreduce_grads_then_update_skips_like_step():
+    amp.init("bfloat16")
+    net = dense_net()
+    trainer = amp.init_trainer(
+        gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9}),
+        amp.DynamicLossScaler(init_scale=32.0),
+    )
+    for step, (x, y) in enumerate(batches(3)):
+        with autograd.record():
+            loss = LOSS(net(x), y)
+        with amp.scale_loss(loss, trainer) as scaled:
+            scaled.backward()
+        trainer.allreduce_grads()
+        if step == 1:
+            net[0].weight.grad()[0, 0] = np.nan
+        before = snapshot(net, trainer)
+        trainer.update(BATCH)
+        assert amp.loss_scaler(trainer).last_skipped == (step == 1)
+        if step == 1:
+            assert_same(before, snapshot(net, trainer))
+    assert (trainer._optimizer.num_update, amp.loss_scaler(trainer).scale) == (2, 16.0)

@@ -35,6 +35,21 @@ def test_bfloat16_training_learns(front, kind, hybridize):
         assert np.isfinite(param.data().asnumpy()).all()
 
 
+@pytest.mark.parametrize("kind", ["conv", "lstm"])
+def test_init_after_the_network_is_built_and_hybridized_but_before_its_first_forward(kind):
+    net = build(kind, hybridize=True)  # parameters still deferred, no graph cached yet
+    amp.init("bfloat16")
+    trainer = amp.init_trainer(gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 0.05}))
+    x, y = batch(kind)
+    losses = [train_step(net, trainer, x, y) for _ in range(6)]
+    assert losses[-1] < 0.5 * losses[0]
+    inputs, graph = net._cached_graph
+    internals = graph.get_internals()
+    _, types, _ = internals.infer_type(**{i.name: np.float32 for i in inputs})
+    dense_output = net[-1].name + "_fwd_output"
+    assert dict(zip(internals.list_outputs(), types))[dense_output] == amp.autocast.bfloat16
+
+
 def test_layers_really_run_in_bfloat16_inside_the_network():
     amp.init("bfloat16")
     net = build("mlp", hybridize=False)
