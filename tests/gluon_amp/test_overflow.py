@@ -35,16 +35,21 @@ def batches(n, ctx=None):
 
 
 def snapshot(net, trainer):
-    """Parameters and every piece of optimizer state, as numpy / plain values."""
-    params = {k: p.data().asnumpy().copy() for k, p in net.collect_params().items()}
+    """Parameters and every piece of optimizer state on every context, as numpy / plain values."""
+    params = {
+        (k, i): d.asnumpy().copy()
+        for k, p in net.collect_params().items()
+        for i, d in enumerate(p.list_data())
+    }
     opt = trainer._optimizer
     states = {
-        i: [
+        (u, i): [
             s.asnumpy().copy()
             for s in (st if isinstance(st, (list, tuple)) else [st])
             if s is not None
         ]
-        for i, st in trainer._updaters[0].states.items()
+        for u, updater in enumerate(trainer._updaters)
+        for i, st in updater.states.items()
     }
     return params, states, opt.num_update, dict(opt._index_update_count)
 
@@ -305,8 +310,12 @@ def test_two_cpu_contexts_with_device_kvstore_skip_together(update_on_kvstore, c
             autograd.backward(scaled)
         if step == 2:  # only the second device overflows
             net[1].weight.list_grad()[1][0, 0] = np.inf
+        before = snapshot(net, trainer)
         trainer.step(BATCH)
         assert amp.loss_scaler(trainer).last_skipped == (step == 2)
+        if step == 2:  # momentum on both devices untouched too
+            assert len(trainer._updaters) == 2 and len(before[1]) == 8
+            assert_same(before, snapshot(net, trainer))
     assert trainer._update_on_kvstore is False
     assert amp.loss_scaler(trainer).scale == 16.0
     for param in net.collect_params().values():
