@@ -157,6 +157,11 @@ def test_symbolblock_imports_after_init_is_cast(tmp_path, front):
     assert 0 < np.abs(out.asnumpy() - reference).max() < 5e-2
 
 
+def test_convert_hybrid_block_wants_a_hybridblock():
+    with pytest.raises(TypeError, match="convert_hybrid_block needs a HybridBlock, got Block"):
+        amp.convert_hybrid_block(gluon.Block())
+
+
 def test_convert_hybrid_block_defaults_to_the_parameters_context_on_cpu():
     net = nn.HybridSequential()
     net.add(nn.Conv2D(8, 3), nn.BatchNorm(), nn.Activation("relu"), nn.Dense(4))
@@ -172,12 +177,19 @@ def test_convert_hybrid_block_defaults_to_the_parameters_context_on_cpu():
 
 
 class TestFloat16OnCPU:
-    def test_imperative_call_raises_at_the_call(self):
+    @pytest.mark.parametrize("front", ["legacy", "numpy"])
+    @pytest.mark.parametrize("hybridize", [False, True])
+    def test_a_dense_call_raises_at_the_call(self, front, hybridize):
+        if front == "numpy":
+            mx.npx.set_np()
         amp.init("float16")
         layer = nn.Dense(4, in_units=8)
         layer.initialize()
+        if hybridize:
+            layer.hybridize()
+        x = mx.np.ones((2, 8)) if front == "numpy" else mx.nd.ones((2, 8))
         with pytest.raises(amp.Float16OnCPUError, match="float16 AMP needs a GPU.*bfloat16"):
-            layer(mx.nd.ones((2, 8)))
+            layer(x)
 
     @pytest.mark.parametrize("hybridize", [False, True])
     def test_deferred_and_hybridized_calls_raise_the_same_error(self, hybridize):
