@@ -265,29 +265,39 @@ def run(request: Request) -> Outcome:
 
     digests: dict[Path, str] = {}
     sizes: dict[Path, int] = {}
-    facts: dict[Path, ModuleFacts] = {}
-    for path, display in everything.items():
+    for path in everything:
         if path == stdin_path:
             continue
         try:
             data = path.read_bytes()
         except OSError:
             continue
-        digests[path] = content = digest(data)
+        digests[path] = digest(data)
         sizes[path] = len(data)
-        key = digest("facts", content, display.endswith(".ipynb"))
-        stored = cache.get(key)
-        fact = ModuleFacts(*map(tuple, stored)) if stored else _facts(data, display)
-        if fact is not None:
-            facts[path] = fact
-            if stored is None:
-                cache.put(key, [list(fact.precisions), list(fact.imports)])
+    stdin_data = None
     if stdin_path is not None and request.stdin is not None:
-        data = request.stdin.encode("utf-8")
-        digests[stdin_path] = digest(data)
-        fact = _facts(data, stdin_display)
-        if fact is not None:
-            facts[stdin_path] = fact
+        stdin_data = request.stdin.encode("utf-8")
+        digests[stdin_path] = digest(stdin_data)
+
+    def facts() -> dict[Path, ModuleFacts]:
+        """Every file's imports and switches (from the cache, else read and scanned again)."""
+        found: dict[Path, ModuleFacts] = {}
+        for path, content in digests.items():
+            name = stdin_display if path == stdin_path else everything[path]
+            key = digest("facts", content, name.endswith(".ipynb"))
+            stored = cache.get(key)
+            if stored is not None:
+                found[path] = ModuleFacts(*map(tuple, stored))
+                continue
+            try:
+                data = stdin_data if path == stdin_path else path.read_bytes()
+            except OSError:
+                continue
+            fact = _facts(data, name)
+            if fact is not None:
+                found[path] = fact
+                cache.put(key, [list(fact.precisions), list(fact.imports)])
+        return found
 
     contexts = _contexts(facts, digests, project or config.root, cache)
     run_key = settings_key(config, request)
@@ -323,20 +333,22 @@ def run(request: Request) -> Outcome:
 
 
 def _contexts(
-    facts: dict[Path, ModuleFacts], digests: dict[Path, str], root: Path, cache: Cache
+    facts: Callable[[], dict[Path, ModuleFacts]],
+    digests: dict[Path, str],
+    root: Path,
+    cache: Cache,
 ) -> dict[Path, Context]:
-    """The project pass over every file's facts, cached as a whole (a warm run skips it).
-
-    Facts are a function of a file's content, so the key is the paths with their contents."""
+    """The project pass, cached as a whole: a warm run neither scans nor looks up any file's
+    facts. Facts are a function of a file's content, so the key is the paths and contents."""
     from amplint.project import analyse
 
-    key = digest("contexts", str(root), [(str(path), digests[path]) for path in sorted(facts)])
+    key = digest("contexts", str(root), sorted((str(path), d) for path, d in digests.items()))
     stored = cache.get(key)
     if stored is not None:
         return {
             Path(path): Context(tuple(precisions), reason) for path, precisions, reason in stored
         }
-    contexts = analyse(facts, root)
+    contexts = analyse(facts(), root)
     cache.put(key, [[str(p), list(c.precisions), c.reason] for p, c in sorted(contexts.items())])
     return contexts
 
