@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -200,6 +199,8 @@ def available_cores() -> int:
 def _run_jobs(jobs: list[_Job], workers: int) -> Iterable[list[Finding]]:
     if workers <= 1 or len(jobs) < PARALLEL_THRESHOLD:
         return map(_run_job, jobs)
+    from concurrent.futures import ProcessPoolExecutor
+
     import libcst  # noqa: F401  (imported once here, inherited by forked workers)
 
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)))
