@@ -1,10 +1,12 @@
 """The cheap project-wide pass: which modules run in reduced precision, and why.
 
 Text-level only (regular expressions, no parse): a module that turns on reduced precision passes
-its precision to every module it imports within the linted tree, transitively. A switch found in
-the text is confirmed on the file's tokens with string literals and comments blanked (only files
-that match pay for tokenizing). The result for one file is a small picklable :class:`Context`
-(part of the cache key of issue 5).
+its precision to every module it imports within the linted tree, transitively, except through a
+registry (a module importing ``HUB_IMPORTS`` or more modules of the tree, like a model zoo's
+``__init__``): a script uses one model of a registry, and which one is not known statically.
+A switch found in the text is confirmed on the file's tokens with string literals and comments
+blanked (only files that match pay for tokenizing). The result for one file is a small picklable
+:class:`Context` (part of the cache key of issue 5).
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ _DOCSTRING = re.compile(r"(\"\"\"|\'\'\')[\s\S]*?\1")
 # String literals a switch is written with ('float16', "--amp"); any other string is blanked.
 _WORD_STRING = re.compile(r"""[rRbBuU]?(['"])[\w-]*\1""")
 _FSTRING_MIDDLE = getattr(tokenize, "FSTRING_MIDDLE", None)  # Python 3.12+
+
+
+# A module importing this many modules of the linted tree is a registry (see above).
+HUB_IMPORTS = 10
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,8 @@ def analyse(facts: dict[Path, ModuleFacts], root: Path | None = None) -> dict[Pa
             for precision in facts[source].precisions:
                 reason = f"imported by {shown(source)}, which enables {precision}"
                 known.setdefault(precision, reason)
-            queue.extend(edges[target])
+            if len(edges[target]) < HUB_IMPORTS:
+                queue.extend(edges[target])
     return {
         path: Context(tuple(sorted(known)), "; ".join(known[p] for p in sorted(known)))
         for path, known in sorted(reasons.items())

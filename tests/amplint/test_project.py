@@ -6,7 +6,7 @@ from pathlib import Path
 
 from amplint.engine import check_files
 from amplint.files import discover
-from amplint.project import analyse, scan
+from amplint.project import HUB_IMPORTS, analyse, scan
 from amplint.settings import Settings
 
 MODEL = """\
@@ -67,6 +67,24 @@ def test_transitive_relative_imports_and_precision(tmp_path):
     findings = check(tmp_path)
     assert [(Path(f.path).name, f.line) for f in findings] == [("blocks.py", 2)]
     assert "bfloat16" in findings[0].message
+
+
+def test_precision_does_not_pass_through_a_model_registry(tmp_path):
+    # GluonCV: a float16 estimator imports get_model from model_zoo/__init__.py, which imports
+    # every model; which one the estimator builds is not known, so none of them is float16.
+    zoo = {f"zoo/m{i}.py": MODEL for i in range(HUB_IMPORTS)}
+    write(
+        tmp_path,
+        {
+            "train.py": "from zoo import get_model\nfrom zoo.m0 import build\nnet.half()\n",
+            "zoo/__init__.py": "".join(f"from .m{i} import build\n" for i in range(HUB_IMPORTS)),
+            **zoo,
+        },
+    )
+    found = [(Path(f.path).relative_to(tmp_path).as_posix(), f.code) for f in check(tmp_path)]
+    assert found == [("zoo/m0.py", "AMP201")]
+    (tmp_path / "zoo/m9.py").unlink()  # nine imports: a package like any other
+    assert len(check(tmp_path)) == HUB_IMPORTS - 1
 
 
 def test_import_of_an_external_package_is_not_a_local_module(tmp_path):
