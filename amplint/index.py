@@ -31,6 +31,7 @@ class Scope:
     positional: tuple[str, ...] = ()  # parameters callers fill by position (no self)
     returns: list[cst.BaseExpression] = field(default_factory=list)  # ``return <value>``s
     owner: str | None = None  # the class of a method
+    loops: dict[str, cst.BaseExpression] = field(default_factory=dict)  # for-target -> iterable
 
     def is_local(self, name: str) -> bool:
         return name in self.params or name in self.assigned or name in self.rebound
@@ -476,6 +477,8 @@ class FileIndex:
 
     def visit_For(self, node: cst.For) -> None:
         self._rebind(node.target)
+        if isinstance(node.target, cst.Name):
+            self._scope.loops.setdefault(node.target.value, node.iter)
 
     def visit_CompFor(self, node: cst.CompFor) -> None:
         self._rebind(node.target)

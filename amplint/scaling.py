@@ -83,6 +83,20 @@ def loss_is_scaled(backward: Backward, index: FileIndex) -> bool:
     return _scaled_expression(backward.loss, index, site, 0)
 
 
+def loss_from_caller(backward: Backward) -> bool:
+    """The loss is a parameter of the function (or a loop over one): a generic helper such as
+    ``def parallel_backward(losses)`` or an optimizer's ``compute_gradients(loss, ...)``, whose
+    callers decide whether they pass a scaled loss."""
+    name = dotted(backward.loss) if backward.loss is not None else None
+    scope = backward.site.scope
+    if name is None or scope.node is None:
+        return False
+    source = scope.loops.get(name)
+    if source is not None and name not in scope.assigned:
+        name = dotted(source)
+    return name is not None and name in scope.params
+
+
 def _scaled_expression(expr, index: FileIndex, site: CallSite, depth: int) -> bool:
     if expr is None or depth > 4:
         return False

@@ -13,7 +13,8 @@ or `.half()` training without `GradScaler`. Not reported: scaling done by a wrap
 (DeepSpeed `engine.backward(loss)`, apex, `FP16_Optimizer.backward`, a `loss_scaler(...)`
 object, Keras `compile()`/`fit()`), a scaled loss rebound to the same name, static scaling
 (`(loss * K).backward()`, `grad_scale=K`), an explicit head gradient, the float32 side of
-`if args.amp:`.
+`if args.amp:`, a loss that is a parameter of the function (a generic helper such as
+`def parallel_backward(losses)`: its callers decide whether they pass a scaled loss).
 
 Example:
 
@@ -42,6 +43,7 @@ from amplint.rules.api import Issue, RuleContext
 from amplint.scaling import (
     backward_calls,
     function_scales,
+    loss_from_caller,
     loss_is_scaled,
     master_weights,
     static_scaling,
@@ -62,6 +64,8 @@ def unscaled_float16_backwards(ctx: RuleContext) -> Iterator:
         if backward.keras and uses_loss_scaling(ctx.index):
             continue
         if loss_is_scaled(backward, ctx.index) or function_scales(ctx.index, backward.site):
+            continue
+        if loss_from_caller(backward):
             continue
         yield backward
 
@@ -88,6 +92,32 @@ def _advice(ctx: RuleContext, keras: bool) -> str:
 
 
 VALID = [
+    # Generic helpers: the loss comes from the caller, who may have scaled it (GluonCV's
+    # parallel_backward, a Keras optimizer's compute_gradients).
+    """
+import threading
+from mxnet import autograd
+from mxnet.contrib import amp
+amp.init()
+def parallel_backward(losses, sync=True):
+    def _worker(loss):
+        autograd.backward(loss)
+    threads = [threading.Thread(target=_worker, args=(loss,)) for loss in losses]
+    if not sync:
+        for loss in losses:
+            loss.backward()
+""",
+    """
+import tensorflow as tf
+tf.keras.mixed_precision.set_global_policy("mixed_float16")
+def compute_gradients(loss, var_list, tape=None):
+    if tape is None:
+        tape = tf.GradientTape()
+    if callable(loss):
+        with tape:
+            loss = loss()
+    return tape.gradient(loss, var_list)
+""",
     # bfloat16 needs no scaling.
     """
 from mxnet import autograd
