@@ -49,9 +49,10 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
             continue
         rounded = -(-size // multiple) * multiple
         precision = "/".join(sorted(ctx.precisions_at(site)))
+        choices = f"{rounded - multiple} or {rounded}" if rounded > multiple else f"{rounded}"
         message = (
             f"batch size {size} is not a multiple of {multiple} (slow {precision} kernels); "
-            f"use {rounded - multiple if rounded > multiple else rounded} or {rounded}"
+            f"use {choices}"
         )
         origin = (value.origin, value.via or "value") if value.origin is not None else None
         yield Issue(

@@ -55,3 +55,13 @@ def test_keras_softmax_with_an_explicit_float16_dtype_is_reported():
     )
     findings = lint_source(source, "m.py", settings=Settings(select=frozenset({"AMP101"})))
     assert [(f.line, f.code) for f in findings] == [(4, "AMP101")]
+
+
+@pytest.mark.parametrize(("batch", "advice"), [(4, "use 8"), (100, "use 96 or 104")])
+def test_batch_size_advice_names_distinct_sizes(batch, advice):
+    source = (
+        "import torch\nfrom torch.utils.data import DataLoader\n"
+        f"loader = DataLoader(data, batch_size={batch})\nmodel = model.half()\n"
+    )
+    findings = lint_source(source, "m.py", settings=Settings(select=frozenset({"AMP202"})))
+    assert [f.message.rsplit("; ", 1)[1] for f in findings] == [advice]
