@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any
+from typing import Any, Callable
 
 from mxnet import ndarray, symbol
 from mxnet.gluon import Block, HybridBlock, Parameter
@@ -37,7 +37,7 @@ class Tracker:
         self._graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._local = threading.local()
 
-    def install(self, patch) -> None:
+    def install(self, patch: Callable[[Any, str, Any], None]) -> None:
         """Patch ``Parameter`` with ``patch(owner, name, value)`` so changes are noticed."""
         tracker = self
         original_init_grad = Parameter.__dict__["_init_grad"]

@@ -74,6 +74,7 @@ def target_dtype() -> str | None:
 
 
 def normalize_dtype(target_dtype: Any) -> str:
+    """``'float16'`` or ``'bfloat16'`` for any spelling of them; None picks by GPU presence."""
     if target_dtype is None:
         return "float16" if mx.context.num_gpus() > 0 else "bfloat16"
     if target_dtype is bfloat16 or (isinstance(target_dtype, str) and target_dtype == "bfloat16"):

@@ -33,7 +33,7 @@ __all__ = [
 
 def _any_dtype_spelling(contrib_function: Callable) -> Callable:
     @functools.wraps(contrib_function)
-    def wrapper(target_dtype: Any):
+    def wrapper(target_dtype: Any) -> Any:
         dtype = normalize_dtype(target_dtype)
         return contrib_function(bfloat16 if dtype == "bfloat16" else np.float16)
 
