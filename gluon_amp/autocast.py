@@ -26,7 +26,7 @@ from mxnet.symbol import Symbol
 
 from . import outputs
 from .accumulate import Tracker
-from .errors import Float16OnCPUError
+from .errors import Float16OnCPUError, first_op_in
 from .np_ops import npx_functions_for
 
 __all__ = ["init", "reset", "target_dtype"]
@@ -414,6 +414,21 @@ def _make_imports(config: _Config, lists: dict) -> Callable:
         if mx.util.is_np_array():
             typed = [i.as_np_ndarray() for i in typed]
             converted = converted.as_np_ndarray()
-        return SymbolBlock(converted, typed, params=block.collect_params())
+        op = first_op_in(converted, lists["target"]) if config.target_dtype == "float16" else None
+        if op is None:
+            return SymbolBlock(converted, typed, params=block.collect_params())
+        return _Float16SymbolBlock(converted, typed, block.collect_params(), op)
 
     return _finish(imports, original)
+
+
+class _Float16SymbolBlock(SymbolBlock):
+    """An imported graph autocast to float16: CPU inputs fail at the call, as autocast ops do."""
+
+    def __init__(self, outputs: Symbol, inputs: list, params: Any, op_name: str) -> None:
+        super().__init__(outputs, inputs, params=params)
+        self._amp_float16_op = op_name
+
+    def forward(self, x: Any, *args: Any) -> Any:
+        _check_float16_on_cpu(self._amp_float16_op, np.float16, (x, *args), {})
+        return super().forward(x, *args)

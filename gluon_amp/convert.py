@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import mxnet as mx
+import numpy as np
 from mxnet.contrib.amp import amp as contrib_amp
 from mxnet.gluon import HybridBlock, SymbolBlock
 
 from . import autocast
+from .errors import Float16OnCPUError, first_op_in
 
 __all__ = ["convert_hybrid_block"]
 
@@ -29,7 +31,8 @@ def convert_hybrid_block(
     ``target_dtype=None`` means the dtype ``amp.init`` chose (else float16 on a GPU machine,
     bfloat16 on CPU) and ``ctx=None`` means the context the block's parameters live on (contrib
     defaults to ``gpu(0)``, which fails on CPU builds). The block must have been hybridized and
-    run once.
+    run once. float16 for a CPU context raises :class:`Float16OnCPUError` here, not at a later
+    sync, when the block holds an operator with no CPU float16 kernel.
     """
     if not isinstance(block, HybridBlock):
         raise TypeError(f"convert_hybrid_block needs a HybridBlock, got {type(block).__name__}")
@@ -39,6 +42,11 @@ def convert_hybrid_block(
     if ctx is None:
         contexts = [p.list_ctx()[0] for p in block.collect_params().values() if p._data]
         ctx = contexts[0] if contexts else mx.cpu()
+    if dtype == "float16" and ctx.device_type == "cpu" and block._cached_graph:
+        ops = target_dtype_ops or contrib_amp.list_lp16_ops(np.float16)
+        op = first_op_in(block._cached_graph[1], ops, skip=excluded_sym_names or ())
+        if op is not None:
+            raise Float16OnCPUError(op, "convert with target_dtype='bfloat16' to run on CPU")
     return contrib_amp.convert_hybrid_block(
         block,
         target_dtype=dtype,

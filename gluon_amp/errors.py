@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from mxnet.base import MXNetError
+import json
+from collections.abc import Collection
 
-__all__ = ["Float16OnCPUError"]
+from mxnet.base import MXNetError
+from mxnet.symbol import Symbol
+
+__all__ = ["Float16OnCPUError", "first_op_in"]
+
+_USE_BFLOAT16 = "on CPU use amp.init('bfloat16') (call amp.reset() first)"
 
 
 class Float16OnCPUError(MXNetError):
     """An operator with no float16 kernel on CPU was about to run in float16 on a CPU context."""
 
-    def __init__(self, op_name: str) -> None:
+    def __init__(self, op_name: str, fix: str = _USE_BFLOAT16) -> None:
         super().__init__(
-            f"{op_name} has no float16 kernel on CPU: float16 AMP needs a GPU context; "
-            f"on CPU use amp.init('bfloat16') (call amp.reset() first)"
+            f"{op_name} has no float16 kernel on CPU: float16 AMP needs a GPU context; {fix}"
         )
+
+
+def first_op_in(graph: Symbol, op_names: Collection[str], skip: Collection[str] = ()) -> str | None:
+    """The first operator of ``graph`` named in ``op_names`` (nodes named in ``skip`` aside)."""
+    for node in json.loads(graph.tojson())["nodes"]:
+        if node["op"] in op_names and node["name"] not in skip:
+            return node["op"]
+    return None

@@ -202,6 +202,24 @@ class TestFloat16OnCPU:
         with pytest.raises(amp.Float16OnCPUError, match="^Convolution has no float16 kernel"):
             net(mx.nd.ones((1, 1, 5, 5)))
 
+    def test_an_imported_model_raises_at_the_call(self, tmp_path):
+        net = dense(hybridize=True)
+        x = mx.nd.ones((2, 8))
+        net(x)
+        net.export(str(tmp_path / "model"))
+        amp.init("float16")
+        block = gluon.SymbolBlock.imports(
+            str(tmp_path / "model-symbol.json"), ["data"], str(tmp_path / "model-0000.params")
+        )
+        with pytest.raises(amp.Float16OnCPUError, match="^FullyConnected has no float16 kernel"):
+            block(x)  # MXNet itself would fail only at the next sync, naming CuDNN
+
+    def test_convert_hybrid_block_to_float16_for_cpu_raises_at_conversion(self):
+        net = dense(hybridize=True)
+        net(mx.nd.ones((2, 8)))
+        with pytest.raises(amp.Float16OnCPUError, match="target_dtype='bfloat16' to run on CPU"):
+            amp.convert_hybrid_block(net, "float16")
+
     def test_float16_elementwise_arithmetic_still_runs(self):
         amp.init("float16")
         a = mx.nd.ones((3,), dtype="float16")
