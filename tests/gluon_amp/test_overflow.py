@@ -417,3 +417,34 @@ def test_allreduce_grads_then_update_skips_like_step():
         if step == 1:
             assert_same(before, snapshot(net, trainer))
     assert (trainer._optimizer.num_update, amp.loss_scaler(trainer).scale) == (2, 16.0)
+
+
+def test_numpy_front_end_scales_skips_and_unscales():
+    mx.npx.set_np()
+    amp.init("bfloat16")
+    net = dense_net()
+    trainer = amp.init_trainer(
+        gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9}),
+        amp.DynamicLossScaler(init_scale=64.0, growth_interval=2),
+    )
+    log = []
+    for step, (x, y) in enumerate(batches(4)):
+        x, y = x.as_np_ndarray(), y.as_np_ndarray()
+        with autograd.record():
+            loss = LOSS(net(x), y)
+        with amp.scale_loss(loss, trainer) as scaled:
+            assert isinstance(scaled, mx.np.ndarray)
+            scaled.backward()
+        if step == 1:
+            net[1].weight.grad()[0, 0] = np.nan
+        if step == 2:
+            scaled_grad = net[0].weight.grad().asnumpy().copy()
+            amp.unscale(trainer)
+            np.testing.assert_array_equal(net[0].weight.grad().asnumpy(), scaled_grad / 32)
+        before = snapshot(net, trainer)
+        trainer.step(BATCH)
+        if step == 1:
+            assert_same(before, snapshot(net, trainer))
+        log.append((amp.loss_scaler(trainer).last_skipped, amp.loss_scaler(trainer).scale))
+    assert log == [(False, 64.0), (True, 32.0), (False, 32.0), (False, 64.0)]
+    assert all(np.isfinite(p.data().asnumpy()).all() for p in net.collect_params().values())
