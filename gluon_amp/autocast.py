@@ -150,10 +150,16 @@ def init(
 
 
 def reset() -> None:
-    """Undo everything :func:`init` did (operators, Block calls, SymbolBlock.imports)."""
+    """Undo everything :func:`init` did (operators, Block calls, SymbolBlock.imports).
+
+    Hybridized graphs built under autocast are dropped, so their next call rebuilds them in
+    float32. Models that ``SymbolBlock.imports`` loaded under autocast stay converted.
+    """
     global _active
     if _active is not None:
         _active.undo()
+        for block in list(_active.graphs_built_under_amp):
+            block._clear_cached_op()
         _active = None
 
 

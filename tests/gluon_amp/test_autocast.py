@@ -48,6 +48,21 @@ def test_reset_restores_every_patched_function():
     assert amp.target_dtype() is None
 
 
+def test_reset_drops_graphs_built_under_autocast():
+    net = dense(hybridize=True)
+    x = mx.nd.random.uniform(shape=(2, 8))
+    reference = net(x).asnumpy()
+    net.hybridize()
+    amp.init("bfloat16")
+    assert not np.array_equal(net(x).asnumpy(), reference)  # bfloat16 inside
+    amp.reset()
+    out = net(x)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out.asnumpy(), reference)
+    nodes = net._cached_graph[1].get_internals().list_outputs()
+    assert not any("amp_cast" in n for n in nodes)
+
+
 @pytest.mark.parametrize("bad", ["float32", "int8", 3])
 def test_unknown_target_dtype_is_a_valueerror(bad):
     with pytest.raises(ValueError, match="target_dtype must be 'float16', 'bfloat16' or None"):
@@ -80,13 +95,17 @@ def test_outputs_are_float32_only_for_the_outermost_call(hybridize):
     assert net(x).dtype == bfloat16  # what contrib.amp hands back: raw uint16 records in numpy
 
 
-def test_integer_outputs_are_left_alone():
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_integer_outputs_are_left_alone(hybridize):
     class ArgMax(gluon.HybridBlock):
         def hybrid_forward(self, F, x):
             return F.cast(F.argmax(x, axis=1), "int32"), x
 
     amp.init("bfloat16")
-    idx, same = ArgMax()(mx.nd.array([[1, 3], [4, 2]]))
+    block = ArgMax()
+    if hybridize:
+        block.hybridize()
+    idx, same = block(mx.nd.array([[1, 3], [4, 2]]))
     assert idx.dtype == np.int32 and idx.asnumpy().tolist() == [1, 0]
     assert same.dtype == np.float32
 
