@@ -312,7 +312,9 @@ def _op_locations(name: str, root) -> list[tuple[Any, str]]:
     submodules = {prefix: getattr(root, prefix[1:-1]) for prefix in base._OP_NAME_PREFIX_LIST}
     func_name, module = contrib_amp._get_fun_to_wrap(name, root, submodules)
     if func_name not in module.__dict__:
-        raise ValueError(f"amp.init: MXNet has no operator {name!r} (check the op lists)")
+        raise ValueError(
+            f"amp.init: MXNet has no operator {name!r}: remove it from the op lists passed to init"
+        )
     places = [(module, func_name)]
     if module is root and func_name in root.op.__dict__:
         places.append((root.op, func_name))

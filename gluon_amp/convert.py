@@ -35,7 +35,10 @@ def convert_hybrid_block(
     sync, when the block holds an operator with no CPU float16 kernel.
     """
     if not isinstance(block, HybridBlock):
-        raise TypeError(f"convert_hybrid_block needs a HybridBlock, got {type(block).__name__}")
+        raise TypeError(
+            f"convert_hybrid_block needs a HybridBlock, got {type(block).__name__}: build the "
+            f"model from HybridBlocks (or load it with SymbolBlock.imports)"
+        )
     if target_dtype is None and autocast.target_dtype() is not None:
         target_dtype = autocast.target_dtype()
     dtype = autocast.normalize_dtype(target_dtype)
