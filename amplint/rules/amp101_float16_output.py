@@ -30,7 +30,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from amplint.frameworks import keras, mxnet, torch
-from amplint.index import COMP, CallSite, FileIndex, Scope, dotted, string_value
+from amplint.index import COMP, CallSite, ClassInfo, FileIndex, Scope, dotted, string_value
 from amplint.precision import dtype_of, half_for_storage
 from amplint.rules.api import Issue, RuleContext
 
@@ -312,28 +312,27 @@ def _final_layers(index: FileIndex) -> Iterator[cst.CSTNode]:
 
 def _subclassed_outputs(index: FileIndex) -> Iterator[cst.CSTNode]:
     """Layers whose output a subclassed ``keras.Model``'s ``call`` returns: ``self.out(x)``
-    with ``self.out = Dense(...)`` set in ``__init__``, or ``Dense(...)(x)``."""
+    with ``self.out = Dense(...)`` set once in ``__init__`` or ``build``, or ``Dense(...)(x)``."""
     for info in index.classes.values():
         call = info.methods.get("call")
         if call is None or not any(index.resolve(base) in keras.MODELS for base in info.bases):
             continue
-        init = info.methods.get("__init__")
         for value in call.returns:
-            layer = _returned_layer(value, call, init, 0)
+            layer = _returned_layer(value, call, info, 0)
             if layer is not None:
                 yield layer
 
 
-def _returned_layer(expr, call: Scope, init: Scope | None, depth: int) -> cst.CSTNode | None:
+def _returned_layer(expr, call: Scope, info: ClassInfo, depth: int) -> cst.CSTNode | None:
     if isinstance(expr, cst.Name) and depth < 4:
         values = call.assigned.get(expr.value, [])
-        return _returned_layer(values[-1], call, init, depth + 1) if values else None
+        return _returned_layer(values[-1], call, info, depth + 1) if values else None
     if not isinstance(expr, cst.Call):
         return None
     if isinstance(expr.func, cst.Call):
         return expr.func
-    name = dotted(expr.func)
-    values = init.assigned.get(name, []) if init is not None and name else []
+    name = dotted(expr.func) or ""
+    values = [v for method in info.methods.values() for v in method.assigned.get(name, [])]
     return values[0] if len(values) == 1 and isinstance(values[0], cst.Call) else None
 
 
@@ -525,6 +524,11 @@ class Classifier(keras.Model):
 class Inline(tf.keras.Model):
     def call(self, x):
         return tf.keras.layers.Dense(10, activation="softmax")(x)  # AMP101
+class Built(tf.keras.Model):
+    def build(self, input_shape):
+        self.head = tf.keras.layers.Dense(10, activation="softmax")  # AMP101
+    def call(self, x):
+        return self.head(x)
 """,
     # GluonCV's multi-device loop: a list of outputs, losses in a comprehension.
     """
