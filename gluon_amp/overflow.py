@@ -4,8 +4,8 @@ Fast path: the sum of squares of every gradient (inf/NaN propagate into it), sum
 context and read once. Large arrays take a BLAS ``dot(g, g)`` (vectorised and multithreaded),
 small ones one fused ``multi_sum_sq``; on CPU this is 10-40x cheaper than the
 ``multi_all_finite`` that ``mxnet.contrib.amp`` uses. A sum of squares also overflows for huge
-but finite gradients, so a non-finite sum is confirmed with ``all_finite`` per array before
-anyone skips a step (that rare path costs one more read).
+but finite gradients, so an infinite sum is confirmed with ``all_finite`` per array before anyone
+skips a step (that rare path costs one more read; a NaN sum needs no confirmation).
 """
 
 from __future__ import annotations
@@ -106,5 +106,7 @@ def has_nonfinite(grads: Sequence[mx.nd.NDArray]) -> bool:
             return True
         if not sums or np.isfinite(values[0]):
             return False
+        if np.isnan(values[0]):  # squares of finite numbers add up to +inf at worst, never NaN
+            return True
         confirm = [a for arrays in fast.values() for a in arrays]
         return bool(_min(_gather(_finite_flags(confirm), home)).asscalar() == 0)

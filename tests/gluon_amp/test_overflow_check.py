@@ -53,3 +53,23 @@ def test_more_arrays_than_one_fused_call_takes():
 
 def test_no_gradients_at_all():
     assert has_nonfinite([]) is False
+
+
+def test_one_host_synchronisation_for_every_dtype_on_every_context(monkeypatch):
+    """One read per check; only an infinite sum of squares (inf, or huge finite) costs a second."""
+    ctx = (mx.cpu(0), mx.cpu(1))
+    grads = [g for dtype in ("float32", "float16", "bfloat16") for g in arrays(dtype, ctx)]
+    mx.nd.waitall()
+    reads = []
+    original = mx.nd.NDArray.asnumpy
+    monkeypatch.setattr(
+        mx.nd.NDArray, "asnumpy", lambda self: reads.append(self.shape) or original(self)
+    )
+    assert has_nonfinite(grads) is False
+    assert len(reads) == 1
+    grads[-1][0, 0] = np.nan
+    assert has_nonfinite(grads) is True
+    assert len(reads) == 2
+    grads[-1][0, 0] = np.inf  # an infinite sum of squares might be overflow: one read confirms
+    assert has_nonfinite(grads) is True
+    assert len(reads) == 4
