@@ -324,8 +324,11 @@ def test_two_cpu_contexts_with_device_kvstore_skip_together(update_on_kvstore, c
         np.testing.assert_array_equal(first, second)
 
 
-def test_float16_elementwise_model_backs_off_until_the_scaled_loss_fits():
-    """float16 without amp.init (hand-cast model): the default scaler is dynamic."""
+@pytest.mark.parametrize("autocast", [False, True])
+def test_float16_elementwise_model_backs_off_until_the_scaled_loss_fits(autocast):
+    """float16 elementwise ops on CPU, hand-cast or under amp.init('float16'): dynamic scaling."""
+    if autocast:
+        amp.init("float16")
 
     class Affine(gluon.HybridBlock):
         def __init__(self):
