@@ -16,6 +16,7 @@ import libcst as cst
 
 # Kinds of enclosing blocks kept on a call's ancestor stack.
 WITH, IF_BODY, IF_ELSE, CALL, COMP = "with", "if", "else", "call", "comprehension"
+_TIMELINE_LIMIT = 5000  # calls in one expanded timeline (helpers calling helpers fan out)
 
 
 @dataclass(eq=False)
@@ -198,6 +199,7 @@ class FileIndex:
         self._classes: list[ClassInfo | None] = []
         self._by_name: dict[str, list[CallSite]] | None = None
         self._by_function: dict[int, list[CallSite]] | None = None
+        self._timelines: dict[int, list[tuple[CallSite, CallSite]]] = {}
 
     @classmethod
     def build(cls, module: cst.Module) -> FileIndex:
@@ -269,13 +271,18 @@ class FileIndex:
 
     def timeline(self, function: cst.CSTNode | None) -> list[tuple[CallSite, CallSite]]:
         """The calls of ``function`` (None: module level) in the order they run, with the calls
-        of this module's helpers expanded in place (a few levels deep); each is paired with the
-        call of ``function`` itself that runs it."""
+        of this module's helpers expanded in place (a few levels deep, at most
+        ``_TIMELINE_LIMIT`` calls); each is paired with the call of ``function`` itself that
+        runs it."""
         if self._by_function is None:
             self._by_function = {}
             for site in self.calls:
                 self._by_function.setdefault(id(site.function), []).append(site)
-        return self._expand(function, 0, (function,), None)
+        found = self._timelines.get(id(function))
+        if found is None:
+            found = self._timelines[id(function)] = []
+            self._expand(function, (function,), None, found)
+        return found
 
     def runners(self, site: CallSite) -> list[cst.CSTNode | None]:
         """The function holding ``site`` and the functions of this module that run it through
@@ -294,16 +301,17 @@ class FileIndex:
                         found.append(caller.function)
         return found
 
-    def _expand(self, function, depth: int, active: tuple, top) -> list[tuple[CallSite, CallSite]]:
+    def _expand(self, function, active: tuple, top, found: list) -> None:
         assert self._by_function is not None
-        found = []
         for site in self._by_function.get(id(function), []):
+            if len(found) >= _TIMELINE_LIMIT:
+                return
             outer = top or site
             found.append((outer, site))
             callee = self.local_callee(site)
-            if callee is not None and depth < 4 and all(callee.node is not a for a in active):
-                found += self._expand(callee.node, depth + 1, (*active, callee.node), outer)
-        return found
+            if callee is None or len(active) > 4 or any(callee.node is a for a in active):
+                continue
+            self._expand(callee.node, (*active, callee.node), outer, found)
 
     def statement_of(self, node: cst.CSTNode) -> cst.CSTNode | None:
         """The statement holding a call or one of a call's arguments."""
