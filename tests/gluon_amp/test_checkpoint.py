@@ -1,5 +1,6 @@
 """save_states / load_states: optimizer and scaler together, atomic, resume reproduces the run."""
 
+import os
 import pickle
 
 import mxnet as mx
@@ -67,17 +68,29 @@ def test_resume_reproduces_the_trajectory_parameters_and_optimizer_state(tmp_pat
     assert list(tmp_path.iterdir()) and all(not p.name.startswith(".") for p in tmp_path.iterdir())
 
 
-def test_a_failed_save_keeps_the_old_file_and_leaves_nothing_behind(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "owner, name",
+    [
+        (gluon.Trainer, "save_states"),  # writing the optimizer part
+        (pickle, "dumps"),  # assembling the file
+        (os, "fsync"),  # the temporary file is written but not yet renamed
+        (os, "replace"),  # the rename itself
+    ],
+)
+def test_a_failed_save_keeps_the_old_file_and_leaves_nothing_behind(
+    tmp_path, monkeypatch, owner, name
+):
     net, trainer = setup()
     steps(net, trainer, 0, 1)
     target = tmp_path / "trainer.states"
     amp.save_states(trainer, target)
     before = target.read_bytes()
+    steps(net, trainer, 1, 2)  # the state to save now differs
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(pickle, "dumps", broken)
+    monkeypatch.setattr(owner, name, broken)
     with pytest.raises(OSError, match="disk full"):
         amp.save_states(trainer, target)
     assert target.read_bytes() == before
