@@ -11,8 +11,9 @@ Checked: Gluon `Dense` units and `in_units`, `Conv*` channels and `in_channels`,
 or 4 input channels of an image), `LSTM/GRU` hidden size, `Embedding`; the class count of a
 model constructor (Gluon model zoo and GluonCV `classes=`, torchvision and timm
 `num_classes=`, Keras applications `classes=`). Values are traced through literals, module
-constants, default arguments, callers' arguments, argparse defaults and simple arithmetic;
-layers forced to `dtype='float32'` and code that never runs in reduced precision are skipped.
+constants, default arguments, callers' arguments, argparse defaults, `self.` attributes set
+in `__init__`, items of dict literals (`cfg['units']`) and simple arithmetic; layers forced
+to `dtype='float32'` and code that never runs in reduced precision are skipped.
 The `alignment` and `min_dimension` settings change the multiple and silence small sizes.
 
 Example:

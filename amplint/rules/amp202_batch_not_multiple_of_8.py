@@ -6,7 +6,8 @@ Why it matters: the batch is the leading dimension of every activation matrix. W
 
 Checked: `DataLoader(batch_size=...)` of Gluon and PyTorch (positional too) and Keras
 `model.fit(batch_size=...)`, with the value traced like AMP201 (literals, constants, default
-arguments, argparse defaults, arithmetic). A batch of 1 (single-sample inference) is not reported.
+arguments, argparse defaults, `self.` attributes, dict items, arithmetic). A batch of 1
+(single-sample inference) is not reported.
 
 Example:
 
