@@ -101,8 +101,12 @@ def test_loading_a_file_that_is_not_ours_is_a_clear_error(tmp_path):
     net, trainer = setup()
     plain = tmp_path / "plain.states"
     trainer.save_states(str(plain))
-    with pytest.raises(ValueError, match="not a gluon_amp states file"):
+    with pytest.raises(ValueError, match=r"not a gluon_amp states file \(write it with amp.save"):
         amp.load_states(trainer, plain)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a pickle")
+    with pytest.raises(ValueError, match="notes.txt is not a gluon_amp states file"):
+        amp.load_states(trainer, text)
 
 
 @pytest.mark.parametrize("broken", ["optimizer", "scaler"])
