@@ -72,6 +72,12 @@ def _positive_int(value: Any) -> int | None:
     return None
 
 
+def _non_negative_int(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
 def _per_file_ignores(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
     if not isinstance(value, dict):
         return None
@@ -105,7 +111,7 @@ _KEYS = {
     "exclude": ("exclude", _string_list, "a list of glob patterns"),
     "extend-exclude": ("extend_exclude", _string_list, "a list of glob patterns"),
     "alignment": ("alignment", _positive_int, "a positive integer such as 8"),
-    "min-dimension": ("min_dimension", _positive_int, "a positive integer"),
+    "min-dimension": ("min_dimension", _non_negative_int, "an integer >= 0 (0: report all)"),
     "assume-amp": ("assume_amp", _precision, '"float16" or "bfloat16"'),
     "cache-dir": ("cache_dir", _text, "a folder path"),
 }
