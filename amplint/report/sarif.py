@@ -4,8 +4,9 @@ Every rule is described in ``tool.driver.rules`` with its kebab-case name and it
 (the first line as the short description, the whole text as help); each finding is a result
 with a region whose columns are 1-based and whose end is exclusive, as SARIF defines them.
 Paths are relative to the current folder, resolved against ``%SRCROOT%``. Findings in
-notebooks carry their cell in the message and in ``properties.cell`` and have no region (a line
-of a cell is not a line of the ``.ipynb`` file).
+notebooks carry their cell and line in the message and in ``properties`` and point at line 1 of
+the ``.ipynb`` file (a line of a cell is not a line of the file; GitHub code scanning needs a
+``region.startLine`` on every result).
 """
 
 from __future__ import annotations
@@ -72,8 +73,9 @@ def _result(finding: Finding, index: int) -> dict[str, Any]:
             "endColumn": max(finding.end_column, 1),
         }
     else:
+        location["region"] = {"startLine": 1}
         message = f"cell {finding.cell}, line {finding.line}: {message}"
-        properties["cell"] = finding.cell
+        properties.update(cell=finding.cell, line_in_cell=finding.line)
     return {
         "ruleId": finding.code,
         "ruleIndex": index,

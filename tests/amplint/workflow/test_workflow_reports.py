@@ -49,7 +49,7 @@ def test_sarif_validates_and_carries_rule_docs(tmp_path):
     assert first["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "src/model.py"
     assert first["level"] == "warning" and broken["level"] == "error"
     assert run["tool"]["driver"]["rules"][first["ruleIndex"]]["id"] == "AMP201"
-    assert "region" not in cell["locations"][0]["physicalLocation"]
+    assert cell["locations"][0]["physicalLocation"]["region"] == {"startLine": 1}
     assert cell["properties"]["cell"] == 3 and cell["message"]["text"].startswith("cell 3, line 2")
     assert run["invocations"] == [{"executionSuccessful": False}]
     assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == tmp_path.as_uri() + "/"
