@@ -20,6 +20,7 @@ from amplint.findings import Finding
 # the whole cell.
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "python", "python3"})
 
+_HELP = re.compile(r"(\?{1,2}[\w.]+|[\w.]+\?{1,2})\s*$")  # obj?  obj??  ?obj  ??obj
 _ASSIGNED_MAGIC = re.compile(r"^(\s*[\w.\[\], ]+=\s*)([!%].*)$")
 
 
@@ -60,7 +61,7 @@ def _mask_line(line: str) -> str:
     indent = line[: len(line) - len(stripped)]
     if not stripped or stripped.startswith("#"):
         return line
-    if stripped[0] in "%!?" or ("#" not in line and stripped.rstrip().endswith("?")):
+    if stripped[0] in "%!" or _HELP.match(stripped):
         return indent + "..."
     assigned = _ASSIGNED_MAGIC.match(line)
     if assigned:

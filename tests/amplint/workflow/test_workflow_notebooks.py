@@ -50,8 +50,19 @@ def test_python_that_only_looks_like_a_magic_is_kept():
         "!not a shell escape inside a string",
         '"""',
         "x = 10 % 3  # what?",
+        'question = """Is this right?',
+        '"""',
     ]
     assert mask_cell(lines) == lines
+
+
+def test_help_syntax_is_masked():
+    assert mask_cell(["net?", "  mx.nd.array??", "?np.zeros", "x = 1"]) == [
+        "...",
+        "  ...",
+        "...",
+        "x = 1",
+    ]
 
 
 def test_cell_magics_hide_foreign_cells_and_keep_python_ones():
