@@ -86,3 +86,21 @@ def test_non_python_notebooks_have_no_code_and_broken_ones_raise():
         parse_notebook("{not json")
     with pytest.raises(NotebookError, match="cells"):
         parse_notebook(json.dumps({"worksheets": []}))
+
+
+def test_valid_python_is_never_masked():
+    """Real code (the standard library): no line of a valid module looks like IPython syntax."""
+    import sysconfig
+    from pathlib import Path
+
+    checked = 0
+    for path in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:400]:
+        source = path.read_text(encoding="utf-8", errors="replace")
+        try:
+            compile(source, str(path), "exec", dont_inherit=True)
+        except (SyntaxError, ValueError):
+            continue
+        lines = source.splitlines()
+        assert mask_cell(lines) == lines, path
+        checked += 1
+    assert checked > 100
