@@ -151,3 +151,68 @@ def test_keras_dtype_after_a_commented_last_argument_without_trailing_comma():
         "                                       )])\n"
     )
     assert_fixed(before, after, "AMP101")
+
+
+TORCH_HELPERS = (
+    "import torch\n"
+    "class Trainer:\n"
+    "    def __init__(self):\n"
+    "        self.scaler = torch.cuda.amp.GradScaler()\n"
+    "    def backward(self, loss):\n"
+    "        self.scaler.scale(loss).backward()\n"
+    "    def clip(self):\n"
+    "        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)\n"
+    "    def step(self, x, y):\n"
+    "        with torch.autocast('cuda'):\n"
+    "            loss = self.criterion(self.model(x), y)\n"
+    "        self.backward(loss)\n"
+    "        self.clip( )  # clip in a helper\n"
+    "        self.scaler.step(self.optimizer)\n"
+)
+
+
+def test_amp305_torch_helper_call_gets_the_unscale_before_it():
+    after = TORCH_HELPERS.replace(
+        "        self.clip( )", "        self.scaler.unscale_(self.optimizer)\n        self.clip( )"
+    )
+    assert_fixed(TORCH_HELPERS, after, "AMP305")
+
+
+def test_amp305_two_clippings_are_unscaled_once():
+    before = TORCH_HELPERS.replace(
+        "        self.clip( )",
+        "        torch.nn.utils.clip_grad_value_(self.model.parameters(), 0.5)\n"
+        "        self.clip( )",
+    )
+    after = before.replace(
+        "        torch.nn.utils.clip_grad_value_",
+        "        self.scaler.unscale_(self.optimizer)\n        torch.nn.utils.clip_grad_value_",
+    )
+    assert fix(before, "AMP305").applied == 1
+    assert_fixed(before, after, "AMP305")
+
+
+def test_amp305_torch_helper_with_unknown_optimizer_gives_a_pytorch_reason():
+    before = TORCH_HELPERS.replace("self.scaler.step(self.optimizer)", "self.scaler.update()")
+    result = fix(before, "AMP305")
+    assert result.fixed == before
+    assert result.reasons[result.remaining[0]] == "cannot tell which optimizer self.scaler steps"
+
+
+def test_amp305_scaler_local_to_a_helper_is_not_guessed():
+    before = (
+        "import torch\n"
+        "def backward(loss, scaler):\n"
+        "    scaler.scale(loss).backward()\n"
+        "def step(model, grad_scaler, opt, x):\n"
+        "    with torch.autocast('cuda'):\n"
+        "        loss = model(x)\n"
+        "    backward(loss, grad_scaler)\n"
+        "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n"
+        "    grad_scaler.step(opt)\n"
+    )
+    result = fix(before, "AMP305")
+    assert result.fixed == before
+    assert (
+        result.reasons[result.remaining[0]] == "scaler is local to the helper that scales the loss"
+    )
