@@ -32,6 +32,7 @@ _MODULES = {
     "AMP301": ("loss_scaling", True),
     "AMP302": ("record_scope", True),
     "AMP303": ("trainer_init", True),
+    "AMP304": ("early_init", True),
     "AMP305": ("unscale", True),
 }
 

@@ -13,11 +13,11 @@ from amplint.fix.api import Edit, Unfixable
 
 
 def insert_before(statement: cst.BaseStatement, new: cst.BaseStatement, key: str) -> Edit:
-    """``new`` just before ``statement``, after the comments above it."""
+    """``new`` just before ``statement``, after the comments above it (and ``new``'s own)."""
 
     def change(updated: cst.CSTNode) -> cst.FlattenSentinel:
         assert isinstance(updated, cst.BaseStatement)
-        leading = updated.leading_lines
+        leading = (*updated.leading_lines, *new.leading_lines)
         return cst.FlattenSentinel(
             [new.with_changes(leading_lines=leading), updated.with_changes(leading_lines=())]
         )
