@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Callable
 
 import libcst as cst
 
@@ -32,6 +33,8 @@ class Backward:
 
 
 def backward_calls(index: FileIndex) -> Iterator[Backward]:
+    """Every gradient computation of the file, except those a wrapper or an explicit head
+    gradient takes care of and those of MXNet's Module API."""
     for site in index.calls:
         if site.qualname in ("mxnet.autograd.backward", "torch.autograd.backward"):
             yield Backward(site, site.arg(0, "heads") or site.arg(0, "tensors"), False)
@@ -40,7 +43,7 @@ def backward_calls(index: FileIndex) -> Iterator[Backward]:
                 continue  # engine.backward(loss), optimizer.backward(loss): a wrapper scales
             if site.arg(None, "out_grad") is not None or site.arg(None, "gradient") is not None:
                 continue  # an explicit head gradient is a way to apply a scale
-            if _module_api(site.receiver, index, site):
+            if _module_api(site, index):
                 continue
             yield Backward(site, site.receiver, False)
         elif site.method == "gradient" and len(site.node.args) >= 2 and _is_tape(site, index):
@@ -48,29 +51,30 @@ def backward_calls(index: FileIndex) -> Iterator[Backward]:
 
 
 def _is_tape(site: CallSite, index: FileIndex) -> bool:
+    """``tape.gradient(...)`` on a ``tf.GradientTape``."""
+    return _receiver_made_by(site, index, lambda qualname: qualname.endswith("GradientTape"))
+
+
+def _module_api(site: CallSite, index: FileIndex) -> bool:
+    """``mod.backward()`` of MXNet's symbolic Module API (the loss lives in the symbol)."""
+    return _receiver_made_by(site, index, lambda qualname: qualname.startswith("mxnet.mod"))
+
+
+def _receiver_made_by(site: CallSite, index: FileIndex, made_by: Callable[[str], bool]) -> bool:
+    """Whether a value bound to the call's receiver comes from a call whose resolved name
+    satisfies ``made_by``."""
     name = dotted(site.receiver) if site.receiver is not None else None
     if name is None:
         return False
     for value in index.values_of(name, site.scope):
         inner = index.site(value)
-        if inner is not None and (inner.qualname or "").endswith("GradientTape"):
-            return True
-    return False
-
-
-def _module_api(receiver, index: FileIndex, site: CallSite) -> bool:
-    """``mod.backward()`` of MXNet's symbolic Module API (the loss lives in the symbol)."""
-    name = dotted(receiver) if receiver is not None else None
-    if name is None:
-        return False
-    for value in index.values_of(name, site.scope):
-        inner = index.site(value)
-        if inner is not None and (inner.qualname or "").startswith("mxnet.mod"):
+        if inner is not None and made_by(inner.qualname or ""):
             return True
     return False
 
 
 def is_scaling_call(site: CallSite) -> bool:
+    """A call that scales a loss or wraps the backward (``scaler.scale``, ``amp.scale_loss``...)."""
     return bool(site.name and _SCALING_CALL.search(site.name))
 
 
