@@ -9,8 +9,8 @@ gluonnlp 0.10.0, d2l 1.0.3, keras 2.15.0 and timm 1.0.31, unpacks them into a te
 * ``amplint check`` of one ~270-line file, as a pre-commit hook runs it, alone and inside the
   corpus made a git project (so the whole project is read for context, cache warm);
 * peak memory of a run on one package, on the corpus, and on the corpus copied twice (bounded);
-* TorchFix 0.7.0 (``torchfix corpus``), installed into a temporary virtual environment (it needs
-  libcst < 1.6, so not into the project's; it does not pull torch).
+* TorchFix 0.7.0 (``torchfix corpus``, and the same one file), installed into a temporary
+  virtual environment (it needs libcst < 1.6, so not into the project's; it does not pull torch).
 
 Every tool runs as its own process; wall time and that process tree's largest resident set are
 measured by a small wrapper. Prints a Markdown table for benchmarks/RESULTS.md.
@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -39,6 +40,7 @@ PACKAGES = (
     "timm==1.0.31",
 )
 TORCHFIX = "torchfix==0.7.0"
+ONE_FILE_RUNS = 5  # a one-file run is short: take the median of several
 
 # Runs a command, then prints its wall time and the peak RSS of the largest process it waited for.
 _WRAPPER = """
@@ -70,18 +72,24 @@ print(failed, file=sys.stderr)
 """
 
 
-def measure(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict:
-    """Wall time (s) and peak RSS (MiB) of ``command`` run as a child process."""
-    out = subprocess.run(
-        [sys.executable, "-c", _WRAPPER, *command],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result = json.loads(out.stdout)
-    result["peak_mib"] = result.pop("peak_kb") / 1024
+def measure(
+    command: list[str], cwd: Path, env: dict[str, str] | None = None, repeat: int = 1
+) -> dict:
+    """Median wall time (s) and largest peak RSS (MiB) of ``command`` run ``repeat`` times."""
+    runs = []
+    for _ in range(repeat):
+        out = subprocess.run(
+            [sys.executable, "-c", _WRAPPER, *command],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        runs.append(json.loads(out.stdout))
+    result = runs[0]
+    result["wall"] = statistics.median(run["wall"] for run in runs)
+    result["peak_mib"] = max(run.pop("peak_kb") for run in runs) / 1024
     return result
 
 
@@ -179,8 +187,10 @@ def main() -> None:
         env = dict(os.environ, PYTHONPATH=str(amplint_snapshot(folder)))
         rows: list[tuple[str, str, dict]] = []
 
-        def row(label: str, command: list[str], shown: str, cwd: Path = corpus) -> dict:
-            result = measure(command, cwd, env)
+        def row(
+            label: str, command: list[str], shown: str, cwd: Path = corpus, repeat: int = 1
+        ) -> dict:
+            result = measure(command, cwd, env, repeat)
             rows.append((label, shown, result))
             print(f"{label}: {result['wall']:.2f} s, {result['peak_mib']:.0f} MiB", file=sys.stderr)
             return result
@@ -213,9 +223,10 @@ def main() -> None:
         rel = str(single.relative_to(corpus))
         size = single.read_bytes().count(b"\n")
         row(
-            f"amplint one file ({size} lines), no project, no cache",
+            f"amplint one file ({size} lines), no project, no cache (median of {ONE_FILE_RUNS})",
             [*amplint, rel, *quiet, "--no-cache"],
             f"amplint check {single.name} --no-cache",
+            repeat=ONE_FILE_RUNS,
         )
         subprocess.run(["git", "init", "-q", str(corpus)], check=True)
         measure([*amplint, rel, *quiet], corpus, env)  # fill the cache for the git project
@@ -232,6 +243,12 @@ def main() -> None:
         if not args.skip_torchfix:
             command = torchfix_command(folder)
             if command is not None:
+                row(
+                    f"TorchFix 0.7.0 one file ({size} lines) (median of {ONE_FILE_RUNS})",
+                    [*command, rel],
+                    f"torchfix {single.name}",
+                    repeat=ONE_FILE_RUNS,
+                )
                 torchfix = row("TorchFix 0.7.0", [*command, "."], "torchfix .")
 
         date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
