@@ -34,6 +34,7 @@ _MODULES = {
     "AMP303": ("trainer_init", True),
     "AMP304": ("early_init", True),
     "AMP305": ("unscale", True),
+    "AMP306": ("loss_scaling", True),
 }
 
 

@@ -1,7 +1,8 @@
 """AMP301: scale the loss before backward.
 
-MXNet (``amp.init()`` of ``mxnet.contrib.amp`` or ``gluon_amp``, and a trainer this file
-creates)::
+MXNet (``amp.init()`` of ``mxnet.contrib.amp`` or ``gluon_amp``, or ``gluon_amp`` imported as a
+module, and a trainer this file creates); also AMP306 (``multi_precision`` master weights without
+scaling, which keeps its master weights)::
 
     with amp.scale_loss(loss, trainer) as scaled_loss:
         scaled_loss.backward()              # or autograd.backward(scaled_loss)
@@ -29,6 +30,10 @@ from amplint.frameworks import mxnet, torch
 from amplint.index import CallSite, dotted
 
 _BACKWARD_FUNCTIONS = ("mxnet.autograd.backward", "torch.autograd.backward")
+_NO_AMP = (
+    "no amp.init() and no gluon_amp: import gluon_amp as amp, then use "
+    "amp.init_trainer(trainer) and amp.scale_loss(loss, trainer) (or a static loss scale)"
+)
 
 
 def fix(finding: Finding, ctx: FixContext) -> list[Edit]:
@@ -81,10 +86,13 @@ def _with_loss(statement: cst.CSTNode, site: CallSite, new: cst.BaseExpression):
 # ---- MXNet --------------------------------------------------------------------------------
 def _mxnet(ctx: FixContext, site: CallSite, statement: cst.SimpleStatementLine) -> list[Edit]:
     inits = [s for s in ctx.index.calls if mxnet.amp_function(s.qualname, "init")]
-    if not inits:
-        raise Unfixable("float16 without amp.init(): loss scaling needs amp (or a static scale)")
-    prefix = amp_prefix(inits[0])
-    contrib = (inits[0].qualname or "").startswith("mxnet.contrib")
+    if inits:
+        prefix = amp_prefix(inits[0])
+        contrib = (inits[0].qualname or "").startswith("mxnet.contrib")
+    else:  # gluon_amp scales without init(); contrib's amp needs an init() that recasts the net
+        prefix, contrib = ctx.local_name("gluon_amp"), False
+        if prefix is None:
+            raise Unfixable(_NO_AMP)
     trainer = _trainer(ctx, site)
     edits = []
     if trainer not in initialised(ctx) and not _made_by_init_trainer(ctx, trainer, site):

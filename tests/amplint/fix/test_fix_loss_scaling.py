@@ -111,7 +111,15 @@ def test_net_cast_without_amp_is_not_fixed():
         "loss.backward()\n"
     )
     result = fix(before, "AMP301")
-    assert result.fixed == before and "amp.init()" in result.reasons[result.remaining[0]]
+    assert result.fixed == before
+    assert result.reasons[result.remaining[0]].startswith("no amp.init() and no gluon_amp: ")
+    # gluon_amp scales without init(): the same script with it imported is fixed
+    with_amp = before.replace("gluon\n", "gluon\nimport gluon_amp as gamp\n", 1)
+    after = with_amp.replace("'sgd')\n", "'sgd')\ngamp.init_trainer(trainer)\n").replace(
+        "loss.backward()\n",
+        "with gamp.scale_loss(loss, trainer) as scaled_loss:\n    scaled_loss.backward()\n",
+    )
+    assert_fixed(with_amp, after, "AMP301")
 
 
 TORCH = """\
