@@ -203,10 +203,6 @@ class CheckResult:
     findings: list[Finding] = field(default_factory=list)
     files: int = 0
 
-    @property
-    def errors(self) -> int:
-        return sum(1 for f in self.findings if f.code == "AMP000")
-
 
 def contexts_for(files: Sequence[tuple[Path, str]], root: Path) -> dict[Path, Context]:
     """Run the project pass over the files (unreadable ones are skipped here)."""

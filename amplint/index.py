@@ -121,12 +121,9 @@ def dotted(node: cst.CSTNode) -> str | None:
 
 def string_value(node: cst.CSTNode | None) -> str | None:
     """The text of a plain string literal."""
-    if isinstance(node, cst.SimpleString):
+    if isinstance(node, (cst.SimpleString, cst.ConcatenatedString)):
         value = node.evaluated_value
-        return value if isinstance(value, str) else None
-    if isinstance(node, cst.ConcatenatedString):
-        value = node.evaluated_value
-        return value if isinstance(value, str) else None
+        return value if isinstance(value, str) else None  # bytes literals are not text
     return None
 
 

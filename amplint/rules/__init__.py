@@ -53,10 +53,11 @@ def resolve(tokens: Iterable[str]) -> set[str]:
             continue
         if token.upper() == PARSE_ERROR[0] or token.lower() == PARSE_ERROR[1]:
             continue  # parse errors are always reported
-        exact = {c for c, r in RULES.items() if c == token.upper() or r.name == token.lower()}
+        rule = lookup(token)
         # Off-by-default rules are only turned on by their own code or name, never by a prefix.
-        prefixed = {c for c, r in RULES.items() if r.default and c.startswith(token.upper())}
-        matched = exact | prefixed
+        matched = {c for c, r in RULES.items() if r.default and c.startswith(token.upper())}
+        if rule is not None:
+            matched.add(rule.code)
         if not matched:
             raise ValueError(f"unknown rule {token!r} (see `amplint rules`)")
         codes |= matched
