@@ -14,7 +14,7 @@ contrib's ``amp``, whose scaled loss must be recorded, a backward that directly 
 PyTorch (float16 autocast, a training loop and one optimizer stepped in it): a GradScaler created
 before the loop, ``scaler.scale(loss).backward()``, ``scaler.step(optimizer)`` and
 ``scaler.update()``. A ``.half()`` model is not fixed: GradScaler cannot unscale float16
-parameters' gradients. Keras custom loops are left to the user.
+parameters' gradients. Keras custom loops: see :mod:`amplint.fix.keras_scaling`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import libcst as cst
 
 from amplint.findings import Finding
+from amplint.fix import keras_scaling
 from amplint.fix.api import Edit, FixContext, Unfixable, expression, simple_statement
 from amplint.fix.edits import comments_only, insert_before
 from amplint.fix.record_scope import move_into_record
@@ -40,7 +41,7 @@ def fix(finding: Finding, ctx: FixContext) -> list[Edit]:
     call = ctx.node_at(finding, cst.Call)
     site = ctx.site(call)
     if site.method == "gradient":
-        raise Unfixable("Keras: wrap the optimizer in LossScaleOptimizer and scale the loss")
+        return keras_scaling.fix(ctx, site)
     statement = ctx.own_statement(call, "the backward call")
     if _framework(ctx, site) == "mxnet":
         return _mxnet(ctx, site, statement)

@@ -175,19 +175,6 @@ def test_torch_half_model_and_missing_loop_are_not_fixed():
     assert result.fixed == no_loop and "loop" in result.reasons[result.remaining[0]]
 
 
-def test_keras_custom_loop_is_left_to_the_user():
-    before = (
-        "import tensorflow as tf\n"
-        "from tensorflow import keras\n"
-        "keras.mixed_precision.set_global_policy('mixed_float16')\n"
-        "with tf.GradientTape() as tape:\n"
-        "    loss = loss_fn(y, model(x))\n"
-        "grads = tape.gradient(loss, model.trainable_variables)\n"
-    )
-    result = fix(before, "AMP301")
-    assert result.fixed == before and "LossScaleOptimizer" in result.reasons[result.remaining[0]]
-
-
 def test_amp303_init_trainer_after_creation():
     before = CONTRIB + (
         "with autograd.record():\n"
