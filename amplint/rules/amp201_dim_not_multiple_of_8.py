@@ -50,26 +50,17 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
             continue
         for dim in layer.dims:
             expr = site.arg(dim.position, dim.keyword)
-            value = ctx.fold(expr, site.scope)
-            if value is None or isinstance(value.value, bool) or not isinstance(value.value, int):
+            found = ctx.misaligned(expr, site)
+            if found is None or found.size < smallest:
                 continue
-            size = value.value
-            if size <= 0 or size % multiple == 0 or size < smallest:
+            if dim.image_input and found.size in IMAGE_CHANNELS:
                 continue
-            if dim.image_input and size in IMAGE_CHANNELS:
-                continue
-            precision = "/".join(sorted(ctx.precisions_at(site)))
             message = (
-                f"{layer.name} {dim.keyword}={size} is not a multiple of {multiple} "
-                f"(slow {precision} kernels); round it up to {-(-size // multiple) * multiple}"
+                f"{layer.name} {dim.keyword}={found.size} is not a multiple of {multiple} "
+                f"(slow {found.precision} kernels); round it up to {found.rounded}"
             )
-            origin = (value.origin, value.via or "value") if value.origin is not None else None
-            fix = {
-                "argument": dim.keyword,
-                "value": size,
-                "rounded": -(-size // multiple) * multiple,
-            }
-            yield Issue(expr, message, origin, fix)
+            fix = {"argument": dim.keyword, "value": found.size, "rounded": found.rounded}
+            yield Issue(expr, message, found.origin, fix)
 
 
 def _forced_float32(site: CallSite, ctx: RuleContext) -> bool:

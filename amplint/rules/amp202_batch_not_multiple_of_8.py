@@ -42,23 +42,17 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
             continue
         if expr is None or not ctx.precisions_at(site):
             continue
-        value = ctx.fold(expr, site.scope)
-        if value is None or isinstance(value.value, bool) or not isinstance(value.value, int):
+        found = ctx.misaligned(expr, site)
+        if found is None or found.size == 1:
             continue
-        size = value.value
-        if size <= 1 or size % multiple == 0:
-            continue
-        rounded = -(-size // multiple) * multiple
-        precision = "/".join(sorted(ctx.precisions_at(site)))
+        rounded = found.rounded
         choices = f"{rounded - multiple} or {rounded}" if rounded > multiple else f"{rounded}"
         message = (
-            f"batch size {size} is not a multiple of {multiple} (slow {precision} kernels); "
-            f"use {choices}"
+            f"batch size {found.size} is not a multiple of {multiple} (slow {found.precision} "
+            f"kernels); use {choices}"
         )
-        origin = (value.origin, value.via or "value") if value.origin is not None else None
-        yield Issue(
-            expr, message, origin, {"argument": "batch_size", "value": size, "rounded": rounded}
-        )
+        fix = {"argument": "batch_size", "value": found.size, "rounded": rounded}
+        yield Issue(expr, message, found.origin, fix)
 
 
 VALID = [

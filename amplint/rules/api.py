@@ -26,6 +26,17 @@ class Issue:
     fix: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Misaligned:
+    """A dimension or batch size that is not a multiple of the alignment: its value, the next
+    multiple, the precisions it runs in ("bfloat16/float16") and where it was written."""
+
+    size: int
+    rounded: int
+    precision: str
+    origin: tuple[cst.CSTNode, str] | None
+
+
 @dataclass
 class RuleContext:
     """Everything a rule may look at for one file."""
@@ -74,7 +85,21 @@ class RuleContext:
         return ""
 
     def fold(self, expr: cst.BaseExpression | None, scope: Scope) -> Value | None:
+        """The value of ``expr`` as seen from ``scope`` (see :mod:`amplint.values`)."""
         return fold(expr, self.index, scope)
+
+    def misaligned(self, expr: cst.BaseExpression | None, site: CallSite) -> Misaligned | None:
+        """The positive integer ``expr`` of the call ``site`` when it is not a multiple of the
+        alignment setting (AMP201, AMP202); None for aligned or unknown values."""
+        value = self.fold(expr, site.scope)
+        if value is None or isinstance(value.value, bool) or not isinstance(value.value, int):
+            return None
+        size, multiple = value.value, self.settings.alignment
+        if size <= 0 or size % multiple == 0:
+            return None
+        origin = (value.origin, value.via or "value") if value.origin is not None else None
+        precision = "/".join(sorted(self.precisions_at(site)))
+        return Misaligned(size, -(-size // multiple) * multiple, precision, origin)
 
     def calls(self, *qualnames: str) -> Iterator[CallSite]:
         """Calls whose callee resolves to one of ``qualnames``."""
