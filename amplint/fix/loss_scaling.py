@@ -148,7 +148,10 @@ def _trainer(ctx: FixContext, site: CallSite) -> str:
 # ---- PyTorch ------------------------------------------------------------------------------
 def _torch(ctx: FixContext, site: CallSite, statement: cst.SimpleStatementLine) -> list[Edit]:
     if not any(s.qualname in torch.AUTOCAST for s in ctx.index.calls):
-        raise Unfixable("GradScaler cannot unscale float16 parameters: train under autocast")
+        raise Unfixable(
+            "float16 weights (.half()): keep the model float32 and train under torch.autocast "
+            "with a GradScaler (GradScaler cannot unscale float16 parameters)"
+        )
     module = ctx.local_name("torch")
     if module is None:
         raise Unfixable("torch is not imported as a module (import torch)")
