@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 
@@ -17,6 +18,8 @@ class Dim:
 
 @dataclass(frozen=True)
 class Layer:
+    """A layer constructor (or model factory): its framework, class name and dimensions."""
+
     framework: str
     name: str
     dims: tuple[Dim, ...]
@@ -33,19 +36,31 @@ def layer_table(
     }
 
 
+@functools.lru_cache(maxsize=1)
+def _tables() -> tuple[dict[str, Layer], tuple[tuple[str, str, str], ...]]:
+    """Every framework's layers by qualified name, and its model factories as (prefix, keyword,
+    framework); built once per process (the framework modules import this one)."""
+    from amplint.frameworks import keras, mxnet, torch
+
+    layers: dict[str, Layer] = {}
+    factories: list[tuple[str, str, str]] = []
+    for module in (mxnet, keras, torch):
+        for qualname, layer in module.LAYERS.items():
+            layers.setdefault(qualname, layer)
+        framework = module.__name__.rsplit(".", 1)[1]
+        factories += [(prefix, keyword, framework) for prefix, keyword in module.MODEL_FACTORIES]
+    return layers, tuple(factories)
+
+
 def find_layer(qualname: str | None) -> Layer | None:
     """The layer (or whole model, for its class count) a resolved constructor name denotes."""
     if qualname is None:
         return None
-    from amplint.frameworks import keras, mxnet, torch
-
-    for module in (mxnet, keras, torch):
-        layer = module.LAYERS.get(qualname)
-        if layer is not None:
-            return layer
-    for module in (mxnet, keras, torch):
-        for prefix, keyword in module.MODEL_FACTORIES:
-            if qualname.startswith(prefix):
-                name = qualname.rsplit(".", 1)[1]
-                return Layer(module.__name__.rsplit(".", 1)[1], name, (Dim(None, keyword),))
+    layers, factories = _tables()
+    layer = layers.get(qualname)
+    if layer is not None:
+        return layer
+    for prefix, keyword, framework in factories:
+        if qualname.startswith(prefix):
+            return Layer(framework, qualname.rsplit(".", 1)[1], (Dim(None, keyword),))
     return None
