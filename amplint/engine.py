@@ -106,6 +106,7 @@ def lint_source(
 
 
 def _internal_error(path: str, where: str, error: Exception) -> Finding:
+    """AMP000 for a bug of ours, naming where it happened."""
     return parse_error(
         path, f"internal error in {where} ({type(error).__name__}: {error}); please report it"
     )

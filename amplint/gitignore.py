@@ -71,6 +71,7 @@ class GitIgnore:
 
     @classmethod
     def load(cls, folder: Path) -> GitIgnore | None:
+        """The ``.gitignore`` of ``folder``; None when it has none (or it cannot be read)."""
         try:
             text = (folder / ".gitignore").read_text(encoding="utf-8", errors="replace")
         except OSError:

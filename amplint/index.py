@@ -35,6 +35,7 @@ class Scope:
     loops: dict[str, cst.BaseExpression] = field(default_factory=dict)  # for-target -> iterable
 
     def is_local(self, name: str) -> bool:
+        """Whether ``name`` is bound in this scope (parameter, assignment or rebinding)."""
         return name in self.params or name in self.assigned or name in self.rebound
 
 
@@ -52,11 +53,13 @@ class CallSite:
 
     @property
     def method(self) -> str | None:
+        """``cast`` for ``net.cast(...)``; None for a call of a plain name."""
         func = self.node.func
         return func.attr.value if isinstance(func, cst.Attribute) else None
 
     @property
     def receiver(self) -> cst.BaseExpression | None:
+        """``net`` for ``net.cast(...)``; None for a call of a plain name."""
         func = self.node.func
         return func.value if isinstance(func, cst.Attribute) else None
 
@@ -200,6 +203,7 @@ class FileIndex:
 
     @classmethod
     def build(cls, module: cst.Module) -> FileIndex:
+        """The index of a parsed module."""
         index = cls()
         index._walk(module)
         index._collect_argparse()

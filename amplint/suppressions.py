@@ -30,6 +30,7 @@ class Suppressions:
     file: set[str] = field(default_factory=set)
 
     def covers(self, code: str, name: str, lines: tuple[int, ...]) -> bool:
+        """Whether a finding of rule ``code``/``name`` on any of ``lines`` is suppressed."""
         if code == "AMP000":
             return False
         if _matches(self.file, code, name):

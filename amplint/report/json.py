@@ -10,5 +10,6 @@ from amplint.findings import Finding
 
 
 def render(findings: Sequence[Finding], out: TextIO) -> None:
+    """The findings as one indented JSON array."""
     json.dump([f.to_dict() for f in findings], out, indent=2, sort_keys=False)
     out.write("\n")

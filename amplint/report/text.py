@@ -9,11 +9,13 @@ from amplint.findings import Finding
 
 
 def location(finding: Finding) -> str:
+    """``path:line:col`` (``path[cell N]:line:col`` in notebooks)."""
     cell = f"[cell {finding.cell}]" if finding.cell is not None else ""
     return f"{finding.path}{cell}:{finding.line}:{finding.column}"
 
 
 def render(findings: Sequence[Finding], out: TextIO) -> None:
+    """One ``path:line:col: CODE message`` line per finding."""
     for finding in findings:
         out.write(f"{location(finding)}: {finding.code} {finding.message}\n")
 

@@ -39,6 +39,8 @@ NAME = "float16-output"
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
+    """Outputs of a float16 model fed to a loss, softmax or metric; Keras final softmax
+    layers under ``mixed_float16``."""
     yield from _model_outputs(ctx)
     yield from _keras_softmax(ctx)
 

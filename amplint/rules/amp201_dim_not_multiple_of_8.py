@@ -40,6 +40,7 @@ IMAGE_CHANNELS = (1, 3, 4)
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
+    """Layer dimensions of reduced-precision code that are not multiples of the alignment."""
     multiple = ctx.settings.alignment
     smallest = ctx.settings.min_dimension or 0
     for site in ctx.index.calls:

@@ -32,6 +32,7 @@ _LOADERS = frozenset(mxnet.DATALOADER + torch.DATALOADER)
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
+    """Batch sizes of data loaders and ``fit()`` that are not multiples of the alignment."""
     multiple = ctx.settings.alignment
     for site in ctx.index.calls:
         if site.qualname in _LOADERS:

@@ -71,6 +71,7 @@ def unscaled_float16_backwards(ctx: RuleContext) -> Iterator:
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
+    """Backward calls of float16 training without loss scaling or master weights."""
     if master_weights(ctx.source):
         return  # float32 master weights: AMP306's case
     for backward in unscaled_float16_backwards(ctx):

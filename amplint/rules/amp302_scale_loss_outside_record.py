@@ -31,6 +31,7 @@ NAME = "scale-loss-outside-record"
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
+    """contrib ``amp.scale_loss`` blocks after, not inside, the function's ``record()``."""
     index = ctx.index
     recording = {site.function for site in ctx.calls(*mxnet.RECORD)}
     for site in index.calls:

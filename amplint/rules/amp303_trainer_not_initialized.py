@@ -31,6 +31,7 @@ NAME = "trainer-not-initialized"
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
+    """Trainers created here, given to ``scale_loss`` and never to ``init_trainer``."""
     index = ctx.index
     initialised = {
         dotted(site.arg(0, "trainer"))

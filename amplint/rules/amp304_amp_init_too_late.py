@@ -34,6 +34,7 @@ NAME = "amp-init-too-late"
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
+    """contrib ``amp.init()`` after a hybridized network has run."""
     index = ctx.index
     for init in index.calls:
         if not mxnet.amp_function(init.qualname, "init", mxnet.CONTRIB_AMP):

@@ -36,6 +36,7 @@ NAME = "clip-before-unscale"
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
+    """Gradient clipping between a scaled backward and the unscale."""
     index = ctx.index
     reported: set[int] = set()
     for clip in index.calls:

@@ -34,6 +34,7 @@ DEFAULT = False
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
+    """float16 backward calls covered by ``multi_precision`` alone."""
     if not master_weights(ctx.source):
         return
     for backward in unscaled_float16_backwards(ctx):

@@ -121,4 +121,5 @@ class Rule:
 
     @property
     def summary(self) -> str:
+        """The first line of the documentation (``amplint rules`` lists it)."""
         return self.doc.strip().splitlines()[0]
