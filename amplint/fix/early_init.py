@@ -64,7 +64,7 @@ def _in_block(ctx: FixContext, node: cst.CSTNode, block: list[cst.BaseStatement]
 
 
 class _Names(cst.CSTVisitor):
-    """Names bound (``assigned=True``) or all names read and written in a node."""
+    """Names bound (``assigned=True``) or all names used in a node (not attribute names)."""
 
     def __init__(self, assigned: bool) -> None:
         self.assigned_only = assigned
@@ -108,6 +108,10 @@ class _Names(cst.CSTVisitor):
         self.names.add(node.name.value)
         return not self.assigned_only
 
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)  # ``args.dtype`` reads ``args``, not a name ``dtype``
+        return False
+
     def visit_Name(self, node: cst.Name) -> None:
         if not self.assigned_only:
             self.names.add(node.value)
@@ -120,7 +124,7 @@ def _assigned(statement: cst.CSTNode) -> set[str]:
 
 
 def _names(call: cst.Call) -> set[str]:
+    """The names ``call`` reads (``amp`` and ``args`` in ``amp.init(args.dtype)``)."""
     visitor = _Names(assigned=False)
-    for argument in call.args:
-        argument.visit(visitor)
+    call.visit(visitor)
     return visitor.names

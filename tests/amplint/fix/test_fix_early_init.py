@@ -106,3 +106,24 @@ def test_network_run_in_another_function_is_left_with_a_reason():
     result = fix(before, "AMP304")
     assert result.fixed == before
     assert "another function" in result.reasons[result.remaining[0]]
+
+
+def test_not_moved_above_the_import_of_amp_and_attributes_are_not_names():
+    late_import = (
+        "net = build()\nnet.hybridize()\nnet(x)\nfrom mxnet.contrib import amp\namp.init()\n"
+    )
+    result = fix(late_import, "AMP304")
+    assert result.fixed == late_import
+    assert result.reasons[result.remaining[0]].startswith("amp is set after the network")
+    # args.dtype reads args (set before the network), not a name ``dtype`` set in between
+    before = (
+        "from mxnet.contrib import amp\n"
+        "args = parse()\n"
+        "net = build()\n"
+        "dtype = net.dtype\n"
+        "net.hybridize()\n"
+        "net(x)\n"
+        "amp.init(target_dtype=args.dtype)\n"
+    )
+    after = before.replace("net = build()\n", "amp.init(target_dtype=args.dtype)\nnet = build()\n")
+    assert_fixed(before, after.removesuffix("amp.init(target_dtype=args.dtype)\n"), "AMP304")

@@ -93,3 +93,31 @@ def test_fixed_contrib_amp_script_trains(tmp_path, amplint):
     # Clipped to a norm of 1.0 after unscaling: a visible step each time (clipping the still
     # scaled gradients would shrink every step by the loss scale, 2**16).
     assert all(earlier - later > 0.005 for earlier, later in zip(clipped, clipped[1:])), clipped
+
+
+LATE_INIT = """\
+import mxnet as mx
+from mxnet.contrib import amp
+from mxnet.gluon import nn
+
+net = nn.Dense(8, in_units=8)
+net.initialize()
+net.hybridize()
+net(mx.nd.ones((2, 8)))  # warm-up: the float32 graph is cached
+amp.init(target_dtype="bfloat16")  # too late
+print(net(mx.nd.ones((2, 8))).dtype)
+"""
+
+
+def test_amp_init_moved_by_the_fix_makes_the_hybridized_net_run_in_bfloat16(tmp_path, amplint):
+    script = tmp_path / "late.py"
+    script.write_text(LATE_INIT)
+    before = _train(script)
+    assert before.returncode == 0 and "float32" in before.stdout, before.stderr
+
+    fixed = amplint("check", "late.py", "--fix", "--no-cache", cwd=tmp_path)
+    assert fixed.stdout.splitlines()[-1] == "1 fixed, 0 remaining.", fixed.stdout
+    assert script.read_text().index("amp.init(") < script.read_text().index("net = nn.Dense")
+
+    after = _train(script)
+    assert after.returncode == 0 and "bfloat16" in after.stdout, after.stderr
