@@ -285,6 +285,11 @@ class FileIndex:
             self._expand(function, (function,), None, found)
         return found
 
+    def position(self, function: cst.CSTNode | None, site: CallSite) -> int | None:
+        """Where ``site`` first runs in ``function``'s timeline (None: it does not run there)."""
+        timeline = self.timeline(function)
+        return next((i for i, (_, called) in enumerate(timeline) if called is site), None)
+
     def runners(self, site: CallSite) -> list[cst.CSTNode | None]:
         """The function holding ``site`` and the functions of this module that run it through
         helper calls (a few levels up): the starting points of timelines that reach it."""

@@ -40,9 +40,10 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
         if not mxnet.amp_function(init.qualname, "init", mxnet.CONTRIB_AMP):
             continue
         for runner in index.runners(init):
-            timeline = [site for _, site in index.timeline(runner)]
-            positions = [i for i, site in enumerate(timeline) if site is init]
-            run = _hybridized_and_run(timeline[: positions[0]]) if positions else None
+            position = index.position(runner, init)
+            if position is None:
+                continue
+            run = _hybridized_and_run([site for _, site in index.timeline(runner)[:position]])
             if run is not None:
                 net, site = run
                 yield Issue(

@@ -51,10 +51,10 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
         if _scaled_threshold(threshold):
             continue
         for runner in index.runners(clip):
-            timeline = index.timeline(runner)
-            position = next((i for i, (_, site) in enumerate(timeline) if site is clip), None)
+            position = index.position(runner, clip)
             if position is None:
                 continue
+            timeline = index.timeline(runner)
             top = timeline[position][0]
             earlier = timeline[:position]
             scaled = [outer for outer, site in earlier if scales(site)]
