@@ -16,6 +16,7 @@ from amplint.fix.edits import comments_only, insert_before, remove
 from amplint.index import dotted
 
 _ELSEWHERE = "the network is hybridized and run in another function: call amp.init() before it"
+_NESTED = "amp.init() is in a nested block (if/with/loop): move it before the network is built"
 
 
 def fix(finding: Finding, ctx: FixContext) -> list[Edit]:
@@ -45,7 +46,7 @@ def fix(finding: Finding, ctx: FixContext) -> list[Edit]:
     marked |= {id(s) for s in before if _assigned(s) & nets}
     first = next((s for s in before if id(s) in marked), None)
     if first is None:
-        raise Unfixable(_ELSEWHERE)
+        raise Unfixable(_NESTED if touching else _ELSEWHERE)
     between = before[before.index(first) :]
     used = _names(call)
     clash = sorted(used & set().union(*(_assigned(s) for s in between)))

@@ -127,3 +127,10 @@ def test_not_moved_above_the_import_of_amp_and_attributes_are_not_names():
     )
     after = before.replace("net = build()\n", "amp.init(target_dtype=args.dtype)\nnet = build()\n")
     assert_fixed(before, after.removesuffix("amp.init(target_dtype=args.dtype)\n"), "AMP304")
+
+
+def test_init_in_a_nested_block_is_left_with_a_reason():
+    before = "from mxnet.contrib import amp\nnet.hybridize()\nnet(x)\nif use_amp:\n    amp.init()\n"
+    result = fix(before, "AMP304")
+    assert result.fixed == before
+    assert "nested block" in result.reasons[result.remaining[0]]
