@@ -37,6 +37,8 @@ def fix(ctx: FixContext, site: CallSite) -> list[Edit]:
     if tape is None or not isinstance(loss, cst.Name):
         raise Unfixable("Keras: the tape or the loss is not a plain name: scale the loss by hand")
     block = _tape_block(ctx, site, tape)
+    if any(node is block for node in ctx.ancestors(site.node)):
+        raise Unfixable("Keras: tape.gradient is called inside the tape's block")
     optimizer, creation = _optimizer(ctx, site)
     module, keras3 = _keras(creation)
     scaled = ctx.free_name("scaled_loss")

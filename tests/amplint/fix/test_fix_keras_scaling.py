@@ -89,3 +89,14 @@ def test_tape_not_opened_by_its_own_with_is_refused():
     assert (
         result.reasons[result.remaining[0]] == "Keras: cannot find the GradientTape block of tape"
     )
+
+
+def test_gradient_inside_the_tape_block_is_refused():
+    before = TF_KERAS.replace(
+        "    grads = tape.gradient(loss,\n", "        grads = tape.gradient(loss,\n"
+    )
+    result = fix(before, "AMP301")
+    assert result.fixed == before
+    assert result.reasons[result.remaining[0]] == (
+        "Keras: tape.gradient is called inside the tape's block"
+    )
