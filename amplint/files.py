@@ -80,9 +80,9 @@ def _walk(
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
         return
-    own = GitIgnore.load(folder)
-    ignores = ignores + [own] if own is not None else ignores
     resolved = folder.resolve()
+    own = GitIgnore.load(resolved)  # matched against resolved paths, also for `check .`
+    ignores = ignores + [own] if own is not None else ignores
     for entry in entries:
         path = Path(entry.path)
         shown = os.path.join(display, entry.name) if display != "." else entry.name

@@ -52,6 +52,15 @@ def test_gitignore_is_respected(tmp_path):
     assert names == ["data/keep_me.py", "keep.py"]
 
 
+def test_nested_gitignore_is_respected_for_relative_paths(tmp_path, monkeypatch):
+    tree(tmp_path, ["sub/x.py", "sub/y.py"])
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "sub" / ".gitignore").write_text("x.py\n")
+    monkeypatch.chdir(tmp_path)
+    for given in (".", "sub"):
+        assert [name for _, name in discover([given]).files] == ["sub/y.py"]
+
+
 def test_gitignore_patterns():
     ignore = GitIgnore(Path("/r"), ["*.tmp.py", "/top.py", "a/**/z.py", "build/"])
     assert ignore.ignored(Path("/r/x/y.tmp.py"), False) is True
