@@ -1,5 +1,6 @@
-"""Property: on generated training scripts (MXNet contrib and gluon_amp, PyTorch, Keras, with
-odd spacing, comments, suppressions and indentation), ``--fix --unsafe-fixes`` always gives code
+"""Property: on generated training scripts (MXNet contrib and gluon_amp with amp.init() early or
+late, PyTorch, Keras with and without a custom loop, with odd spacing, comments, suppressions and
+indentation), ``--fix --unsafe-fixes`` always gives code
 that parses, fixes nothing more when run again, reports exactly what a new lint finds, and leaves
 a file it could not fix byte for byte as it was."""
 
@@ -38,8 +39,15 @@ def scripts(draw) -> str:
             if framework == "contrib"
             else "import gluon_amp as amp",
         )
-        add(0, "amp.init()" if draw(st.booleans()) else "net.cast('float16')")
+        init = "amp.init()" if draw(st.booleans()) else "net.cast('float16')"
+        late = draw(st.booleans())  # amp.init() after a hybridized warm-up run (AMP304)
+        if not late:
+            add(0, init)
         add(0, f"net = gluon.nn.Dense({space()}{value}{space()}){comment()}")
+        if late:
+            add(0, f"net.hybridize(){comment()}")
+            add(0, "net(warmup)")
+            add(0, init + comment())
         if draw(st.booleans()):
             add(0, "trainer = gluon.Trainer(net.collect_params(), 'sgd')")
         if draw(st.booleans()):
@@ -88,6 +96,14 @@ def scripts(draw) -> str:
         add(1, f"layers.Dense({space()}10, activation = 'softmax'{space()}){closing}{comment()}")
         add(0, "])")
         add(0, f"model.fit(x, y, batch_size={batch})")
+        if draw(st.booleans()):  # a custom loop (AMP301)
+            add(0, "import tensorflow as tf")
+            add(0, f"optimizer = keras.optimizers.Adam({space()}){comment()}")
+            add(0, "for x, y in dataset:")
+            add(1, "with tf.GradientTape() as tape:")
+            add(2, f"loss = loss_fn(y, model(x)){comment()}")
+            add(1, f"grads = tape.gradient(loss, model.trainable_variables){comment()}")
+            add(1, "optimizer.apply_gradients(zip(grads, model.trainable_variables))")
     return "".join(unit * depth + text + "\n" for depth, text in lines)
 
 
