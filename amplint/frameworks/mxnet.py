@@ -25,8 +25,11 @@ CONTRIB_AMP = ("mxnet.contrib.amp", "mxnet.contrib.amp.amp")
 
 
 def amp_function(qualname: str | None, name: str, modules: tuple[str, ...] = AMP_MODULES) -> bool:
-    """Whether ``qualname`` is ``<one of modules>.<name>``."""
-    return qualname is not None and any(qualname == f"{m}.{name}" for m in modules)
+    """Whether ``qualname`` is ``<one of modules>.<name>`` (``name`` has no dot)."""
+    if qualname is None:
+        return False
+    module, _, last = qualname.rpartition(".")
+    return last == name and module in modules
 
 
 RECORD = ("mxnet.autograd.record",)
