@@ -52,14 +52,13 @@ def excluded_folder(folder: Path) -> bool:
 
 
 def _gitignores_above(folder: Path) -> list[GitIgnore]:
-    """``.gitignore`` files from the repository root (or filesystem root) down to ``folder``."""
+    """``.gitignore`` files of the folders above ``folder`` (its own is read by the walk), from
+    its repository root (or the filesystem root) down; none above a repository root."""
     chain = []
     current = folder.resolve()
-    while True:
-        chain.append(current)
-        if (current / ".git").exists() or current.parent == current:
-            break
+    while not (current / ".git").exists() and current.parent != current:
         current = current.parent
+        chain.append(current)
     loaded = (GitIgnore.load(f) for f in reversed(chain))
     return [g for g in loaded if g is not None]
 
@@ -120,9 +119,7 @@ def discover(paths: Sequence[str]) -> Discovery:
             result.problems.append(f"{given}: {kind}")
             continue
         if path.is_dir():
-            found = _walk(
-                path, os.path.normpath(given), _gitignores_above(path.parent), result.problems
-            )
+            found = _walk(path, os.path.normpath(given), _gitignores_above(path), result.problems)
         else:
             found = iter([(path, os.path.normpath(given))])
         for file, shown in found:

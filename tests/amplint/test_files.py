@@ -61,6 +61,13 @@ def test_nested_gitignore_is_respected_for_relative_paths(tmp_path, monkeypatch)
         assert [name for _, name in discover([given]).files] == ["sub/y.py"]
 
 
+def test_gitignore_above_the_repository_is_not_applied(tmp_path):
+    tree(tmp_path, ["repo/x.py"])
+    (tmp_path / "repo" / ".git").mkdir()
+    (tmp_path / ".gitignore").write_text("x.py\n")
+    assert shown(tmp_path / "repo") == [str(tmp_path / "repo" / "x.py")]
+
+
 def test_gitignore_patterns():
     ignore = GitIgnore(Path("/r"), ["*.tmp.py", "/top.py", "a/**/z.py", "build/"])
     assert ignore.ignored(Path("/r/x/y.tmp.py"), False) is True
