@@ -12,7 +12,7 @@ class Finding:
     """One reported hazard. Lines and columns are 1-based; the end is exclusive.
 
     ``cell`` locates findings inside notebooks; ``fix`` is optional picklable data a rule attaches
-    for codemods (see :class:`Span`), ``extra`` free-form details (e.g. where a value was written).
+    for its fixer (``amplint.fix``); it is not part of a finding's identity.
     """
 
     path: str
