@@ -349,6 +349,11 @@ class FileIndex:
             current = current.parent
         return []
 
+    def bound_calls(self, name: str, scope: Scope) -> list[CallSite]:
+        """The calls whose results are assigned to ``name`` as seen from ``scope``
+        (``tape`` in ``tape = tf.GradientTape()``)."""
+        return [site for site in map(self.site, self.values_of(name, scope)) if site is not None]
+
     # ---- name resolution -------------------------------------------------------------------
     def resolve(self, name: str | None, scope: Scope | None = None) -> str | None:
         """Resolve a dotted name through the module's imports (None if not imported)."""

@@ -66,11 +66,7 @@ def _receiver_made_by(site: CallSite, index: FileIndex, made_by: Callable[[str],
     name = dotted(site.receiver) if site.receiver is not None else None
     if name is None:
         return False
-    for value in index.values_of(name, site.scope):
-        inner = index.site(value)
-        if inner is not None and made_by(inner.qualname or ""):
-            return True
-    return False
+    return any(made_by(inner.qualname or "") for inner in index.bound_calls(name, site.scope))
 
 
 def is_scaling_call(site: CallSite) -> bool:

@@ -172,9 +172,9 @@ def _bound_to(expr, index: FileIndex, site: CallSite, prefixes: tuple[str, ...])
     candidates = [constructed] if constructed is not None else []
     name = dotted(expr)
     if name is not None:
-        candidates += [index.site(v) for v in index.values_of(name, site.scope)]
+        candidates += index.bound_calls(name, site.scope)
     for candidate in candidates:
-        qualname = candidate.qualname if candidate is not None else None
+        qualname = candidate.qualname
         if qualname and qualname.startswith(prefixes):
             if qualname.startswith("torch.nn.") and not qualname.endswith("Loss"):
                 continue
