@@ -199,6 +199,7 @@ class FileIndex:
         self._classes: list[ClassInfo | None] = []
         self._by_name: dict[str, list[CallSite]] | None = None
         self._by_function: dict[int, list[CallSite]] | None = None
+        self._argument_statements: dict[int, cst.CSTNode | None] | None = None
         self._timelines: dict[int, list[tuple[CallSite, CallSite]]] = {}
 
     @classmethod
@@ -324,10 +325,12 @@ class FileIndex:
         site = self.site(node)
         if site is not None:
             return site.statement
-        for site in self.calls:
-            if any(argument.value is node for argument in site.node.args):
-                return site.statement
-        return None
+        if self._argument_statements is None:  # built once: findings on arguments can be many
+            self._argument_statements = {}
+            for site in self.calls:
+                for argument in site.node.args:
+                    self._argument_statements.setdefault(id(argument.value), site.statement)
+        return self._argument_statements.get(id(node))
 
     def with_calls(self, site: CallSite) -> list[CallSite]:
         """Calls in the ``with`` headers whose bodies enclose ``site``, innermost first."""
