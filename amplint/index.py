@@ -8,6 +8,7 @@ index; none of them walks the tree again.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -82,7 +83,7 @@ class CallSite:
         """Enclosing blocks of one kind, innermost first."""
         return [node for k, node in reversed(self.ancestors) if k == kind]
 
-    @property
+    @functools.cached_property
     def function(self) -> cst.CSTNode | None:
         """The innermost enclosing function (None at module level)."""
         scope: Scope | None = self.scope
@@ -271,15 +272,19 @@ class FileIndex:
         info = self.classes.get(owner or "")
         return info.methods.get(method) if info is not None else None
 
+    def calls_in(self, function: cst.CSTNode | None) -> list[CallSite]:
+        """The calls whose innermost enclosing function is ``function`` (None: module level)."""
+        if self._by_function is None:
+            self._by_function = {}
+            for site in self.calls:
+                self._by_function.setdefault(id(site.function), []).append(site)
+        return self._by_function.get(id(function), [])
+
     def timeline(self, function: cst.CSTNode | None) -> list[tuple[CallSite, CallSite]]:
         """The calls of ``function`` (None: module level) in the order they run, with the calls
         of this module's helpers expanded in place (a few levels deep, at most
         ``_TIMELINE_LIMIT`` calls); each is paired with the call of ``function`` itself that
         runs it."""
-        if self._by_function is None:
-            self._by_function = {}
-            for site in self.calls:
-                self._by_function.setdefault(id(site.function), []).append(site)
         found = self._timelines.get(id(function))
         if found is None:
             found = self._timelines[id(function)] = []
@@ -309,8 +314,7 @@ class FileIndex:
         return found
 
     def _expand(self, function, active: tuple, top, found: list) -> None:
-        assert self._by_function is not None
-        for site in self._by_function.get(id(function), []):
+        for site in self.calls_in(function):
             if len(found) >= _TIMELINE_LIMIT:
                 return
             outer = top or site

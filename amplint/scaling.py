@@ -121,8 +121,7 @@ def _scaled_expression(expr, index: FileIndex, site: CallSite, depth: int) -> bo
 def function_scales(index: FileIndex, site: CallSite) -> bool:
     """Whether the function holding ``site`` (or the module, at top level) uses any loss-scaling
     mechanism at all: then an unscaled-looking backward is most likely handled by it."""
-    function = site.function
-    return any(other.function is function and is_scaling_call(other) for other in index.calls)
+    return any(is_scaling_call(other) for other in index.calls_in(site.function))
 
 
 def master_weights(source: str) -> bool:
