@@ -48,11 +48,25 @@ class RuleContext:
     context: Context
     signals: list[Signal]
     precisions: frozenset[str] = field(init=False)
+    # Training precisions of the file's strong signals: those that count everywhere, and local
+    # switches (autocast, ``.half()``) inside functions, by id of the function.
+    _everywhere: frozenset[str] = field(init=False, repr=False)
+    _local: dict[int, frozenset[str]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         own = {signal.precision for signal in self.signals}
         assumed = {self.settings.assume_amp} if self.settings.assume_amp else set()
         self.precisions = frozenset(own | set(self.context.precisions) | assumed)
+        everywhere, local = set(assumed), {}
+        for signal in self.signals:
+            if not signal.strong:
+                continue
+            function = signal.site.function
+            if signal.what not in LOCAL_SWITCHES or function is None:
+                everywhere.add(signal.precision)
+            else:
+                local[id(function)] = local.get(id(function), frozenset()) | {signal.precision}
+        self._everywhere, self._local = frozenset(everywhere), local
 
     def precisions_at(self, site: CallSite) -> frozenset[str]:
         """Reduced precisions the code of ``site`` runs in (empty on a float32 branch)."""
@@ -68,15 +82,7 @@ class RuleContext:
         an export helper says nothing about the training loop beside it."""
         if in_float32_branch(site):
             return frozenset()
-        function = site.function
-        own = {
-            s.precision
-            for s in self.signals
-            if s.strong and (s.what not in LOCAL_SWITCHES or s.site.function in (None, function))
-        }
-        if self.settings.assume_amp:
-            own.add(self.settings.assume_amp)
-        return frozenset(own)
+        return self._everywhere | self._local.get(id(site.function), frozenset())
 
     def provenance(self) -> str:
         """Why this file counts as reduced precision when the file itself does not say so."""
