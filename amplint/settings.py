@@ -30,6 +30,6 @@ class Settings:
 
 def default_selection() -> frozenset[str]:
     """Codes of the rules that are on by default."""
-    from amplint.rules import RULES
+    from amplint.rules import CATALOG
 
-    return frozenset(code for code, rule in RULES.items() if rule.default)
+    return frozenset(code for code, entry in CATALOG.items() if entry.default)

@@ -4,41 +4,71 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from amplint.rules.api import Rule
+if TYPE_CHECKING:
+    from amplint.rules.api import Rule
 
-_MODULES = (
-    "amp101_float16_output",
-    "amp201_dim_not_multiple_of_8",
-    "amp202_batch_not_multiple_of_8",
-    "amp301_missing_loss_scaling",
-    "amp302_scale_loss_outside_record",
-    "amp303_trainer_not_initialized",
-    "amp304_amp_init_too_late",
-    "amp305_clip_before_unscale",
-    "amp306_master_weights_without_scaling",
-)
+
+@dataclass(frozen=True)
+class Entry:
+    """A rule's identity: what selecting rules needs, readable without loading any rule."""
+
+    code: str
+    name: str
+    module: str
+    default: bool = True
+
+
+# The one place a rule's code, name and default are written, in the manner of ruff's code table.
+CATALOG: dict[str, Entry] = {
+    entry.code: entry
+    for entry in (
+        Entry("AMP101", "float16-output", "amp101_float16_output"),
+        Entry("AMP201", "dim-not-multiple-of-8", "amp201_dim_not_multiple_of_8"),
+        Entry("AMP202", "batch-not-multiple-of-8", "amp202_batch_not_multiple_of_8"),
+        Entry("AMP301", "missing-loss-scaling", "amp301_missing_loss_scaling"),
+        Entry("AMP302", "scale-loss-outside-record", "amp302_scale_loss_outside_record"),
+        Entry("AMP303", "trainer-not-initialized", "amp303_trainer_not_initialized"),
+        Entry("AMP304", "amp-init-too-late", "amp304_amp_init_too_late"),
+        Entry("AMP305", "clip-before-unscale", "amp305_clip_before_unscale"),
+        Entry(
+            "AMP306",
+            "master-weights-without-scaling",
+            "amp306_master_weights_without_scaling",
+            default=False,
+        ),
+    )
+}
+PARSE_ERROR = ("AMP000", "parse-error")
 
 
 def _load() -> dict[str, Rule]:
+    from amplint.rules.api import Rule
+
     rules = {}
-    for name in _MODULES:
-        module = importlib.import_module(f"amplint.rules.{name}")
-        rule = Rule(
-            code=module.CODE,
-            name=module.NAME,
+    for entry in CATALOG.values():
+        module = importlib.import_module(f"amplint.rules.{entry.module}")
+        rules[entry.code] = Rule(
+            code=entry.code,
+            name=entry.name,
             doc=module.__doc__ or "",
             check=module.check,
-            default=getattr(module, "DEFAULT", True),
+            default=entry.default,
             valid=tuple(module.VALID),
             invalid=tuple(module.INVALID),
         )
-        rules[rule.code] = rule
-    return dict(sorted(rules.items()))
+    return rules
 
 
-RULES: dict[str, Rule] = _load()
-PARSE_ERROR = ("AMP000", "parse-error")
+def __getattr__(name: str) -> dict[str, Rule]:
+    """``RULES`` (code → Rule) is loaded on first use: the rules import libcst, which costs more
+    than a whole run over files that need no parse."""
+    if name == "RULES":
+        globals()["RULES"] = rules = _load()
+        return rules
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resolve(tokens: Iterable[str]) -> set[str]:
@@ -49,25 +79,30 @@ def resolve(tokens: Iterable[str]) -> set[str]:
         if not token:
             continue
         if token.upper() == "ALL":
-            codes |= {code for code, rule in RULES.items() if rule.default}
+            codes |= {code for code, entry in CATALOG.items() if entry.default}
             continue
         if token.upper() == PARSE_ERROR[0] or token.lower() == PARSE_ERROR[1]:
             continue  # parse errors are always reported
-        rule = lookup(token)
+        entry = _entry(token)
         # Off-by-default rules are only turned on by their own code or name, never by a prefix.
-        matched = {c for c, r in RULES.items() if r.default and c.startswith(token.upper())}
-        if rule is not None:
-            matched.add(rule.code)
+        matched = {c for c, e in CATALOG.items() if e.default and c.startswith(token.upper())}
+        if entry is not None:
+            matched.add(entry.code)
         if not matched:
             raise ValueError(f"unknown rule {token!r} (see `amplint rules`)")
         codes |= matched
     return codes
 
 
+def _entry(token: str) -> Entry | None:
+    token = token.strip()
+    for code, entry in CATALOG.items():
+        if code == token.upper() or entry.name == token.lower():
+            return entry
+    return None
+
+
 def lookup(token: str) -> Rule | None:
     """The rule with this code or name."""
-    token = token.strip()
-    for code, rule in RULES.items():
-        if code == token.upper() or rule.name == token.lower():
-            return rule
-    return None
+    entry = _entry(token)
+    return None if entry is None else __getattr__("RULES")[entry.code]

@@ -34,9 +34,6 @@ from amplint.index import COMP, CallSite, ClassInfo, FileIndex, Scope, dotted, s
 from amplint.precision import dtype_of, half_for_storage
 from amplint.rules.api import Issue, RuleContext
 
-CODE = "AMP101"
-NAME = "float16-output"
-
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
     """Outputs of a float16 model fed to a loss, softmax or metric; Keras final softmax

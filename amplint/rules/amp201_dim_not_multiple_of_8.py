@@ -34,8 +34,6 @@ from amplint.frameworks import find_layer
 from amplint.index import CallSite, dotted
 from amplint.rules.api import Issue, RuleContext
 
-CODE = "AMP201"
-NAME = "dim-not-multiple-of-8"
 IMAGE_CHANNELS = (1, 3, 4)
 
 

@@ -26,8 +26,6 @@ from collections.abc import Iterator
 from amplint.frameworks import mxnet, torch
 from amplint.rules.api import Issue, RuleContext
 
-CODE = "AMP202"
-NAME = "batch-not-multiple-of-8"
 _LOADERS = frozenset(mxnet.DATALOADER + torch.DATALOADER)
 
 

@@ -50,9 +50,6 @@ from amplint.scaling import (
     uses_loss_scaling,
 )
 
-CODE = "AMP301"
-NAME = "missing-loss-scaling"
-
 
 def unscaled_float16_backwards(ctx: RuleContext) -> Iterator:
     """Backward calls of float16 training that no loss-scaling mechanism covers."""

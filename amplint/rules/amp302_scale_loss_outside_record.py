@@ -26,9 +26,6 @@ from collections.abc import Iterator
 from amplint.frameworks import mxnet
 from amplint.rules.api import Issue, RuleContext
 
-CODE = "AMP302"
-NAME = "scale-loss-outside-record"
-
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
     """contrib ``amp.scale_loss`` blocks after, not inside, the function's ``record()``."""

@@ -26,9 +26,6 @@ from amplint.frameworks import mxnet
 from amplint.index import dotted
 from amplint.rules.api import Issue, RuleContext
 
-CODE = "AMP303"
-NAME = "trainer-not-initialized"
-
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
     """Trainers created here, given to ``scale_loss`` and never to ``init_trainer``."""

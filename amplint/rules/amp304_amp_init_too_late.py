@@ -29,9 +29,6 @@ from amplint.frameworks import mxnet
 from amplint.index import CallSite, dotted
 from amplint.rules.api import Issue, RuleContext
 
-CODE = "AMP304"
-NAME = "amp-init-too-late"
-
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
     """contrib ``amp.init()`` after a hybridized network has run."""

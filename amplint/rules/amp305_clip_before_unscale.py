@@ -31,9 +31,6 @@ from amplint.frameworks import mxnet, torch
 from amplint.index import CallSite
 from amplint.rules.api import Issue, RuleContext
 
-CODE = "AMP305"
-NAME = "clip-before-unscale"
-
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
     """Gradient clipping between a scaled backward and the unscale."""

@@ -28,10 +28,6 @@ from amplint.rules.amp301_missing_loss_scaling import unscaled_float16_backwards
 from amplint.rules.api import Issue, RuleContext
 from amplint.scaling import master_weights
 
-CODE = "AMP306"
-NAME = "master-weights-without-scaling"
-DEFAULT = False
-
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
     """float16 backward calls covered by ``multi_precision`` alone."""

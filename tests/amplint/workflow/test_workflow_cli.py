@@ -217,6 +217,18 @@ def test_a_fully_cached_run_does_not_load_the_rules_or_libcst(tmp_path, amplint)
     assert codes(edited) == [] and "libcst" in edited.stderr  # new settings: checked again
 
 
+def test_a_file_that_cannot_hold_a_hazard_is_checked_without_libcst(tmp_path, amplint):
+    (tmp_path / "util.py").write_text("import os\n\n\ndef home():\n    return os.getcwd()\n")
+    trace = {"PYTHONPROFILEIMPORTTIME": "1"}
+    result = amplint("check", "util.py", "--no-cache", cwd=tmp_path, env=trace)
+    assert result.returncode == 0, result.stderr
+    assert "libcst" not in result.stderr  # selecting rules reads the catalog, not the rules
+    hazard = tmp_path / "model.py"
+    hazard.write_text("import torch\nnet = torch.nn.Linear(10, 10).half()\n")
+    result = amplint("check", "model.py", "--no-cache", cwd=tmp_path, env=trace)
+    assert result.returncode == 1 and "libcst" in result.stderr
+
+
 def test_an_unknown_rule_in_per_file_ignores_is_reported(tmp_path, amplint):
     make_project(tmp_path, '[tool.amplint.per-file-ignores]\n"tests/*" = ["AMP2O1"]\n')
     result = amplint("check", ".", cwd=tmp_path)
