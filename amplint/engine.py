@@ -205,7 +205,7 @@ class CheckResult:
     files: int = 0
 
 
-def contexts_for(files: Sequence[tuple[Path, str]], root: Path) -> dict[Path, Context]:
+def contexts_for(files: Sequence[tuple[Path, str]]) -> dict[Path, Context]:
     """Run the project pass over the files (unreadable ones are skipped here)."""
     from amplint.project import analyse, scan
 
@@ -215,13 +215,13 @@ def contexts_for(files: Sequence[tuple[Path, str]], root: Path) -> dict[Path, Co
             facts[path] = scan(decode(path.read_bytes()))
         except (OSError, UnicodeDecodeError, SyntaxError, LookupError):
             continue
-    return analyse(facts, root)
+    return analyse(facts)
 
 
-def check_files(files: Iterable[tuple[Path, str]], settings: Settings, root: Path) -> CheckResult:
+def check_files(files: Iterable[tuple[Path, str]], settings: Settings) -> CheckResult:
     """Check (path, display name) pairs with their project context."""
     files = list(files)
-    contexts = contexts_for(files, root)
+    contexts = contexts_for(files)
     result = CheckResult(files=len(files))
     for path, display in files:
         result.findings.extend(lint_file(path, display, contexts.get(path, NO_CONTEXT), settings))

@@ -161,9 +161,9 @@ def _relative_base(name: str, importer: str, is_package: bool) -> str | None:
     return ".".join(base + ([rest] if rest else [])) or None
 
 
-def analyse(facts: dict[Path, ModuleFacts], root: Path | None = None) -> dict[Path, Context]:
+def analyse(facts: dict[Path, ModuleFacts]) -> dict[Path, Context]:
     """Contexts of every file: precisions inherited from the modules that import it, directly
-    or through other modules. ``root`` is accepted for compatibility; names come from packages."""
+    or through other modules (module names come from the package folders)."""
     paths = sorted(facts)
     packages = {p.parent for p in paths if p.name == "__init__.py"}
     names = {path: module_name(path, packages) for path in paths}

@@ -349,7 +349,7 @@ def _contexts(
         return {
             Path(path): Context(tuple(precisions), reason) for path, precisions, reason in stored
         }
-    contexts = analyse(facts(), root)
+    contexts = analyse(facts())
     cache.put(key, [[str(p), list(c.precisions), c.reason] for p, c in sorted(contexts.items())])
     return contexts
 

@@ -30,7 +30,7 @@ def marked(path: Path) -> list[tuple[int, str]]:
 
 
 def lint(path: Path):
-    return check_files([(path, path.name)], EVERY_RULE, path.parent).findings
+    return check_files([(path, path.name)], EVERY_RULE).findings
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
@@ -57,4 +57,4 @@ def test_project_examples_outside_hazards_lint_clean():
     found = discover([str(REPO / "examples")])
     files = [(p, s) for p, s in found.files if HAZARDS not in p.resolve().parents]
     assert files
-    assert check_files(files, Settings(), REPO / "examples").findings == []
+    assert check_files(files, Settings()).findings == []

@@ -28,7 +28,7 @@ def write(root: Path, files: dict[str, str]) -> None:
 
 def check(root: Path):
     found = discover([str(root)])
-    return check_files(found.files, Settings(), root).findings
+    return check_files(found.files, Settings()).findings
 
 
 def test_model_module_imported_by_float16_script(tmp_path):
@@ -139,5 +139,5 @@ def test_same_script_names_prefer_the_importers_folder(tmp_path):
         tmp_path, {"a/train.py": "import model\namp.init()\n", "a/model.py": "", "b/model.py": ""}
     )
     facts = {p: scan(p.read_text()) for p in tmp_path.rglob("*.py")}
-    contexts = analyse(facts, tmp_path)
+    contexts = analyse(facts)
     assert set(contexts) == {tmp_path / "a" / "model.py"}
