@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amplint.findings import Finding, parse_error
-from amplint.project import NO_CONTEXT, Context
+from amplint.project import NO_CONTEXT, Context, code_only
 from amplint.settings import Settings
 
 # Rules that can fire without any reduced-precision signal in the file (contrib.amp misuse).
@@ -25,6 +25,15 @@ _AMP_API = re.compile(r"scale_loss|init_trainer|amp\.init|clip_grad|clip_global_
 _SIGNAL = re.compile(
     r"float16|bfloat16|\.half\b|autocast|amp\.init|mixed[-_]precision|\bfp16\b|--(?:use[-_])?(?:amp|half)\b"
 )
+
+
+def _mentions_amp(source: str) -> bool:
+    """A precision switch or AMP API in the code itself: a mention in a comment or in prose
+    ("# clip to float16.max") switches nothing on. Only files the regexes match are tokenized."""
+    if not (_SIGNAL.search(source) or _AMP_API.search(source)):
+        return False
+    code = code_only(source)
+    return code is None or bool(_SIGNAL.search(code) or _AMP_API.search(code))
 
 
 @functools.lru_cache(maxsize=1)
@@ -43,7 +52,7 @@ def _reduced_precision_code() -> re.Pattern[str]:
 
 def might_hold_hazard(source: str, context: Context, settings: Settings) -> bool:
     """Cheap text test: can any rule fire on this file? (False: skip the parse.)"""
-    if _SIGNAL.search(source) or _AMP_API.search(source):
+    if _mentions_amp(source):
         return True
     if context.precisions or settings.assume_amp:
         return bool(_reduced_precision_code().search(source))

@@ -77,7 +77,7 @@ def scan(source: str) -> ModuleFacts:
     text = _COMMENT.sub("", _DOCSTRING.sub("''", source))
     precisions = _switches(text)
     if precisions:
-        code = _code_only(source)
+        code = code_only(source)
         if code is not None:
             precisions = _switches(code)
     imports: list[str] = []
@@ -110,7 +110,7 @@ def _switches(text: str) -> set[str]:
     return precisions
 
 
-def _code_only(source: str) -> str | None:
+def code_only(source: str) -> str | None:
     """``source`` with comments removed and string literals other than single words (dtype
     names, option flags) replaced by ``''``; None when it does not tokenize."""
     lines = io.StringIO(source).readlines()

@@ -133,3 +133,20 @@ def test_an_issue_on_a_foreign_node_is_an_internal_error_not_a_crash(monkeypatch
     )
     [error] = lint_source(FLOAT16_SCRIPT, "m.py", settings=Settings(select=frozenset({"AMP201"})))
     assert error.code == "AMP000" and "internal error in locating findings" in error.message
+
+
+@pytest.mark.parametrize(
+    ("source", "parsed"),
+    [
+        ("x = clip(boxes, 0)  # clip with (0, float16.max)\n", False),
+        ('"""Works in float16 and bfloat16 alike."""\nx = 1\n', False),
+        ("net.cast('float16')\n", True),
+        ("from mxnet.contrib import amp\namp.init()\n", True),
+        ("net.cast('float16'\n", True),  # does not tokenize: kept, the text test cannot tell
+    ],
+)
+def test_only_code_that_mentions_reduced_precision_is_parsed(source, parsed):
+    from amplint.engine import might_hold_hazard
+    from amplint.project import NO_CONTEXT
+
+    assert might_hold_hazard(source, NO_CONTEXT, Settings()) is parsed
