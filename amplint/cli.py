@@ -12,13 +12,15 @@ from amplint import __version__
 FORMATS = ("text", "json", "sarif", "github")
 
 
-def emit(findings, files: int, output_format: str, out, successful: bool = True) -> None:
+def emit(
+    findings, files: int, output_format: str, out, successful: bool = True, problems: int = 0
+) -> None:
     """Write findings in the chosen format; the summary goes to stderr for machine formats."""
     from amplint.report import text
 
     if output_format == "text":
         text.render(findings, out)
-        click.echo(text.summary(findings, files), file=out)
+        click.echo(text.summary(findings, files, problems), file=out)
         return
     if output_format == "json":
         from amplint.report import json as json_report
@@ -33,7 +35,7 @@ def emit(findings, files: int, output_format: str, out, successful: bool = True)
         from amplint.report import github
 
         out.write(github.render(findings))
-    click.echo(text.summary(findings, files), err=True)
+    click.echo(text.summary(findings, files, problems), err=True)
 
 
 def exit_code(findings, problems: int, exit_zero: bool) -> int:
@@ -167,18 +169,19 @@ def check(
             report_to = sys.stderr
     for problem in outcome.problems:
         click.echo(f"amplint: error: {problem}", err=True)
-    code = exit_code(found if diff else outcome.findings, len(outcome.problems), exit_zero)
+    problems = len(outcome.problems)
+    code = exit_code(found if diff else outcome.findings, problems, exit_zero)
     if diff:  # the patch alone on stdout; what would remain, and why, on stderr
         from amplint.report import text
 
         text.render(outcome.findings, sys.stderr)
     elif output_file is None:
-        emit(outcome.findings, outcome.files, output_format, report_to, code != 2)
+        emit(outcome.findings, outcome.files, output_format, report_to, code != 2, problems)
     else:
         try:  # as ruff does, the report's folder is created when missing
             os.makedirs(os.path.dirname(os.path.abspath(output_file)), exist_ok=True)
             with open(output_file, "w", encoding="utf-8") as out:
-                emit(outcome.findings, outcome.files, output_format, out, code != 2)
+                emit(outcome.findings, outcome.files, output_format, out, code != 2, problems)
         except OSError as error:
             click.echo(f"amplint: error: cannot write {output_file}: {error.strerror}", err=True)
             sys.exit(2)

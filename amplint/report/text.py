@@ -20,13 +20,16 @@ def render(findings: Sequence[Finding], out: TextIO) -> None:
         out.write(f"{location(finding)}: {finding.code} {finding.message}\n")
 
 
-def summary(findings: Sequence[Finding], files: int) -> str:
-    """One line: what was found in how many files."""
+def summary(findings: Sequence[Finding], files: int, problems: int = 0) -> str:
+    """One line: what was found in how many files (and how many given paths were unusable)."""
     errors = sum(1 for f in findings if f.code == "AMP000")
     hazards = len(findings) - errors
     checked = f"{files} file{'s' if files != 1 else ''} checked"
-    if not findings:
+    if not findings and not problems:
         return f"All clear: {checked}, no mixed-precision hazards found."
+    if not findings:
+        paths = f"{problems} given path{'s' if problems != 1 else ''}"
+        return f"No hazards found ({checked}), but {paths} could not be read."
     parts = []
     if hazards:
         parts.append(f"{hazards} finding{'s' if hazards != 1 else ''}")

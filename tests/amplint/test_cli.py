@@ -55,6 +55,15 @@ def test_bad_input_one_line_each(tmp_path, amplint):
     assert "amplint: error: loop.py: broken symlink or symlink loop" in result.stderr
 
 
+def test_an_unreadable_path_alone_is_not_all_clear(tmp_path, amplint):
+    result = amplint("check", "missing.py", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "amplint: error: missing.py: no such file or folder"
+    assert result.stdout.strip() == (
+        "No hazards found (0 files checked), but 1 given path could not be read."
+    )
+
+
 def test_unknown_rule_is_a_usage_error(amplint):
     result = amplint("check", "--select", "AMP999")
     assert result.returncode == 2
