@@ -30,6 +30,6 @@ class Settings:
 
 def default_selection() -> frozenset[str]:
     """Codes of the rules that are on by default."""
-    from amplint.rules import CATALOG
+    from amplint.rules import DEFAULTS
 
-    return frozenset(code for code, entry in CATALOG.items() if entry.default)
+    return DEFAULTS

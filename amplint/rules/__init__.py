@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,9 +42,11 @@ CATALOG: dict[str, Entry] = {
         ),
     )
 }
+DEFAULTS = frozenset(code for code, entry in CATALOG.items() if entry.default)
 PARSE_ERROR = ("AMP000", "parse-error")
 
 
+@functools.lru_cache(maxsize=1)
 def _load() -> dict[str, Rule]:
     from amplint.rules.api import Rule
 
@@ -66,8 +69,7 @@ def __getattr__(name: str) -> dict[str, Rule]:
     """``RULES`` (code → Rule) is loaded on first use: the rules import libcst, which costs more
     than a whole run over files that need no parse."""
     if name == "RULES":
-        globals()["RULES"] = rules = _load()
-        return rules
+        return _load()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -79,13 +81,13 @@ def resolve(tokens: Iterable[str]) -> set[str]:
         if not token:
             continue
         if token.upper() == "ALL":
-            codes |= {code for code, entry in CATALOG.items() if entry.default}
+            codes |= DEFAULTS
             continue
         if token.upper() == PARSE_ERROR[0] or token.lower() == PARSE_ERROR[1]:
             continue  # parse errors are always reported
         entry = _entry(token)
         # Off-by-default rules are only turned on by their own code or name, never by a prefix.
-        matched = {c for c, e in CATALOG.items() if e.default and c.startswith(token.upper())}
+        matched = {code for code in DEFAULTS if code.startswith(token.upper())}
         if entry is not None:
             matched.add(entry.code)
         if not matched:
@@ -105,4 +107,4 @@ def _entry(token: str) -> Entry | None:
 def lookup(token: str) -> Rule | None:
     """The rule with this code or name."""
     entry = _entry(token)
-    return None if entry is None else __getattr__("RULES")[entry.code]
+    return None if entry is None else _load()[entry.code]
