@@ -137,15 +137,26 @@ def code_only(source: str) -> str | None:
     return "".join(pieces)
 
 
-def module_name(path: Path, packages: set[Path]) -> str:
-    """The dotted name ``path`` is imported under: its path from the folder above its outermost
-    package (folders holding an ``__init__.py``), or its stem for a top-level script."""
-    parts = [] if path.stem == "__init__" else [path.stem]
-    folder = path.parent
-    while folder in packages and folder.parent != folder:
-        parts.insert(0, folder.name)
-        folder = folder.parent
-    return ".".join(parts)
+def _module_names(paths: list[str]) -> dict[str, str]:
+    """The dotted name each file is imported under: its path from the folder above its
+    outermost package (folders holding an ``__init__.py``), or its stem for a top-level script.
+    Plain strings, not pathlib: this runs over every file of the project on each run."""
+    packages = {os.path.dirname(p) for p in paths if os.path.basename(p) == "__init__.py"}
+    prefixes: dict[str, list[str]] = {}
+
+    def prefix(folder: str) -> list[str]:
+        if folder not in prefixes:
+            parent = os.path.dirname(folder)
+            inside = folder in packages and parent != folder
+            prefixes[folder] = [*prefix(parent), os.path.basename(folder)] if inside else []
+        return prefixes[folder]
+
+    names = {}
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        own = [] if stem == "__init__" else [stem]
+        names[path] = ".".join(prefix(os.path.dirname(path)) + own)
+    return names
 
 
 def _relative_base(name: str, importer: str, is_package: bool) -> str | None:
@@ -164,52 +175,53 @@ def _relative_base(name: str, importer: str, is_package: bool) -> str | None:
 def analyse(facts: dict[Path, ModuleFacts]) -> dict[Path, Context]:
     """Contexts of every file: precisions inherited from the modules that import it, directly
     or through other modules (module names come from the package folders)."""
-    paths = sorted(facts)
-    packages = {p.parent for p in paths if p.name == "__init__.py"}
-    names = {path: module_name(path, packages) for path in paths}
-    by_name: dict[str, list[Path]] = {}
+    if not any(fact.precisions for fact in facts.values()):
+        return {}
+    by_path = {str(path): path for path in facts}
+    paths = sorted(by_path, key=lambda path: path.split(os.sep))  # pathlib's order
+    names = _module_names(paths)
+    by_name: dict[str, list[str]] = {}
     for path, name in names.items():
         by_name.setdefault(name, []).append(path)
 
-    def lookup(name: str, importer: Path) -> list[Path]:
-        candidates = by_name.get(name, [])
+    def targets(importer: str, name: str) -> list[str]:
+        absolute = _relative_base(name, names[importer], importer.endswith("__init__.py"))
+        candidates = by_name.get(absolute, []) if absolute is not None else []
         if len(candidates) > 1:  # scripts with the same name: the importer's folder wins
-            candidates = [c for c in candidates if c.parent == importer.parent]
+            folder = os.path.dirname(importer)
+            candidates = [c for c in candidates if os.path.dirname(c) == folder]
         return [c for c in candidates if c != importer]
 
-    def targets(importer: Path, name: str) -> list[Path]:
-        absolute = _relative_base(name, names[importer], importer.name == "__init__.py")
-        if absolute is None:
-            return []
-        return lookup(absolute, importer)
+    edges: dict[str, list[str]] = {}
 
-    edges = {
-        path: sorted({t for n in facts[path].imports for t in targets(path, n)}) for path in paths
-    }
-    base = Path(os.path.commonpath([str(p.parent) for p in paths])) if paths else Path()
+    def imports_of(importer: str) -> list[str]:
+        """The modules of the tree ``importer`` imports (resolved once, only when reached)."""
+        if importer not in edges:
+            imports = facts[by_path[importer]].imports
+            edges[importer] = sorted({t for n in imports for t in targets(importer, n)})
+        return edges[importer]
 
-    def shown(path: Path) -> str:
-        try:
-            return path.relative_to(base).as_posix()
-        except ValueError:
-            return path.name
+    base = os.path.commonpath([os.path.dirname(p) for p in paths])
 
-    reasons: dict[Path, dict[str, str]] = {}
-    for source in (path for path in paths if facts[path].precisions):
+    def shown(path: str) -> str:
+        return os.path.relpath(path, base).replace(os.sep, "/")
+
+    reasons: dict[str, dict[str, str]] = {}
+    for source in (path for path in paths if facts[by_path[path]].precisions):
         seen = {source}
-        queue = deque(edges[source])
+        queue = deque(imports_of(source))
         while queue:
             target = queue.popleft()
             if target in seen:
                 continue
             seen.add(target)
             known = reasons.setdefault(target, {})
-            for precision in facts[source].precisions:
+            for precision in facts[by_path[source]].precisions:
                 reason = f"imported by {shown(source)}, which enables {precision}"
                 known.setdefault(precision, reason)
-            if len(edges[target]) < HUB_IMPORTS:
-                queue.extend(edges[target])
+            if len(imports_of(target)) < HUB_IMPORTS:
+                queue.extend(imports_of(target))
     return {
-        path: Context(tuple(sorted(known)), "; ".join(known[p] for p in sorted(known)))
+        by_path[path]: Context(tuple(sorted(known)), "; ".join(known[p] for p in sorted(known)))
         for path, known in sorted(reasons.items())
     }
