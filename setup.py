@@ -25,6 +25,7 @@ setup(
     install_requires=[
         "libcst>=1.0,<2",
         "click>=8.0",
+        "pathspec>=0.12,<2",
         'tomli>=1.1; python_version < "3.11"',
     ],
     extras_require={

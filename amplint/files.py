@@ -43,29 +43,37 @@ class Discovery:
     problems: list[str] = field(default_factory=list)
 
 
-def excluded_folder(folder: Path) -> bool:
-    """Default excludes: VCS and tool folders, build output, virtual environments."""
-    name = folder.name
-    if name in DEFAULT_EXCLUDES or name.endswith(".egg-info"):
-        return True
-    return (folder / "pyvenv.cfg").is_file() or (folder / "conda-meta").is_dir()
+def _is_environment(entries: list[os.DirEntry]) -> bool:
+    """A virtual environment (``pyvenv.cfg``) or a conda environment (``conda-meta/``)."""
+    for entry in entries:
+        try:
+            if entry.name == "pyvenv.cfg" and entry.is_file():
+                return True
+            if entry.name == "conda-meta" and entry.is_dir():
+                return True
+        except OSError:
+            continue
+    return False
 
 
-def _gitignores_above(folder: Path) -> list[GitIgnore]:
+def _gitignores_above(folder: str) -> list[GitIgnore]:
     """``.gitignore`` files of the folders above ``folder`` (its own is read by the walk), from
     its repository root (or the filesystem root) down; none above a repository root."""
     chain = []
-    current = folder.resolve()
-    while not (current / ".git").exists() and current.parent != current:
-        current = current.parent
+    current = folder
+    while not os.path.exists(os.path.join(current, ".git")):
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
         chain.append(current)
     loaded = (GitIgnore.load(f) for f in reversed(chain))
     return [g for g in loaded if g is not None]
 
 
-def _is_ignored(path: Path, is_dir: bool, ignores: Sequence[GitIgnore]) -> bool:
+def _is_ignored(path: str, is_dir: bool, ignores: Sequence[GitIgnore]) -> bool:
     decision = False
-    for ignore in ignores:
+    for ignore in ignores:  # the deepest .gitignore that decides wins, as in git
         verdict = ignore.ignored(path, is_dir)
         if verdict is not None:
             decision = verdict
@@ -73,39 +81,51 @@ def _is_ignored(path: Path, is_dir: bool, ignores: Sequence[GitIgnore]) -> bool:
 
 
 def _walk(
-    folder: Path, display: str, ignores: list[GitIgnore], problems: list[str]
-) -> Iterator[tuple[Path, str]]:
+    folder: str,
+    resolved: str,
+    display: str,
+    ignores: list[GitIgnore],
+    problems: list[str],
+    top: bool = False,
+) -> Iterator[tuple[str, str, str]]:
+    """(path, display name, resolved path) of the files below ``folder``, whose resolved form
+    is ``resolved``. Plain strings and one ``scandir`` per folder: this walks whole projects."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
         return
-    resolved = folder.resolve()
-    own = GitIgnore.load(resolved)  # matched against resolved paths, also for `check .`
-    ignores = ignores + [own] if own is not None else ignores
+    if not top and _is_environment(entries):
+        return
+    if any(entry.name == ".gitignore" for entry in entries):
+        own = GitIgnore.load(resolved)  # matched against resolved paths, also for `check .`
+        ignores = ignores + [own] if own is not None else ignores
     for entry in entries:
-        path = Path(entry.path)
-        shown = os.path.join(display, entry.name) if display != "." else entry.name
+        name = entry.name
+        shown = os.path.join(display, name) if display != "." else name
+        real = os.path.join(resolved, name)
         try:
             is_dir = entry.is_dir(follow_symlinks=False)
             is_file = entry.is_file()
         except OSError:
             is_dir = is_file = False
-        if not is_dir and not is_file and entry.name.endswith(SUFFIXES) and entry.is_symlink():
-            problems.append(f"{shown}: broken symlink or symlink loop")
-            continue
         if is_dir:
-            if excluded_folder(path) or _is_ignored(resolved / entry.name, True, ignores):
+            if name in DEFAULT_EXCLUDES or name.endswith(".egg-info"):
                 continue
-            yield from _walk(path, shown, ignores, problems)
-        elif is_file and entry.name.endswith(SUFFIXES):
-            if not _is_ignored(resolved / entry.name, False, ignores):
-                yield path, shown
+            if not _is_ignored(real, True, ignores):
+                yield from _walk(entry.path, real, shown, ignores, problems)
+        elif not name.endswith(SUFFIXES):
+            continue
+        elif not is_file:
+            if entry.is_symlink():
+                problems.append(f"{shown}: broken symlink or symlink loop")
+        elif not _is_ignored(real, False, ignores):
+            yield entry.path, shown, os.path.realpath(real) if entry.is_symlink() else real
 
 
 def discover(paths: Sequence[str]) -> Discovery:
     """Expand command-line paths into files. Explicit files are always checked."""
     result = Discovery()
-    seen: set[Path] = set()
+    seen: set[str] = set()
     for given in paths:
         path = Path(given)
         try:
@@ -119,12 +139,14 @@ def discover(paths: Sequence[str]) -> Discovery:
             result.problems.append(f"{given}: {kind}")
             continue
         if path.is_dir():
-            found = _walk(path, os.path.normpath(given), _gitignores_above(path), result.problems)
+            resolved = os.path.realpath(given)
+            ignores = _gitignores_above(resolved)
+            shown = os.path.normpath(given)
+            found = _walk(given, resolved, shown, ignores, result.problems, top=True)
         else:
-            found = iter([(path, os.path.normpath(given))])
-        for file, shown in found:
-            key = file.resolve()
+            found = iter([(given, os.path.normpath(given), os.path.realpath(given))])
+        for file, shown, key in found:
             if key not in seen:
                 seen.add(key)
-                result.files.append((file, shown))
+                result.files.append((Path(file), shown))
     return result

@@ -69,13 +69,18 @@ def test_gitignore_above_the_repository_is_not_applied(tmp_path):
 
 
 def test_gitignore_patterns():
-    ignore = GitIgnore(Path("/r"), ["*.tmp.py", "/top.py", "a/**/z.py", "build/"])
-    assert ignore.ignored(Path("/r/x/y.tmp.py"), False) is True
-    assert ignore.ignored(Path("/r/top.py"), False) is True
-    assert ignore.ignored(Path("/r/sub/top.py"), False) is None
-    assert ignore.ignored(Path("/r/a/b/c/z.py"), False) is True
-    assert ignore.ignored(Path("/r/build"), True) is True
-    assert ignore.ignored(Path("/r/build/x.py"), False) is True
+    patterns = ["*.tmp.py", "/top.py", "a/**/z.py", "build/", "gen/*", "!gen/keep.py"]
+    ignore = GitIgnore("/r", patterns)
+    assert ignore.ignored("/r/x/y.tmp.py", False) is True
+    assert ignore.ignored("/r/top.py", False) is True
+    assert ignore.ignored("/r/sub/top.py", False) is None
+    assert ignore.ignored("/r/a/b/c/z.py", False) is True
+    assert ignore.ignored("/r/build", True) is True
+    assert ignore.ignored("/r/build", False) is None  # "build/" names folders only
+    assert ignore.ignored("/r/build/x.py", False) is True
+    assert ignore.ignored("/r/gen/x.py", False) is True
+    assert ignore.ignored("/r/gen/keep.py", False) is False
+    assert ignore.ignored("/elsewhere/top.py", False) is None
 
 
 def test_explicit_files_and_display_names(tmp_path, monkeypatch):
