@@ -1,8 +1,9 @@
 """One ``amplint check`` run: configuration, files, project context, cache and parallel checking.
 
 The flow: the configuration gives the settings, the excludes and the project root; every file of
-the project is read once for the cheap project pass (which files run in reduced precision), also
-when only some files are checked (pre-commit passes the changed ones); then each checked file is
+the project takes part in the cheap project pass (which files run in reduced precision), also
+when only some files are checked (pre-commit passes the changed ones), but is read again only when
+its stat changed (:mod:`amplint.stat_cache`); then each checked file is
 looked up in the cache by its content, its context, the settings and amplint's version, and the
 misses go through :func:`amplint.engine.lint_source`, in worker processes when there are enough.
 """
@@ -19,8 +20,9 @@ from amplint import config as config_module
 from amplint.cache import Cache, digest
 from amplint.config import Config, ConfigError
 from amplint.findings import Finding, parse_error
-from amplint.project import NO_CONTEXT, Context, ModuleFacts
+from amplint.project import NO_CONTEXT, Context, ModuleFacts, analyse
 from amplint.settings import Settings
+from amplint.stat_cache import StatCache, stat_of
 
 # Below this many files to check, worker processes cost more than they save.
 PARALLEL_THRESHOLD = 16
@@ -264,43 +266,36 @@ def run(request: Request) -> Outcome:
     if not request.use_cache:
         cache = Cache(None, cache.version)
 
+    # Every file's digest and project facts; files whose stat is unchanged are not read again.
+    known = StatCache(cache, str(project or config.root))
     digests: dict[Path, str] = {}
     sizes: dict[Path, int] = {}
-    for path in everything:
+    facts: dict[Path, ModuleFacts] = {}
+    for path, display in everything.items():
         if path == stdin_path:
             continue
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        digests[path] = digest(data)
-        sizes[path] = len(data)
-    stdin_data = None
+        stat = stat_of(str(path))
+        remembered = known.get(str(path), stat) if stat is not None else None
+        if remembered is None:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            remembered = known.put(str(path), stat, digest(data), _facts(data, display))
+        digests[path] = remembered.content
+        sizes[path] = stat[2] if stat is not None else 0
+        if remembered.facts is not None:
+            facts[path] = remembered.facts
+    if project is not None:  # the whole project was walked: forget files that left it
+        known.keep_only({str(path) for path in everything})
+    known.save()
     if stdin_path is not None and request.stdin is not None:
         stdin_data = request.stdin.encode("utf-8")
         digests[stdin_path] = digest(stdin_data)
-
-    def facts() -> dict[Path, ModuleFacts]:
-        """Every file's imports and switches (from the cache, else read and scanned again)."""
-        found: dict[Path, ModuleFacts] = {}
-        for path, content in digests.items():
-            name = stdin_display if path == stdin_path else everything[path]
-            key = digest("facts", content, name.endswith(".ipynb"))
-            stored = cache.get(key)
-            if stored is not None:
-                found[path] = ModuleFacts(*map(tuple, stored))
-                continue
-            try:
-                data = stdin_data if path == stdin_path else path.read_bytes()
-            except OSError:
-                continue
-            fact = _facts(data, name)
-            if fact is not None:
-                found[path] = fact
-                cache.put(key, [list(fact.precisions), list(fact.imports)])
-        return found
-
-    contexts = _contexts(facts, digests, project or config.root, cache)
+        stdin_facts = _facts(stdin_data, stdin_display)
+        if stdin_facts is not None:
+            facts[stdin_path] = stdin_facts
+    contexts = analyse(facts)
     run_key = settings_key(config, request)
 
     misses = []
@@ -331,27 +326,6 @@ def run(request: Request) -> Outcome:
 
     outcome.findings = sorted(_per_file_ignores(outcome.findings, config))
     return outcome
-
-
-def _contexts(
-    facts: Callable[[], dict[Path, ModuleFacts]],
-    digests: dict[Path, str],
-    root: Path,
-    cache: Cache,
-) -> dict[Path, Context]:
-    """The project pass, cached as a whole: a warm run neither scans nor looks up any file's
-    facts. Facts are a function of a file's content, so the key is the paths and contents."""
-    from amplint.project import analyse
-
-    key = digest("contexts", str(root), sorted((str(path), d) for path, d in digests.items()))
-    stored = cache.get(key)
-    if stored is not None:
-        return {
-            Path(path): Context(tuple(precisions), reason) for path, precisions, reason in stored
-        }
-    contexts = analyse(facts())
-    cache.put(key, [[str(p), list(c.precisions), c.reason] for p, c in sorted(contexts.items())])
-    return contexts
 
 
 def _per_file_ignores(findings: Iterable[Finding], config: Config) -> Iterable[Finding]:

@@ -1,0 +1,101 @@
+"""What amplint knows about each file of a project without reading it again, as git's index does.
+
+A run needs every project file's content digest (part of the cache keys) and its facts for the
+project pass (:func:`amplint.project.scan`). Reading and hashing a whole project on every
+pre-commit call costs more than checking the one changed file, so both are remembered in one
+cache entry per project, next to the file's stat: modification and change times in nanoseconds,
+size and inode. A file whose stat is unchanged is not read; any write changes its ctime, which
+user space cannot set back, so a file edited in place keeping its old mtime and size is still
+read again. Like git's "racily clean" rule, a file changed (mtime or ctime) within
+``RACY_SECONDS`` of the moment it was stat'ed is remembered without its stat: a second write
+within the file system's timestamp granularity could otherwise go unnoticed. Losing the entry
+(several processes writing at once, a damaged file) only means reading the files again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from amplint.cache import Cache, digest
+from amplint.project import ModuleFacts
+
+RACY_SECONDS = 2  # coarser than any file system's timestamps amplint meets (FAT: 2 s)
+
+Stat = tuple[int, int, int, int]  # mtime_ns, ctime_ns, size, inode
+
+
+@dataclass(frozen=True)
+class Known:
+    """One file as last read: its stat (None when it may change unnoticed), digest, facts."""
+
+    stat: Stat | None
+    content: str
+    facts: ModuleFacts | None
+
+
+def stat_of(path: str) -> Stat | None:
+    """The parts of ``os.stat`` that change with the content; None when it cannot be stat'ed."""
+    try:
+        result = os.stat(path)
+    except OSError:
+        return None
+    return (result.st_mtime_ns, result.st_ctime_ns, result.st_size, result.st_ino)
+
+
+class StatCache:
+    """Digests and facts of a project's files by path, stored in ``cache`` under ``root``."""
+
+    def __init__(self, cache: Cache, root: str) -> None:
+        self._cache = cache
+        self._key = digest("stat-cache", root)
+        stored = cache.get(self._key)
+        self._stored: dict[str, list] = stored if isinstance(stored, dict) else {}  # decoded lazily
+        self._known: dict[str, Known] = {}
+        self._changed = False
+
+    def get(self, path: str, stat: Stat) -> Known | None:
+        """What was remembered of ``path`` if its stat is the one given (and was trusted)."""
+        known = self._known.get(path)
+        if known is None and path in self._stored:
+            try:
+                stored_stat, content, facts = self._stored[path]
+                facts = ModuleFacts(*map(tuple, facts)) if facts is not None else None
+                known = Known(tuple(stored_stat) if stored_stat else None, content, facts)
+            except (TypeError, ValueError):  # a damaged entry: read the file again
+                return None
+            self._known[path] = known
+        if known is None or known.stat is None or known.stat != stat:
+            return None
+        return known
+
+    def put(self, path: str, stat: Stat | None, content: str, facts: ModuleFacts | None) -> Known:
+        """Remember ``path`` as read after ``stat`` was taken."""
+        if stat is not None and max(stat[0], stat[1]) >= time.time_ns() - RACY_SECONDS * 10**9:
+            stat = None  # changed just now: it may change again within the same timestamp
+        known = self._known[path] = Known(stat, content, facts)
+        self._changed = True
+        return known
+
+    def keep_only(self, paths: set[str]) -> None:
+        """Forget files that are no longer part of the project."""
+        for table in (self._stored, self._known):
+            gone = table.keys() - paths
+            for path in gone:
+                del table[path]
+            self._changed = self._changed or bool(gone)
+
+    def save(self) -> None:
+        """Store what changed (nothing is written when every file was known)."""
+        if not self._changed:
+            return
+        entries = dict(self._stored)
+        for path, known in self._known.items():
+            entries[path] = [known.stat, known.content, _facts_json(known.facts)]
+        self._cache.put(self._key, dict(sorted(entries.items())))
+        self._changed = False
+
+
+def _facts_json(facts: ModuleFacts | None) -> list | None:
+    return None if facts is None else [list(facts.precisions), list(facts.imports)]
