@@ -14,8 +14,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -117,12 +115,16 @@ class Cache:
             if folder != self.folder and _VERSION_FOLDER.match(folder.name) and folder.is_dir()
         ]
         others.sort(key=lambda folder: folder.stat().st_mtime, reverse=True)
+        import shutil
+
         for old in others[KEEP_VERSIONS - 1 :]:
             shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_atomically(path: Path, text: str) -> None:
     """Write through a temporary file in the same folder and an atomic rename."""
+    import tempfile
+
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide a shared cache from others
     try:

@@ -9,7 +9,6 @@ precision context (without a configuration file: the git root, else the current 
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import os
 import sys
@@ -152,6 +151,8 @@ def load(path: str | Path) -> Config:
     values: dict[str, Any] = {}
     for key, value in table.items():
         if key not in _KEYS:
+            import difflib
+
             close = difflib.get_close_matches(key, KEYS, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(KEYS)})"
             raise ConfigError(f"{path}: [tool.amplint] unknown key '{key}'{hint}")
