@@ -75,7 +75,9 @@ class StatCache:
         if stat is not None and max(stat[0], stat[1]) >= time.time_ns() - RACY_SECONDS * 10**9:
             stat = None  # changed just now: it may change again within the same timestamp
         known = self._known[path] = Known(stat, content, facts)
-        self._changed = True
+        # An entry without a stat never matches: it is not worth a write (an editor's lint on
+        # save, or a hook right after an edit, would otherwise rewrite the cache every time).
+        self._changed = self._changed or stat is not None
         return known
 
     def keep_only(self, paths: set[str]) -> None:
