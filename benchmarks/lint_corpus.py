@@ -6,14 +6,19 @@ gluonnlp 0.10.0, d2l 1.0.3, keras 2.15.0 and timm 1.0.31, unpacks them into a te
 
 * ``ast.parse`` and ``libcst.parse_module`` of every file on one core (references);
 * ``amplint check`` cold (empty cache) and warm (nothing changed), on all cores;
-* ``amplint check`` of one ~270-line file, as a pre-commit hook runs it, alone and inside the
-  corpus made a git project (so the whole project is read for context, cache warm);
+* one ~270-line file that needs a libcst parse, as a pre-commit hook runs it: ``import libcst``
+  plus its parse (the floor for any libcst-based tool), amplint alone, amplint inside the corpus
+  made a git project (the whole project known for context, the file just edited), TorchFix;
+  and amplint on a ~270-line file its text pre-filter lets skip the parse;
 * peak memory of a run on one package, on the corpus, and on the corpus copied twice (bounded);
 * TorchFix 0.7.0 (``torchfix corpus``, and the same one file), installed into a temporary
   virtual environment (it needs libcst < 1.6, so not into the project's; it does not pull torch).
 
-Every tool runs as its own process; wall time and that process tree's largest resident set are
-measured by a small wrapper. Prints a Markdown table for benchmarks/RESULTS.md.
+amplint is installed from the committed tree (``git archive HEAD``) into its own virtual
+environment, as a user's ``pip install`` does (byte-compiled, no extras), and run through its
+``amplint`` console script, as pre-commit runs it. Every tool runs as its own process; wall time
+and that process tree's largest resident set are measured by a small wrapper. Prints a Markdown
+table for benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 PACKAGES = (
     "gluoncv==0.10.5.post0",
@@ -72,21 +78,22 @@ print(failed, file=sys.stderr)
 """
 
 
-def measure(
-    command: list[str], cwd: Path, env: dict[str, str] | None = None, repeat: int = 1
-) -> dict:
+def measure(command: list[str], cwd: Path, repeat: int = 1) -> dict:
     """Median wall time (s) and largest peak RSS (MiB) of ``command`` run ``repeat`` times."""
     runs = []
     for _ in range(repeat):
         out = subprocess.run(
             [sys.executable, "-c", _WRAPPER, *command],
             cwd=cwd,
-            env=env,
             capture_output=True,
             text=True,
             check=True,
         )
-        runs.append(json.loads(out.stdout))
+        run = json.loads(out.stdout)
+        if run["code"] not in (0, 1):
+            shown = " ".join(command)[-120:]
+            print(f"warning: {shown} exited {run['code']}: {run['stderr'][-300:]}", file=sys.stderr)
+        runs.append(run)
     result = runs[0]
     result["wall"] = statistics.median(run["wall"] for run in runs)
     result["peak_mib"] = max(run.pop("peak_kb") for run in runs) / 1024
@@ -130,31 +137,105 @@ def torchfix_command(folder: Path) -> list[str] | None:
     return [str(venv / "bin" / "torchfix")]
 
 
-def amplint_snapshot(folder: Path) -> Path:
-    """A copy of the committed amplint (``git archive HEAD``) so that edits made to the work
-    tree while the benchmark runs neither change the code measured nor invalidate its cache;
-    outside a git checkout, the repository folder itself."""
+def amplint_install(folder: Path) -> Path:
+    """``amplint`` installed from the committed tree (``git archive HEAD``) into a fresh virtual
+    environment in ``folder``: what users run, and edits made to the work tree while the
+    benchmark runs change neither the code measured nor its cache."""
     repo = Path(__file__).resolve().parents[1]
-    target = folder / "amplint-src"
+    source = folder / "amplint-src"
+    source.mkdir()
     archive = subprocess.run(
-        ["git", "-C", str(repo), "archive", "--format=tar", "HEAD", "amplint"],
+        ["git", "-C", str(repo), "archive", "--format=tar", "HEAD"],
         capture_output=True,
+        check=True,
     )
-    if archive.returncode != 0:
-        return repo
-    target.mkdir()
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
-    return target
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
+    venv = folder / "amplint-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(source)]
+    subprocess.run(pip, check=True)
+    return venv
 
 
-def one_file(corpus: Path, lines: int = 270) -> Path:
-    """The file whose length is closest to ``lines`` among those mentioning float16."""
+def one_file(corpus: Path, needs_parse: bool, lines: int = 270) -> Path:
+    """The file whose length is closest to ``lines`` among those that mention float16 and that
+    amplint's text pre-filter sends to the libcst parse (or, with ``needs_parse=False``, lets
+    skip it: a mention in a comment)."""
+    from amplint.engine import might_hold_hazard
+    from amplint.project import NO_CONTEXT
+    from amplint.settings import Settings
+
     candidates = []
     for path in sorted(corpus.rglob("*.py")):
         text = path.read_text(encoding="utf-8", errors="replace")
-        if "float16" in text:
+        if "float16" in text and might_hold_hazard(text, NO_CONTEXT, Settings()) == needs_parse:
             candidates.append((abs(text.count("\n") - lines), str(path)))
     return Path(min(candidates)[1])
+
+
+def one_file_rows(
+    corpus: Path,
+    folder: Path,
+    venv: Path,
+    amplint: list[str],
+    torchfix: list[str] | None,
+    record: Callable[[str, str, dict], dict],
+) -> None:
+    """The one-file rows, their runs interleaved (the machine's speed drifts from one minute
+    to the next): libcst's floor, amplint alone, amplint in a git project right after an edit,
+    TorchFix; then amplint on a file whose text lets it skip the parse."""
+    single = one_file(corpus, needs_parse=True)
+    rel = str(single.relative_to(corpus))
+    size = single.read_bytes().count(b"\n")
+    alone = folder / "alone"  # no project around it: only the file is read
+    alone.mkdir()
+    shutil.copy(single, alone / single.name)
+    subprocess.run(["git", "init", "-q", str(corpus)], check=True)
+    measure([*amplint, rel], corpus)  # the project is known: the cache is warm but for the file
+    floor = "import libcst, sys; libcst.parse_module(open(sys.argv[1]).read())"
+    edit = f"echo '# edited' >> {rel} && {' '.join(amplint)} {rel}"
+    runs = [
+        (
+            f"`import libcst` + its parse of one file ({size} lines): the floor",
+            f"python -c 'import libcst; parse' {single.name}",
+            [str(venv / "bin" / "python"), "-c", floor, rel],
+            corpus,
+        ),
+        (
+            f"**amplint one file** ({size} lines, needs a parse), no project",
+            f"amplint check {single.name}",
+            [*amplint, single.name],
+            alone,
+        ),
+        (
+            "amplint the same file in the corpus as a git project, just edited",
+            f"amplint check {single.name}",
+            ["sh", "-c", edit],
+            corpus,
+        ),
+    ]
+    if torchfix is not None:
+        label = "**TorchFix 0.7.0 one file** (the same file)"
+        runs.append((label, f"torchfix {single.name}", [*torchfix, rel], corpus))
+    measured: list[list[dict]] = [[] for _ in runs]
+    for _ in range(ONE_FILE_RUNS):
+        for results, (_, _, command, cwd) in zip(measured, runs):
+            results.append(measure(command, cwd))
+    for results, (label, shown, _, _) in zip(measured, runs):
+        result = dict(
+            results[0],
+            wall=statistics.median(r["wall"] for r in results),
+            peak_mib=max(r["peak_mib"] for r in results),
+        )
+        record(f"{label} (median of {ONE_FILE_RUNS})", shown, result)
+    other = one_file(corpus, needs_parse=False)
+    lines = other.read_bytes().count(b"\n")
+    record(
+        f"amplint one file ({lines} lines, float16 only in a comment: "
+        f"no parse) (median of {ONE_FILE_RUNS})",
+        f"amplint check {other.name} --no-cache",
+        measure([*amplint, str(other.relative_to(corpus)), "--no-cache"], corpus, ONE_FILE_RUNS),
+    )
 
 
 def machine() -> str:
@@ -182,15 +263,19 @@ def main() -> None:
         corpus = fetch_corpus(folder)
         files = sorted(corpus.rglob("*.py"))
         line_count = sum(p.read_bytes().count(b"\n") for p in files)
-        amplint = [sys.executable, "-m", "amplint", "check"]
+        venv = amplint_install(folder)
+        amplint = [str(venv / "bin" / "amplint"), "check"]
         quiet = ["--format", "json", "--exit-zero", "--output-file", os.devnull]
-        env = dict(os.environ, PYTHONPATH=str(amplint_snapshot(folder)))
+        torchfix = None if args.skip_torchfix else torchfix_command(folder)
         rows: list[tuple[str, str, dict]] = []
 
         def row(
             label: str, command: list[str], shown: str, cwd: Path = corpus, repeat: int = 1
         ) -> dict:
-            result = measure(command, cwd, env, repeat)
+            result = measure(command, cwd, repeat)
+            return record(label, shown, result)
+
+        def record(label: str, shown: str, result: dict) -> dict:
             rows.append((label, shown, result))
             print(f"{label}: {result['wall']:.2f} s, {result['peak_mib']:.0f} MiB", file=sys.stderr)
             return result
@@ -219,37 +304,9 @@ def main() -> None:
             cwd=double,
         )
         shutil.rmtree(double)
-        single = one_file(corpus)
-        rel = str(single.relative_to(corpus))
-        size = single.read_bytes().count(b"\n")
-        row(
-            f"amplint one file ({size} lines), no project, no cache (median of {ONE_FILE_RUNS})",
-            [*amplint, rel, *quiet, "--no-cache"],
-            f"amplint check {single.name} --no-cache",
-            repeat=ONE_FILE_RUNS,
-        )
-        subprocess.run(["git", "init", "-q", str(corpus)], check=True)
-        measure([*amplint, rel, *quiet], corpus, env)  # fill the cache for the git project
-        row(
-            "amplint one file in the corpus as a git project (cache warm, file edited)",
-            [
-                "sh",
-                "-c",
-                f"echo '# edited' >> {rel} && {' '.join(amplint)} {rel} {' '.join(quiet)}",
-            ],
-            f"amplint check {single.name}",
-        )
-        torchfix = None
-        if not args.skip_torchfix:
-            command = torchfix_command(folder)
-            if command is not None:
-                row(
-                    f"TorchFix 0.7.0 one file ({size} lines) (median of {ONE_FILE_RUNS})",
-                    [*command, rel],
-                    f"torchfix {single.name}",
-                    repeat=ONE_FILE_RUNS,
-                )
-                torchfix = row("TorchFix 0.7.0", [*command, "."], "torchfix .")
+        one_file_rows(corpus, folder, venv, amplint + quiet, torchfix, record)
+        if torchfix is not None:
+            torchfix = row("TorchFix 0.7.0", [*torchfix, "."], "torchfix .")
 
         date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
