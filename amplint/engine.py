@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from amplint.findings import Finding, parse_error
 from amplint.project import NO_CONTEXT, Context, code_only
@@ -191,48 +188,3 @@ def decode(data: bytes) -> str:
 
     encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     return data.decode(encoding)
-
-
-def lint_file(path: Path, display: str, context: Context, settings: Settings) -> list[Finding]:
-    """Read, decode and check one file; unreadable or undecodable files are AMP000."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        return [parse_error(display, f"cannot read file: {error.strerror or error}")]
-    try:
-        source = decode(data)
-    except (UnicodeDecodeError, SyntaxError, LookupError) as error:
-        return [parse_error(display, f"cannot decode file: {error}")]
-    return lint_source(source, display, context, settings)
-
-
-@dataclass
-class CheckResult:
-    """The findings of a run and how many files were checked."""
-
-    findings: list[Finding] = field(default_factory=list)
-    files: int = 0
-
-
-def contexts_for(files: Sequence[tuple[Path, str]]) -> dict[Path, Context]:
-    """Run the project pass over the files (unreadable ones are skipped here)."""
-    from amplint.project import analyse, scan
-
-    facts = {}
-    for path, _display in files:
-        try:
-            facts[path] = scan(decode(path.read_bytes()))
-        except (OSError, UnicodeDecodeError, SyntaxError, LookupError):
-            continue
-    return analyse(facts)
-
-
-def check_files(files: Iterable[tuple[Path, str]], settings: Settings) -> CheckResult:
-    """Check (path, display name) pairs with their project context."""
-    files = list(files)
-    contexts = contexts_for(files)
-    result = CheckResult(files=len(files))
-    for path, display in files:
-        result.findings.extend(lint_file(path, display, contexts.get(path, NO_CONTEXT), settings))
-    result.findings.sort()
-    return result

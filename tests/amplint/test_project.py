@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amplint.engine import check_files
-from amplint.files import discover
 from amplint.project import HUB_IMPORTS, analyse, scan
-from amplint.settings import Settings
+from amplint.runner import Request, run
 
 MODEL = """\
 from mxnet.gluon import nn
@@ -27,8 +25,7 @@ def write(root: Path, files: dict[str, str]) -> None:
 
 
 def check(root: Path):
-    found = discover([str(root)])
-    return check_files(found.files, Settings()).findings
+    return run(Request(paths=(str(root),), use_cache=False, jobs=1)).findings
 
 
 def test_model_module_imported_by_float16_script(tmp_path):
