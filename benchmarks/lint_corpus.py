@@ -187,9 +187,11 @@ def one_file_rows(
     single = one_file(corpus, needs_parse=True)
     rel = str(single.relative_to(corpus))
     size = single.read_bytes().count(b"\n")
-    alone = folder / "alone"  # no project around it: only the file is read
-    alone.mkdir()
-    shutil.copy(single, alone / single.name)
+    other = one_file(corpus, needs_parse=False)
+    alone, no_parse = folder / "alone", folder / "alone-no-parse"  # no project around them
+    for target, path in ((alone, single), (no_parse, other)):
+        target.mkdir()
+        shutil.copy(path, target / path.name)
     subprocess.run(["git", "init", "-q", str(corpus)], check=True)
     measure([*amplint, rel], corpus)  # the project is known: the cache is warm but for the file
     floor = "import libcst, sys; libcst.parse_module(open(sys.argv[1]).read())"
@@ -202,9 +204,9 @@ def one_file_rows(
             corpus,
         ),
         (
-            f"**amplint one file** ({size} lines, needs a parse), no project",
-            f"amplint check {single.name}",
-            [*amplint, single.name],
+            f"**amplint one file** ({size} lines, needs a parse), no project, no cache",
+            f"amplint check {single.name} --no-cache",
+            [*amplint, single.name, "--no-cache"],
             alone,
         ),
         (
@@ -228,13 +230,12 @@ def one_file_rows(
             peak_mib=max(r["peak_mib"] for r in results),
         )
         record(f"{label} (median of {ONE_FILE_RUNS})", shown, result)
-    other = one_file(corpus, needs_parse=False)
     lines = other.read_bytes().count(b"\n")
     record(
-        f"amplint one file ({lines} lines, float16 only in a comment: "
-        f"no parse) (median of {ONE_FILE_RUNS})",
+        f"amplint one file ({lines} lines, float16 only in a comment: no parse), no project, "
+        f"no cache (median of {ONE_FILE_RUNS})",
         f"amplint check {other.name} --no-cache",
-        measure([*amplint, str(other.relative_to(corpus)), "--no-cache"], corpus, ONE_FILE_RUNS),
+        measure([*amplint, other.name, "--no-cache"], no_parse, ONE_FILE_RUNS),
     )
 
 
@@ -256,6 +257,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--skip-torchfix", action="store_true")
+    parser.add_argument(
+        "--one-file-only", action="store_true", help="only the one-file rows (a few minutes)"
+    )
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="amplint-bench-"))
@@ -280,33 +284,37 @@ def main() -> None:
             print(f"{label}: {result['wall']:.2f} s, {result['peak_mib']:.0f} MiB", file=sys.stderr)
             return result
 
-        parse = [sys.executable, "-c", _PARSE]
-        row("ast.parse, every file, 1 core", [*parse, "ast", "."], "ast.parse loop")
-        row("libcst.parse_module, every file, 1 core", [*parse, "libcst", "."], "libcst loop")
-        shutil.rmtree(corpus / ".amplint_cache", ignore_errors=True)
-        package = next(p.name for p in sorted(corpus.iterdir()) if p.name.startswith("gluonnlp"))
-        row(
-            "amplint, one package (gluonnlp), no cache",
-            [*amplint, package, *quiet, "--no-cache"],
-            f"amplint check {package} --no-cache",
-        )
-        cold = row(
-            "amplint cold (empty cache), all cores", [*amplint, ".", *quiet], "amplint check ."
-        )
-        warm = row("amplint warm (nothing changed)", [*amplint, ".", *quiet], "amplint check .")
-        double = folder / "double"
-        for copy in ("a", "b"):
-            shutil.copytree(corpus, double / copy, ignore=shutil.ignore_patterns(".amplint_cache"))
-        row(
-            "amplint, the corpus twice (2x files), no cache: memory stays bounded",
-            [*amplint, ".", *quiet, "--no-cache"],
-            "amplint check . --no-cache",
-            cwd=double,
-        )
-        shutil.rmtree(double)
+        cold = warm = torchfix_all = None
+        if not args.one_file_only:
+            parse = [sys.executable, "-c", _PARSE]
+            row("ast.parse, every file, 1 core", [*parse, "ast", "."], "ast.parse loop")
+            row("libcst.parse_module, every file, 1 core", [*parse, "libcst", "."], "libcst loop")
+            shutil.rmtree(corpus / ".amplint_cache", ignore_errors=True)
+            package = next(
+                p.name for p in sorted(corpus.iterdir()) if p.name.startswith("gluonnlp")
+            )
+            row(
+                "amplint, one package (gluonnlp), no cache",
+                [*amplint, package, *quiet, "--no-cache"],
+                f"amplint check {package} --no-cache",
+            )
+            check_all = [*amplint, ".", *quiet]
+            cold = row("amplint cold (empty cache), all cores", check_all, "amplint check .")
+            warm = row("amplint warm (nothing changed)", check_all, "amplint check .")
+            double = folder / "double"
+            for copy in ("a", "b"):
+                ignore = shutil.ignore_patterns(".amplint_cache")
+                shutil.copytree(corpus, double / copy, ignore=ignore)
+            row(
+                "amplint, the corpus twice (2x files), no cache: memory stays bounded",
+                [*amplint, ".", *quiet, "--no-cache"],
+                "amplint check . --no-cache",
+                cwd=double,
+            )
+            shutil.rmtree(double)
         one_file_rows(corpus, folder, venv, amplint + quiet, torchfix, record)
-        if torchfix is not None:
-            torchfix = row("TorchFix 0.7.0", [*torchfix, "."], "torchfix .")
+        if torchfix is not None and not args.one_file_only:
+            torchfix_all = row("TorchFix 0.7.0", [*torchfix, "."], "torchfix .")
 
         date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
@@ -317,16 +325,18 @@ def main() -> None:
             text=True,
         ).stdout.strip()
         print(f"Date: {date}. amplint at commit {commit or 'unknown'}.")
-        print("Command: `python -m benchmarks.lint_corpus`.")
+        flags = " --one-file-only" if args.one_file_only else ""
+        print(f"Command: `python -m benchmarks.lint_corpus{flags}`.")
         print(f"Corpus: {', '.join(PACKAGES)} — {len(files):,} files, {line_count:,} lines.\n")
         print("| what | command | wall (s) | peak RSS (MiB) |")
         print("|---|---|---|---|")
         for label, command, result in rows:
             print(f"| {label} | `{command}` | {result['wall']:.2f} | {result['peak_mib']:.0f} |")
-        print(f"\nwarm/cold = {warm['wall'] / cold['wall']:.3f}", end="")
-        if torchfix is not None:
-            print(f"; cold/TorchFix = {cold['wall'] / torchfix['wall']:.3f}", end="")
-        print()
+        if cold is not None and warm is not None:
+            print(f"\nwarm/cold = {warm['wall'] / cold['wall']:.3f}", end="")
+            if torchfix_all is not None:
+                print(f"; cold/TorchFix = {cold['wall'] / torchfix_all['wall']:.3f}", end="")
+            print()
     finally:
         if args.keep:
             print(f"kept {folder}", file=sys.stderr)
