@@ -15,6 +15,7 @@ import libcst as cst
 
 from amplint.frameworks import find_layer, mxnet, torch
 from amplint.index import CALL, IF_BODY, IF_ELSE, CallSite, FileIndex, dotted, string_value
+from amplint.project import POLICY_CALLS
 from amplint.values import fold
 
 FLOAT16, BFLOAT16 = "float16", "bfloat16"
@@ -31,8 +32,6 @@ _FLAG = re.compile(r"^-*(use[-_])?(amp|fp16|half|mixed[-_]precision|float16)$")
 _AMP_WORD = re.compile(r"(^|_)(amp|fp16|half|float16|mixed_precision|scaler|loss_scaler|use_amp)$")
 
 
-# Keras 2 and 3 ways to set a mixed precision policy.
-POLICY_CALLS = ("set_global_policy", "set_policy", "set_dtype_policy", "Policy", "DTypePolicy")
 # Switches that affect only the code around them (unlike amp.init or a Keras global policy).
 LOCAL_SWITCHES = ("autocast", ".half()")
 

@@ -19,16 +19,15 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+# Keras 2 and 3 ways to set a mixed precision policy (amplint.precision reads them too).
+POLICY_CALLS = ("set_global_policy", "set_policy", "set_dtype_policy", "Policy", "DTypePolicy")
 _DTYPE = r"""(?:['"](?:mixed_)?(b?float16)['"]|(?:np|numpy|torch|tf|jnp)\.(b?float16|half))"""
 # Model-level switches only (a float16 word in a docstring or a float16 tensor is not one).
 _SWITCHES = (
     # amp.init('bfloat16'); "amp(?<!\wamp)" is "\bamp" with a literal prefix (10-70x faster).
     re.compile(r"amp(?<!\wamp)\.init\(\s*(?:target_dtype\s*=\s*)?" + _DTYPE),
     re.compile(r"\.cast\(\s*" + _DTYPE),
-    re.compile(
-        r"(?:set_global_policy|set_policy|set_dtype_policy|Policy|DTypePolicy)\(\s*(?:name\s*=\s*)?"
-        + _DTYPE
-    ),
+    re.compile(rf"(?:{'|'.join(POLICY_CALLS)})\(\s*(?:name\s*=\s*)?" + _DTYPE),
     re.compile(r"autocast(?<!\wautocast)\([^)]*?dtype\s*=\s*" + _DTYPE),
     re.compile(r"add_argument\([^)]*?default\s*=\s*" + _DTYPE),
 )
