@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import mxnet as mx
 import numpy as np
@@ -91,6 +92,13 @@ def make_trainer(engine: str, net: gluon.Block, kvstore_type: str, lr: float):
     return gluon.Trainer(net.collect_params(), *optimizer, kvstore=None), 0, 1
 
 
+def say(line: str) -> None:
+    """One line in one write: every worker shares the launcher's stdout, and print() writes the
+    text and its newline separately, so two workers' lines could run together."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main() -> None:
     args = parse_args()
     engine = pick_engine(args.engine)
@@ -126,18 +134,16 @@ def main() -> None:
             trainer.step(step_batch)
             losses.append(loss.mean().asscalar())
         if rank == 0:
-            print(
+            say(
                 f"epoch {epoch + 1}: loss {np.mean(losses):.4f}, loss scale {scaler.scale:g}, "
-                f"skipped {scaler.num_skipped}/{scaler.num_steps}",
-                flush=True,
+                f"skipped {scaler.num_skipped}/{scaler.num_steps}"
             )
     predictions = net(mx.nd.array(x_test)).argmax(axis=1).asnumpy()
     accuracy = float((predictions == y_test).mean())
     checksum = sum(float(np.abs(p.data().asnumpy()).sum()) for p in net.collect_params().values())
-    print(
+    say(
         f"worker {rank}/{num_workers} ({engine}): test accuracy {accuracy:.3f}, "
-        f"scaler {scaler.state_dict()}, parameter checksum {checksum:.9e}",
-        flush=True,
+        f"scaler {scaler.state_dict()}, parameter checksum {checksum:.9e}"
     )
 
 

@@ -168,7 +168,7 @@ def test_example_trains_identically_on_two_local_workers(tmp_path: Path) -> None
     assert [line.split(":")[0] for line in finals] == [
         "worker 0/2 (kvstore)",
         "worker 1/2 (kvstore)",
-    ]
+    ], f"stdout:\n{result.stdout}\nstderr:\n{result.stderr[-3000:]}"
     # Same parameters (checksum), same scaler state, same test accuracy on both workers.
     assert finals[0].split(":", 1)[1] == finals[1].split(":", 1)[1]
     accuracy = float(finals[0].split("test accuracy ")[1].split(",")[0])
