@@ -11,8 +11,10 @@ from typing import Any
 class Finding:
     """One reported hazard. Lines and columns are 1-based; the end is exclusive.
 
-    ``cell`` locates findings inside notebooks; ``fix`` is optional picklable data a rule attaches
-    for its fixer (``amplint.fix``); it is not part of a finding's identity.
+    ``cell`` locates findings inside notebooks (``line`` is then the line in that cell, and
+    ``notebook_line`` the line of the ``.ipynb`` file that holds it, where the file is laid out
+    as Jupyter writes it); ``fix`` is optional picklable data a rule attaches for its fixer
+    (``amplint.fix``). Neither ``notebook_line`` nor ``fix`` is part of a finding's identity.
     """
 
     path: str
@@ -24,12 +26,13 @@ class Finding:
     name: str
     message: str
     cell: int | None = None
+    notebook_line: int | None = field(default=None, compare=False)
     fix: dict[str, Any] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping; optional fields are left out when empty."""
         data = dataclasses.asdict(self)
-        for key in ("cell", "fix"):
+        for key in ("cell", "notebook_line", "fix"):
             if data[key] is None:
                 del data[key]
         return data

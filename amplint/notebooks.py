@@ -35,23 +35,33 @@ class NotebookSource:
     source: str
     cells: tuple[int, ...] = ()  # 1-based notebook position of each code cell, in order
     starts: tuple[int, ...] = ()  # 1-based line in ``source`` where that cell starts
+    # Per code cell, the line of the .ipynb file holding each of its lines; () when the file is
+    # not laid out as Jupyter writes it (see _file_lines).
+    file_lines: tuple[tuple[int, ...], ...] = ()
 
-    def locate(self, line: int) -> tuple[int, int]:
-        """(cell, line within the cell) of a 1-based line of ``source``."""
+    def _locate(self, line: int) -> tuple[int, int]:
+        """(index of the code cell, line within the cell) of a 1-based line of ``source``."""
         index = max(bisect.bisect_right(self.starts, line) - 1, 0)
-        return self.cells[index], line - self.starts[index] + 1
+        return index, line - self.starts[index] + 1
 
     def map_finding(self, finding: Finding) -> Finding:
-        """The finding located by cell; a span that runs past its cell ends there."""
+        """The finding located by cell (and by line of the .ipynb file where known); a span
+        that runs past its cell ends there."""
         if not self.cells:
             return finding
-        cell, line = self.locate(finding.line)
-        end_cell, end_line = self.locate(finding.end_line)
+        index, line = self._locate(finding.line)
+        end_index, end_line = self._locate(finding.end_line)
         end_column = finding.end_column
-        if end_cell != cell:
+        if end_index != index:
             end_line, end_column = line, finding.column
+        in_file = self.file_lines[index] if self.file_lines else ()
         return dataclasses.replace(
-            finding, line=line, end_line=end_line, end_column=end_column, cell=cell
+            finding,
+            line=line,
+            end_line=end_line,
+            end_column=end_column,
+            cell=self.cells[index],
+            notebook_line=in_file[line - 1] if line <= len(in_file) else None,
         )
 
 
@@ -132,6 +142,45 @@ def _is_python(notebook: dict[str, Any]) -> bool:
     return language is None or str(language).lower() in ("python", "python3", "ipython")
 
 
+_SOURCE_KEY = re.compile(r'"source"\s*:\s*')
+
+
+def _file_lines(text: str, cells: list[Any]) -> tuple[tuple[int, ...], ...]:
+    """For every cell, the line of ``text`` holding each of its source lines, when the notebook
+    is laid out as Jupyter writes it: each cell's ``"source"`` a list of strings, one line of
+    code each, one per line of the file after the ``[``. Any other layout gives ``()``."""
+    keys = list(_SOURCE_KEY.finditer(text))  # a key; the same word in a string is escaped
+    if len(keys) != len(cells):
+        return ()
+    file_lines = text.splitlines()
+    found = []
+    opening, counted = 1, 0  # the line of the current "source" key, counted up to its offset
+    for key, cell in zip(keys, cells):
+        source = cell.get("source") if isinstance(cell, dict) else None
+        opening += text.count("\n", counted, key.end())
+        counted = key.end()
+        if isinstance(source, str):  # one JSON string: every line of it is on that line
+            found.append((opening,) * max(len(source.splitlines()), 1))
+            continue
+        if not isinstance(source, list) or not text.startswith("[", key.end()):
+            return ()
+        if not source:
+            found.append((opening,))
+            continue
+        lines = tuple(range(opening + 1, opening + 1 + len(source)))
+        one_per_line = (
+            all(isinstance(part, str) for part in source)
+            and all(part.endswith("\n") for part in source[:-1])
+            and len("".join(source).splitlines()) == len(source)
+            and all(line <= len(file_lines) for line in lines)
+            and all(file_lines[line - 1].lstrip().startswith('"') for line in lines)
+        )
+        if not one_per_line:
+            return ()
+        found.append(lines)
+    return tuple(found)
+
+
 def parse_notebook(text: str) -> NotebookSource:
     """The code cells of a notebook's JSON text as one Python source."""
     try:
@@ -156,4 +205,7 @@ def parse_notebook(text: str) -> NotebookSource:
         cells.append(position)
         starts.append(len(lines) + 1)
         lines.extend(mask_cell(source.splitlines() or [""]))
-    return NotebookSource("\n".join(lines) + "\n" if lines else "", tuple(cells), tuple(starts))
+    every = _file_lines(text, notebook["cells"])
+    file_lines = tuple(every[position - 1] for position in cells) if every else ()
+    source = "\n".join(lines) + "\n" if lines else ""
+    return NotebookSource(source, tuple(cells), tuple(starts), file_lines)

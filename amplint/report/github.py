@@ -2,8 +2,8 @@
 
 ``::error file=PATH,line=L,col=C,endLine=L2,endColumn=C2,title=TITLE::MESSAGE``, escaped as the
 runner expects (``%``, CR and LF in the message; also ``:`` and ``,`` in property values).
-Notebook findings name their cell in the message and carry no line (a cell's line is not a line
-of the ``.ipynb`` file).
+Notebook findings name their cell in the message and carry the line of the ``.ipynb`` file that
+holds that line of code, where it is known (a cell's line is not a line of the file).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def annotation(finding: Finding) -> str:
         ]
     else:
         message = f"cell {finding.cell}, line {finding.line}: {message}"
+        if finding.notebook_line is not None:
+            properties.append(("line", str(finding.notebook_line)))
     properties.append(("title", f"amplint {finding.code} ({finding.name})"))
     joined = ",".join(f"{key}={_escape_property(value)}" for key, value in properties)
     return f"::error {joined}::{_escape_data(message)}"

@@ -4,9 +4,9 @@ Every rule is described in ``tool.driver.rules`` with its kebab-case name and it
 (the first line as the short description, the whole text as help); each finding is a result
 with a region whose columns are 1-based and whose end is exclusive, as SARIF defines them.
 Paths are relative to the current folder, resolved against ``%SRCROOT%``. Findings in
-notebooks carry their cell and line in the message and in ``properties`` and point at line 1 of
-the ``.ipynb`` file (a line of a cell is not a line of the file; GitHub code scanning needs a
-``region.startLine`` on every result).
+notebooks carry their cell and line in the message and in ``properties``, and point at the line
+of the ``.ipynb`` file that holds that line of code (line 1 when the file is not laid out as
+Jupyter writes it: GitHub code scanning needs a ``region.startLine`` on every result).
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def _result(finding: Finding, index: int) -> dict[str, Any]:
             "endColumn": max(finding.end_column, 1),
         }
     else:
-        location["region"] = {"startLine": 1}
+        location["region"] = {"startLine": finding.notebook_line or 1}
         message = f"cell {finding.cell}, line {finding.line}: {message}"
         properties.update(cell=finding.cell, line_in_cell=finding.line)
     return {

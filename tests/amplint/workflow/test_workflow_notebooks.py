@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import subprocess
+import sys
 
 import libcst
 import pytest
@@ -107,3 +110,91 @@ def test_valid_python_is_never_masked():
         assert mask_cell(lines) == lines, path
         checked += 1
     assert checked > 100
+
+
+def jupyter_layout(*cells):
+    """A notebook as Jupyter saves it: sorted keys, indent 1, each source line its own string."""
+    return json.dumps(
+        {
+            "cells": [
+                {
+                    "cell_type": kind,
+                    "execution_count": None,
+                    "metadata": {},
+                    "outputs": [],
+                    "source": source.splitlines(keepends=True),
+                }
+                for kind, source in cells
+            ],
+            "metadata": {"language_info": {"name": "python"}},
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        },
+        sort_keys=True,
+        indent=1,
+    )
+
+
+TRAINING_CELLS = (
+    ("markdown", "# Training\nin bfloat16"),
+    ("code", "from mxnet.contrib import amp\namp.init('bfloat16')"),
+    ("code", "from mxnet.gluon import nn\n\nnet = nn.HybridSequential()\nnet.add(nn.Dense(10))"),
+)
+
+
+def file_line_of(text: str, code: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if code in line)
+
+
+def test_findings_know_the_line_of_the_ipynb_file_in_jupyters_layout():
+    text = jupyter_layout(*TRAINING_CELLS)
+    parsed = parse_notebook(text)
+    finding = Finding("nb.ipynb", 6, 9, 6, 21, "AMP201", "dim-not-multiple-of-8", "m")
+    mapped = parsed.map_finding(finding)
+    assert (mapped.cell, mapped.line) == (3, 4)
+    assert mapped.notebook_line == file_line_of(text, "net.add(nn.Dense(10))")
+    assert parsed.map_finding(Finding("nb.ipynb", 1, 1, 1, 2, "X", "x", "m")).notebook_line == (
+        file_line_of(text, "from mxnet.contrib import amp")
+    )
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda cells: json.dumps(json.loads(jupyter_layout(*cells))),  # all on one line
+        lambda cells: jupyter_layout(*cells).replace('"outputs": []', '"outputs": [{"source": 1}]'),
+    ],
+    ids=["minified", "another source key"],
+)
+def test_other_layouts_leave_the_file_line_unknown(layout):
+    parsed = parse_notebook(layout(TRAINING_CELLS))
+    finding = Finding("nb.ipynb", 6, 9, 6, 21, "AMP201", "dim-not-multiple-of-8", "m")
+    mapped = parsed.map_finding(finding)
+    assert (mapped.cell, mapped.line, mapped.notebook_line) == (3, 4, None)
+
+
+def test_a_source_written_as_one_string_is_on_the_line_of_its_key():
+    data = json.loads(jupyter_layout(*TRAINING_CELLS))
+    data["cells"][1]["source"] = "from mxnet.contrib import amp\namp.init('bfloat16')"
+    text = json.dumps(data, sort_keys=True, indent=1)
+    parsed = parse_notebook(text)
+    mapped = parsed.map_finding(Finding("nb.ipynb", 2, 1, 2, 2, "X", "x", "m"))
+    assert (mapped.cell, mapped.line) == (2, 2)
+    assert mapped.notebook_line == file_line_of(text, "amp.init(")
+
+
+def test_sarif_and_github_point_at_the_line_of_the_notebook_file(tmp_path):
+    text = jupyter_layout(*TRAINING_CELLS)
+    (tmp_path / "train.ipynb").write_text(text)
+    expected = file_line_of(text, "net.add(nn.Dense(10))")
+    run = functools.partial(
+        subprocess.run, capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    command = [sys.executable, "-m", "amplint", "check", "train.ipynb", "--no-cache", "--format"]
+    log = json.loads(run([*command, "sarif"]).stdout)
+    (result,) = log["runs"][0]["results"]
+    assert result["ruleId"] == "AMP201"
+    assert result["locations"][0]["physicalLocation"]["region"] == {"startLine": expected}
+    assert result["message"]["text"].startswith("cell 3, line 4: ")
+    annotation = run([*command, "github"]).stdout
+    assert f",line={expected}," in annotation and "::cell 3, line 4: AMP201" in annotation
