@@ -11,8 +11,10 @@ functional `Model`, or the layer a subclassed `keras.Model`'s `call` returns) un
 `mixed_float16` policy without `dtype='float32'`; PyTorch: outputs of a `.half()` model fed
 to a loss, `F.softmax` or `F.cross_entropy` without `.float()`. Not reported: outputs cast by
 a helper or fed through another layer first, a model whose own `forward`/`hybrid_forward`
-returns its output cast to float32, a model under `amp.init` or `autocast` (they compute
-losses in float32 themselves), a `.half()` model used for a checkpoint.
+returns its output cast to float32 (when its class is defined in the same file: a class
+imported from another file is not read, so silence such a line with
+`# amplint: ignore[AMP101]`), a model under `amp.init` or `autocast` (they compute losses in
+float32 themselves), a `.half()` model used for a checkpoint.
 
 Example:
 
