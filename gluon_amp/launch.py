@@ -12,7 +12,8 @@ stays on loopback (``127.0.0.1``, a free port).
 MXNet never times out: when one process dies the others block forever. The launcher therefore
 watches every process it started, and the first one that fails (or the ``--timeout`` watchdog)
 stops the whole job: each process runs in its own session and its whole process group is ended
-(SIGTERM, then SIGKILL). Whatever happens, no process it started outlives it.
+(SIGTERM, then SIGKILL). If the launcher itself is killed where it cannot clean up (SIGKILL, the
+OOM killer), :mod:`gluon_amp.launch_guard`, a small process of its own session, does it.
 
 Processes are named by role and launch order (``worker 1``); MXNet's ``kv.rank`` is assigned
 by the scheduler and may differ. This module imports no MXNet itself, but ``python -m`` first
@@ -31,8 +32,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
 POLL_SECONDS = 0.05
@@ -134,6 +136,33 @@ def start_member(command: Sequence[str], env: Mapping[str, str], role: str, inde
     """Start ``command`` in a session of its own (so :func:`stop_all` can end its whole group)."""
     process = subprocess.Popen(list(command), env=dict(env), start_new_session=True)
     return Member(role, index, process)
+
+
+@contextlib.contextmanager
+def orphan_guard() -> Iterator[Callable[[Member], None]]:
+    """:mod:`gluon_amp.launch_guard` in a session of its own, for as long as the job runs: it
+    ends the members' groups if this process dies without stopping them (SIGKILL). Yields the
+    function that tells it about a member; on exit (members already stopped) it is released."""
+    script = Path(__file__).with_name("launch_guard.py")
+    guard = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdin=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a signal to this process's group does not reach it
+    )
+    assert guard.stdin is not None
+
+    def watch(member: Member) -> None:
+        guard.stdin.write(f"+{member.process.pid}\n")  # its group id: it leads its session
+        guard.stdin.flush()
+
+    try:
+        yield watch
+    finally:
+        with contextlib.suppress(OSError):  # a guard that died has nothing left to do
+            guard.stdin.write("done\n")
+            guard.stdin.close()
+        guard.wait()
 
 
 def supervise(members: Sequence[Member], timeout: float | None) -> int:
@@ -252,6 +281,7 @@ def launch(
         previous_sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         with contextlib.ExitStack() as stack:
+            watch = stack.enter_context(orphan_guard())
             if horovod:
                 specs = stack.enter_context(horovod_rendezvous(num_workers, port or 0, base))
             else:
@@ -260,6 +290,7 @@ def launch(
             try:
                 for role, index, member_env in specs:
                     members.append(start_member(command, member_env, role, index))
+                    watch(members[-1])
                 return supervise(members, timeout)
             finally:
                 stop_all(members)  # before the rendezvous server stops

@@ -104,6 +104,25 @@ def test_sigterm_to_the_launcher_ends_every_process(tmp_path: Path) -> None:
     assert_all_gone(tmp_path, expected=6)
 
 
+def test_a_killed_launcher_leaves_no_process_behind(tmp_path: Path) -> None:
+    """SIGKILL gives the launcher no chance to clean up: its guard process does it."""
+    env = child_env()
+    command = [sys.executable, "-m", "gluon_amp.launch", *fake_job(tmp_path, "hang", workers=1)]
+    launcher = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + GUARD_SECONDS
+        while len(recorded(tmp_path)) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(recorded(tmp_path)) == 6 and survivors(recorded(tmp_path))
+        launcher.kill()
+        launcher.wait(timeout=GUARD_SECONDS)
+        while survivors(recorded(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the guard needs a moment: waiting for an event, not timing it
+    finally:
+        launcher.kill()
+    assert_all_gone(tmp_path, expected=6)
+
+
 @pytest.mark.parametrize(
     ("args", "error"),
     [
