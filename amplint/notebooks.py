@@ -145,39 +145,50 @@ def _is_python(notebook: dict[str, Any]) -> bool:
 _SOURCE_KEY = re.compile(r'"source"\s*:\s*')
 
 
+def _json_value(line: str) -> Any:
+    """The JSON value a line of the file holds, without its trailing comma; None if none."""
+    try:
+        return json.loads(line.strip().rstrip(","))
+    except ValueError:
+        return None
+
+
 def _file_lines(text: str, cells: list[Any]) -> tuple[tuple[int, ...], ...]:
     """For every cell, the line of ``text`` holding each of its source lines, when the notebook
     is laid out as Jupyter writes it: each cell's ``"source"`` a list of strings, one line of
-    code each, one per line of the file after the ``[``. Any other layout gives ``()``."""
+    code each, one per line of the file after the ``[`` (or one string on the key's line).
+    Every line is checked to hold exactly that string; any other layout gives ``()``."""
     keys = list(_SOURCE_KEY.finditer(text))  # a key; the same word in a string is escaped
     if len(keys) != len(cells):
         return ()
-    file_lines = text.splitlines()
+    file_lines = text.split("\n")  # lines as editors and GitHub count them
     found = []
     opening, counted = 1, 0  # the line of the current "source" key, counted up to its offset
     for key, cell in zip(keys, cells):
         source = cell.get("source") if isinstance(cell, dict) else None
         opening += text.count("\n", counted, key.end())
         counted = key.end()
-        if isinstance(source, str):  # one JSON string: every line of it is on that line
-            found.append((opening,) * max(len(source.splitlines()), 1))
+        line_end = text.find("\n", key.end())
+        rest = text[key.end() : line_end if line_end != -1 else len(text)]
+        if isinstance(source, str) and _json_value(rest) == source:
+            found.append((opening,) * max(len(source.splitlines()), 1))  # all on that line
             continue
-        if not isinstance(source, list) or not text.startswith("[", key.end()):
+        if not isinstance(source, list) or not rest.startswith("["):
             return ()
         if not source:
             found.append((opening,))
             continue
-        lines = tuple(range(opening + 1, opening + 1 + len(source)))
+        lines = range(opening + 1, opening + 1 + len(source))
         one_per_line = (
             all(isinstance(part, str) for part in source)
             and all(part.endswith("\n") for part in source[:-1])
             and len("".join(source).splitlines()) == len(source)
-            and all(line <= len(file_lines) for line in lines)
-            and all(file_lines[line - 1].lstrip().startswith('"') for line in lines)
+            and lines[-1] <= len(file_lines)
+            and all(_json_value(file_lines[n - 1]) == part for n, part in zip(lines, source))
         )
         if not one_per_line:
             return ()
-        found.append(lines)
+        found.append(tuple(lines))
     return tuple(found)
 
 
