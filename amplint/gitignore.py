@@ -13,7 +13,13 @@ class GitIgnore:
 
         self.folder = folder
         self._prefix = folder.rstrip(os.sep) + os.sep
-        self._spec = GitIgnoreSpec.from_lines(lines)
+        self._files = GitIgnoreSpec.from_lines(lines)
+        # In git "gen/**" matches what is inside gen, not gen itself (so "!gen/keep.py" can
+        # re-include a file); pathspec matches the folder too. Folders are checked with the
+        # trailing "/**" read as "/*", which is the same for everything below the folder.
+        self._folders = GitIgnoreSpec.from_lines(
+            line.rstrip()[:-1] if line.rstrip().endswith("/**") else line for line in lines
+        )
 
     @classmethod
     def load(cls, folder: str) -> GitIgnore | None:
@@ -30,4 +36,6 @@ class GitIgnore:
         if not path.startswith(self._prefix):
             return None
         relative = path[len(self._prefix) :].replace(os.sep, "/")
-        return self._spec.check_file(relative + "/" if is_dir else relative).include
+        if is_dir:
+            return self._folders.check_file(relative + "/").include
+        return self._files.check_file(relative).include

@@ -83,6 +83,19 @@ def test_gitignore_patterns():
     assert ignore.ignored("/elsewhere/top.py", False) is None
 
 
+def test_a_folder_is_not_matched_by_its_own_double_star(tmp_path):
+    """As in git, "gen/**" matches what is inside gen, so "!gen/keep.py" re-includes a file."""
+    tree(tmp_path, ["main.py", "gen/keep.py", "gen/drop.py", "gen/sub/x.py", "b/c/y.py"])
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".gitignore").write_text("gen/**\n!gen/keep.py\n**/c/**\n")
+    names = [Path(n).relative_to(tmp_path).as_posix() for n in shown(tmp_path)]
+    assert names == ["gen/keep.py", "main.py"]
+    ignore = GitIgnore("/r", ["gen/**"])
+    assert ignore.ignored("/r/gen", True) is None
+    assert ignore.ignored("/r/gen/sub", True) is True
+    assert ignore.ignored("/r/gen/a.py", False) is True
+
+
 def test_explicit_files_and_display_names(tmp_path, monkeypatch):
     tree(tmp_path, ["build/gen.py", "src/a.py"])
     monkeypatch.chdir(tmp_path)
