@@ -2,10 +2,10 @@
 
 The flow: the configuration gives the settings, the excludes and the project root; every file of
 the project takes part in the cheap project pass (which files run in reduced precision), also
-when only some files are checked (pre-commit passes the changed ones), but is read again only when
-its stat changed (:mod:`amplint.stat_cache`); then each checked file is
-looked up in the cache by its content, its context, the settings and amplint's version, and the
-misses go through :func:`amplint.engine.lint_source`, in worker processes when there are enough.
+when only some files are checked (pre-commit passes the changed ones), and is read again only
+when its stat changed (:mod:`amplint.stat_cache`); then each checked file is looked up in the
+cache by its content, its context, the settings and amplint's version, and the misses go
+through :func:`amplint.engine.lint_source`, in worker processes when there are enough.
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def run(request: Request) -> Outcome:
         cache = Cache(None, cache.version)
 
     # Every file's digest and project facts; files whose stat is unchanged are not read again.
-    known = StatCache(cache, str(project or config.root))
+    stat_cache = StatCache(cache, str(project or config.root))
     digests: dict[Path, str] = {}
     sizes: dict[Path, int] = {}
     facts: dict[Path, ModuleFacts] = {}
@@ -275,23 +275,22 @@ def run(request: Request) -> Outcome:
         if path == stdin_path:
             continue
         stat = stat_of(str(path))
-        remembered = known.get(str(path), stat) if stat is not None else None
+        remembered = stat_cache.get(str(path), stat) if stat is not None else None
         if remembered is None:
             try:
                 data = path.read_bytes()
             except OSError:
                 continue
-            remembered = known.put(str(path), stat, digest(data), _facts(data, display))
+            remembered = stat_cache.put(str(path), stat, digest(data), _facts(data, display))
         digests[path] = remembered.content
         sizes[path] = stat[2] if stat is not None else 0
         if remembered.facts is not None:
             facts[path] = remembered.facts
     if project is not None:  # the whole project was walked: forget files that left it
-        known.keep_only({str(path) for path in everything})
-    known.save()
-    if stdin_path is not None and request.stdin is not None:
-        stdin_data = request.stdin.encode("utf-8")
-        digests[stdin_path] = digest(stdin_data)
+        stat_cache.keep_only({str(path) for path in everything})
+    stat_cache.save()
+    stdin_data = request.stdin.encode("utf-8") if request.stdin is not None else None
+    if stdin_path is not None and stdin_data is not None:  # it stands for the file on disk
         stdin_facts = _facts(stdin_data, stdin_display)
         if stdin_facts is not None:
             facts[stdin_path] = stdin_facts
@@ -309,7 +308,7 @@ def run(request: Request) -> Outcome:
             outcome.findings.extend(Finding(**item) for item in stored)
         else:
             misses.append((str(path), display, context, content, key))
-    wants_stdin = stdin_path is not None and request.stdin is not None
+    wants_stdin = stdin_path is not None and stdin_data is not None
     settings = settings_for(config, request) if misses or wants_stdin else None
     top = str(cache.top) if cache.folder is not None else None
     jobs = [_Job(*miss[:3], settings, *miss[3:], top, cache.version) for miss in misses]
@@ -320,8 +319,7 @@ def run(request: Request) -> Outcome:
 
     if wants_stdin:
         context = contexts.get(stdin_path, NO_CONTEXT)
-        data = request.stdin.encode("utf-8")
-        outcome.findings.extend(lint_bytes(data, stdin_display, context, settings))
+        outcome.findings.extend(lint_bytes(stdin_data, stdin_display, context, settings))
         outcome.files += 1
 
     outcome.findings = sorted(_per_file_ignores(outcome.findings, config))

@@ -141,6 +141,20 @@ def test_stdin_with_a_filename_uses_the_project_context(tmp_path, amplint):
     assert (alone.returncode, codes(alone)) == (0, [])  # no name: no project context
 
 
+def test_the_file_stdin_stands_for_is_checked_from_disk_too(tmp_path, amplint):
+    """``check - src/model.py --stdin-filename src/model.py``: the buffer and the file on disk
+    are two texts; each gets its own findings (a cached result of the other is never reused)."""
+    make_project(tmp_path)
+    model = tmp_path / "src" / "model.py"
+    old = model.read_text()
+    amplint("check", "src/model.py", cwd=tmp_path)  # caches the findings of the old text
+    model.write_text(old.replace("nn.Dense(10)", "nn.Dense(16)"))
+    both = ("check", "-", "src/model.py", "--stdin-filename", "src/model.py", "--format", "json")
+    result = amplint(*both, cwd=tmp_path, stdin=old)
+    assert codes(result) == [("src/model.py", 7, "AMP201")]  # the buffer's, once
+    assert codes(amplint(*both, "--no-cache", cwd=tmp_path, stdin=old)) == codes(result)
+
+
 def notebook(*sources: str) -> str:
     cells = [{"cell_type": "markdown", "source": "# Tutorial", "metadata": {}}]
     cells += [
