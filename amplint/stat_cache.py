@@ -6,10 +6,14 @@ pre-commit call costs more than checking the one changed file, so both are remem
 cache entry per project, next to the file's stat: modification and change times in nanoseconds,
 size and inode. A file whose stat is unchanged is not read; any write changes its ctime, which
 user space cannot set back, so a file edited in place keeping its old mtime and size is still
-read again. Like git's "racily clean" rule, a file changed (mtime or ctime) within
-``RACY_SECONDS`` of the moment it was stat'ed is remembered without its stat: a second write
-within the file system's timestamp granularity could otherwise go unnoticed. Losing the entry
-(several processes writing at once, a damaged file) only means reading the files again.
+read again. Like git's "racily clean" rule, a file changed (mtime or ctime) less than
+``RACY_SECONDS`` before the run started is remembered without its stat: a second write within
+the file system's timestamp granularity could otherwise go unnoticed. Losing the entry (several
+processes writing at once, a damaged file) only means reading the files again.
+
+On Windows ``st_ctime`` is the creation time, not the change time, so there an in-place edit
+that sets the old mtime back and keeps the size goes unseen (as in git, whose index has the
+same limitation there); ``--no-cache`` reads everything.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from amplint.cache import Cache, digest
 from amplint.project import ModuleFacts
 
-RACY_SECONDS = 2  # coarser than any file system's timestamps amplint meets (FAT: 2 s)
+RACY_SECONDS = 3  # coarser than any file system's timestamps amplint meets (FAT: 2 s)
 
 Stat = tuple[int, int, int, int]  # mtime_ns, ctime_ns, size, inode
 
@@ -54,6 +58,8 @@ class StatCache:
         self._stored: dict[str, list] = stored if isinstance(stored, dict) else {}  # decoded lazily
         self._known: dict[str, Known] = {}
         self._changed = False
+        # Taken before any file is stat'ed: a change after it always shows in a later stat.
+        self._started = time.time_ns()
 
     def get(self, path: str, stat: Stat) -> Known | None:
         """What was remembered of ``path`` if its stat is the one given (and was trusted)."""
@@ -72,7 +78,7 @@ class StatCache:
 
     def put(self, path: str, stat: Stat | None, content: str, facts: ModuleFacts | None) -> Known:
         """Remember ``path`` as read after ``stat`` was taken."""
-        if stat is not None and max(stat[0], stat[1]) >= time.time_ns() - RACY_SECONDS * 10**9:
+        if stat is not None and max(stat[0], stat[1]) >= self._started - RACY_SECONDS * 10**9:
             stat = None  # changed just now: it may change again within the same timestamp
         known = self._known[path] = Known(stat, content, facts)
         # An entry without a stat never matches: it is not worth a write (an editor's lint on
