@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from amplint.findings import Finding
@@ -35,9 +36,15 @@ class NotebookSource:
     source: str
     cells: tuple[int, ...] = ()  # 1-based notebook position of each code cell, in order
     starts: tuple[int, ...] = ()  # 1-based line in ``source`` where that cell starts
-    # Per code cell, the line of the .ipynb file holding each of its lines; () when the file is
-    # not laid out as Jupyter writes it (see _file_lines).
-    file_lines: tuple[tuple[int, ...], ...] = ()
+    text: str = field(default="", repr=False)  # the .ipynb file's JSON, for file_lines
+    notebook_cells: list[Any] = field(default_factory=list, repr=False, compare=False)
+
+    @functools.cached_property
+    def file_lines(self) -> tuple[tuple[int, ...], ...]:
+        """Per code cell, the line of the .ipynb file holding each of its lines (``()`` for a
+        cell not laid out as Jupyter writes it); worked out only when a finding needs it."""
+        every = _file_lines(self.text, self.notebook_cells)
+        return tuple(every[position - 1] for position in self.cells) if every else ()
 
     def _locate(self, line: int) -> tuple[int, int]:
         """(index of the code cell, line within the cell) of a 1-based line of ``source``."""
@@ -63,6 +70,15 @@ class NotebookSource:
             cell=self.cells[index],
             notebook_line=in_file[line - 1] if line <= len(in_file) else None,
         )
+
+
+def _code_lines(source: str) -> list[str]:
+    """A cell's lines as Python reads them: split at ``\\n``, ``\\r\\n`` and ``\\r`` only
+    (``str.splitlines`` also splits at form feeds and U+2028, which Python does not)."""
+    lines = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    return lines
 
 
 def _mask_line(line: str) -> str:
@@ -154,15 +170,16 @@ def _json_value(line: str) -> Any:
 
 
 def _file_lines(text: str, cells: list[Any]) -> tuple[tuple[int, ...], ...]:
-    """For every cell, the line of ``text`` holding each of its source lines, when the notebook
-    is laid out as Jupyter writes it: each cell's ``"source"`` a list of strings, one line of
-    code each, one per line of the file after the ``[`` (or one string on the key's line).
-    Every line is checked to hold exactly that string; any other layout gives ``()``."""
+    """For every cell, the line of ``text`` holding each of its source lines, where the cell is
+    laid out as Jupyter writes it: its ``"source"`` a list of strings, one line of code each,
+    one per line of the file after the ``[`` (or one string on the key's line); ``()`` for a
+    cell laid out otherwise. Every line is checked to hold exactly that string. ``()`` for the
+    whole file when its ``"source"`` keys and its cells do not pair up."""
     keys = list(_SOURCE_KEY.finditer(text))  # a key; the same word in a string is escaped
     if len(keys) != len(cells):
         return ()
     file_lines = text.split("\n")  # lines as editors and GitHub count them
-    found = []
+    found: list[tuple[int, ...]] = []
     opening, counted = 1, 0  # the line of the current "source" key, counted up to its offset
     for key, cell in zip(keys, cells):
         source = cell.get("source") if isinstance(cell, dict) else None
@@ -170,25 +187,22 @@ def _file_lines(text: str, cells: list[Any]) -> tuple[tuple[int, ...], ...]:
         counted = key.end()
         line_end = text.find("\n", key.end())
         rest = text[key.end() : line_end if line_end != -1 else len(text)]
-        if isinstance(source, str) and _json_value(rest) == source:
-            found.append((opening,) * max(len(source.splitlines()), 1))  # all on that line
+        if isinstance(source, str):  # one JSON string: every line of it is on the key's line
+            same = _json_value(rest) == source
+            found.append((opening,) * len(_code_lines(source)) if same else ())
             continue
-        if not isinstance(source, list) or not rest.startswith("["):
-            return ()
-        if not source:
-            found.append((opening,))
+        if not isinstance(source, list) or not source or not rest.startswith("["):
+            found.append((opening,) if source == [] else ())
             continue
         lines = range(opening + 1, opening + 1 + len(source))
         one_per_line = (
             all(isinstance(part, str) for part in source)
+            and len(_code_lines("".join(source))) == len(source)
             and all(part.endswith("\n") for part in source[:-1])
-            and len("".join(source).splitlines()) == len(source)
             and lines[-1] <= len(file_lines)
             and all(_json_value(file_lines[n - 1]) == part for n, part in zip(lines, source))
         )
-        if not one_per_line:
-            return ()
-        found.append(tuple(lines))
+        found.append(tuple(lines) if one_per_line else ())
     return tuple(found)
 
 
@@ -215,8 +229,6 @@ def parse_notebook(text: str) -> NotebookSource:
             raise NotebookError(f"not a valid notebook: cell {position} has no text source")
         cells.append(position)
         starts.append(len(lines) + 1)
-        lines.extend(mask_cell(source.splitlines() or [""]))
-    every = _file_lines(text, notebook["cells"])
-    file_lines = tuple(every[position - 1] for position in cells) if every else ()
+        lines.extend(mask_cell(_code_lines(source)))
     source = "\n".join(lines) + "\n" if lines else ""
-    return NotebookSource(source, tuple(cells), tuple(starts), file_lines)
+    return NotebookSource(source, tuple(cells), tuple(starts), text, notebook["cells"])

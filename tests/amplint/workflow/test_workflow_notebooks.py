@@ -198,3 +198,24 @@ def test_sarif_and_github_point_at_the_line_of_the_notebook_file(tmp_path):
     assert result["message"]["text"].startswith("cell 3, line 4: ")
     annotation = run([*command, "github"]).stdout
     assert f",line={expected}," in annotation and "::cell 3, line 4: AMP201" in annotation
+
+
+def test_an_odd_cell_leaves_the_other_cells_lines_known():
+    """nbformat splits a source with str.splitlines, also at U+2028: that cell's strings no
+    longer end in newlines, so its own lines are unknown, and only its."""
+    odd = ("markdown", "Loss per\u2028epoch\nplotted below")
+    text = jupyter_layout(odd, *TRAINING_CELLS[1:])
+    parsed = parse_notebook(text)
+    mapped = parsed.map_finding(Finding("nb.ipynb", 6, 9, 6, 21, "AMP201", "d", "m"))
+    assert mapped.notebook_line == file_line_of(text, "net.add(nn.Dense(10))")
+
+
+def test_form_feeds_and_line_separators_in_code_are_not_line_breaks(tmp_path, amplint):
+    """Python splits lines at \\n, \\r\\n and \\r only; a U+2028 or a form feed inside a string
+    literal stays in its line (str.splitlines would break the literal: a false AMP000)."""
+    code = "from mxnet.gluon import nn\nlabel = 'epoch\u2028loss\x0c'\nnet = nn.Dense(10)\n"
+    cells = [TRAINING_CELLS[1], ("code", code)]
+    (tmp_path / "train.ipynb").write_text(jupyter_layout(*cells), encoding="utf-8")
+    result = amplint("check", "train.ipynb", "--no-cache", "--format", "json", cwd=tmp_path)
+    (finding,) = json.loads(result.stdout)
+    assert (finding["code"], finding["cell"], finding["line"]) == ("AMP201", 2, 3)
