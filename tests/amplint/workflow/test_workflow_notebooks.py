@@ -198,6 +198,8 @@ def test_sarif_and_github_point_at_the_line_of_the_notebook_file(tmp_path):
     assert result["message"]["text"].startswith("cell 3, line 4: ")
     annotation = run([*command, "github"]).stdout
     assert f",line={expected}," in annotation and "::cell 3, line 4: AMP201" in annotation
+    (found,) = json.loads(run([*command, "json"]).stdout)
+    assert (found["cell"], found["line"], found["notebook_line"]) == (3, 4, expected)
 
 
 def test_an_odd_cell_leaves_the_other_cells_lines_known():

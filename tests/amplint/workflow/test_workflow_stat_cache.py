@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -130,3 +131,23 @@ def test_only_trusted_entries_are_worth_a_write(tmp_path, monkeypatch):
     settled.put(str(path), stat_of(str(path)), "digest", None)
     settled.save()
     assert list(cache.get(settled._key)) == [str(path)]
+
+
+def test_runs_at_the_same_time_share_the_stat_cache(project):
+    """Several runs load and save the one stat cache entry at once (pre-commit may start more
+    than one amplint): every run sees the current files, whatever the others wrote."""
+    root, _ = project
+    model = root / "src" / "model.py"
+
+    def findings(use_cache: bool = True):
+        outcome = run(Request(paths=(".",), jobs=1, use_cache=use_cache))
+        return [(f.path, f.line, f.message) for f in outcome.findings]
+
+    for units in (10, 12, 20):
+        model.write_text(MODEL.replace("Dense(10)", f"Dense({units})"))
+        expected = findings(use_cache=False)
+        assert expected and f"units={units}" in expected[0][2]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(lambda _: findings(), range(8)))
+        assert results == [expected] * 8
+    assert findings() == expected
