@@ -286,7 +286,9 @@ def run(request: Request) -> Outcome:
         sizes[path] = stat[2] if stat is not None else 0
         if remembered.facts is not None:
             facts[path] = remembered.facts
-    if project is not None:  # the whole project was walked: forget files that left it
+    # With a project root every run walks all of it, so files not seen have left it; without
+    # one, runs over different paths share the entry and each adds what it read.
+    if project is not None:
         stat_cache.keep_only({str(path) for path in everything})
     stat_cache.save()
     stdin_data = request.stdin.encode("utf-8") if request.stdin is not None else None

@@ -28,6 +28,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -138,18 +139,20 @@ def torchfix_command(folder: Path) -> list[str] | None:
 
 
 def amplint_install(folder: Path) -> Path:
-    """``amplint`` installed from the committed tree (``git archive HEAD``) into a fresh virtual
-    environment in ``folder``: what users run, and edits made to the work tree while the
-    benchmark runs change neither the code measured nor its cache."""
+    """``amplint`` installed from the committed tree (``git archive HEAD``; outside a git
+    checkout, the repository folder) into a fresh virtual environment in ``folder``: what users
+    run, and edits made to the work tree while the benchmark runs change neither the code
+    measured nor its cache."""
     repo = Path(__file__).resolve().parents[1]
     source = folder / "amplint-src"
     source.mkdir()
     archive = subprocess.run(
-        ["git", "-C", str(repo), "archive", "--format=tar", "HEAD"],
-        capture_output=True,
-        check=True,
+        ["git", "-C", str(repo), "archive", "--format=tar", "HEAD"], capture_output=True
     )
-    subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
+    if archive.returncode == 0:
+        subprocess.run(["tar", "-x", "-C", str(source)], input=archive.stdout, check=True)
+    else:
+        source = repo
     venv = folder / "amplint-venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(source)]
@@ -157,20 +160,32 @@ def amplint_install(folder: Path) -> Path:
     return venv
 
 
-def one_file(corpus: Path, needs_parse: bool, lines: int = 270) -> Path:
-    """The file whose length is closest to ``lines`` among those that mention float16 and that
-    amplint's text pre-filter sends to the libcst parse (or, with ``needs_parse=False``, lets
-    skip it: a mention in a comment)."""
-    from amplint.engine import might_hold_hazard
-    from amplint.project import NO_CONTEXT
-    from amplint.settings import Settings
+# Run by the installed amplint's Python: the file closest to LINES lines among those that
+# mention float16 and that amplint's text pre-filter sends to the libcst parse (NEEDS_PARSE 1)
+# or lets skip it (0: a mention in a comment).
+_PICK = """
+import pathlib, sys
+from amplint.engine import might_hold_hazard
+from amplint.project import NO_CONTEXT
+from amplint.settings import Settings
+corpus, needs_parse, lines = pathlib.Path(sys.argv[1]), sys.argv[2] == "1", int(sys.argv[3])
+candidates = []
+for path in sorted(corpus.rglob("*.py")):
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if "float16" in text and might_hold_hazard(text, NO_CONTEXT, Settings()) == needs_parse:
+        candidates.append((abs(text.count("\\n") - lines), str(path)))
+print(min(candidates)[1])
+"""
 
-    candidates = []
-    for path in sorted(corpus.rglob("*.py")):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if "float16" in text and might_hold_hazard(text, NO_CONTEXT, Settings()) == needs_parse:
-            candidates.append((abs(text.count("\n") - lines), str(path)))
-    return Path(min(candidates)[1])
+
+def one_file(venv: Path, corpus: Path, needs_parse: bool, lines: int = 270) -> Path:
+    """The benchmark's one file (see ``_PICK``), chosen by the amplint being measured."""
+    python = str(venv / "bin" / "python")
+    args = [str(corpus), "1" if needs_parse else "0", str(lines)]
+    picked = subprocess.run(
+        [python, "-c", _PICK, *args], capture_output=True, text=True, check=True
+    )
+    return Path(picked.stdout.strip())
 
 
 def one_file_rows(
@@ -184,10 +199,10 @@ def one_file_rows(
     """The one-file rows, their runs interleaved (the machine's speed drifts from one minute
     to the next): libcst's floor, amplint alone, amplint in a git project right after an edit,
     TorchFix; then amplint on a file whose text lets it skip the parse."""
-    single = one_file(corpus, needs_parse=True)
+    single = one_file(venv, corpus, needs_parse=True)
     rel = str(single.relative_to(corpus))
     size = single.read_bytes().count(b"\n")
-    other = one_file(corpus, needs_parse=False)
+    other = one_file(venv, corpus, needs_parse=False)
     alone, no_parse = folder / "alone", folder / "alone-no-parse"  # no project around them
     for target, path in ((alone, single), (no_parse, other)):
         target.mkdir()
@@ -195,7 +210,7 @@ def one_file_rows(
     subprocess.run(["git", "init", "-q", str(corpus)], check=True)
     measure([*amplint, rel], corpus)  # the project is known: the cache is warm but for the file
     floor = "import libcst, sys; libcst.parse_module(open(sys.argv[1]).read())"
-    edit = f"echo '# edited' >> {rel} && {' '.join(amplint)} {rel}"
+    edit = f"echo '# edited' >> {shlex.quote(rel)} && {shlex.join([*amplint, rel])}"
     runs = [
         (
             f"`import libcst` + its parse of one file ({size} lines): the floor",
