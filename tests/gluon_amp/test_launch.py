@@ -87,14 +87,26 @@ def test_watchdog_ends_a_hanging_job(tmp_path: Path) -> None:
     assert_all_gone(tmp_path, expected=6)
 
 
+def wait_for(condition, seconds: float = GUARD_SECONDS) -> None:
+    """Poll until ``condition()`` holds (waiting for an event, not timing it)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def hanging_job(out: Path) -> subprocess.Popen:
+    """A launcher running a job that never ends, once all 6 of its processes have started."""
+    command = [sys.executable, "-m", "gluon_amp.launch", *fake_job(out, "hang", workers=1)]
+    launcher = subprocess.Popen(
+        command, cwd=REPO, env=child_env(), stderr=subprocess.PIPE, text=True
+    )
+    wait_for(lambda: len(recorded(out)) == 6)
+    return launcher
+
+
 def test_sigterm_to_the_launcher_ends_every_process(tmp_path: Path) -> None:
-    env = child_env()
-    command = [sys.executable, "-m", "gluon_amp.launch", *fake_job(tmp_path, "hang", workers=1)]
-    launcher = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    launcher = hanging_job(tmp_path)
     try:
-        deadline = time.monotonic() + GUARD_SECONDS
-        while len(recorded(tmp_path)) < 6 and time.monotonic() < deadline:
-            time.sleep(0.05)
         launcher.send_signal(signal.SIGTERM)
         _, stderr = launcher.communicate(timeout=GUARD_SECONDS)
     finally:
@@ -106,18 +118,12 @@ def test_sigterm_to_the_launcher_ends_every_process(tmp_path: Path) -> None:
 
 def test_a_killed_launcher_leaves_no_process_behind(tmp_path: Path) -> None:
     """SIGKILL gives the launcher no chance to clean up: its guard process does it."""
-    env = child_env()
-    command = [sys.executable, "-m", "gluon_amp.launch", *fake_job(tmp_path, "hang", workers=1)]
-    launcher = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    launcher = hanging_job(tmp_path)
     try:
-        deadline = time.monotonic() + GUARD_SECONDS
-        while len(recorded(tmp_path)) < 6 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(recorded(tmp_path)) == 6 and survivors(recorded(tmp_path))
+        assert survivors(recorded(tmp_path))
         launcher.kill()
         launcher.wait(timeout=GUARD_SECONDS)
-        while survivors(recorded(tmp_path)) and time.monotonic() < deadline:
-            time.sleep(0.05)  # the guard needs a moment: waiting for an event, not timing it
+        wait_for(lambda: not survivors(recorded(tmp_path)))  # the guard needs a moment
     finally:
         launcher.kill()
     assert_all_gone(tmp_path, expected=6)
