@@ -36,13 +36,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gluon_amp.launch_guard import GRACE_SECONDS, signal_groups
+
 LOOPBACK = "127.0.0.1"
 POLL_SECONDS = 0.05
 # After every worker has finished, the scheduler and servers shut down by themselves within a
 # second; this only guards against one that never does.
 SERVER_EXIT_GRACE_SECONDS = 30.0
-# Time a process gets to exit on SIGTERM before SIGKILL.
-TERMINATE_GRACE_SECONDS = 3.0
 EXIT_TIMEOUT = 124  # what coreutils' `timeout` returns
 EXIT_CANNOT_RUN = 127
 EXIT_USAGE = 2
@@ -108,27 +108,18 @@ def _say(message: str) -> None:
     print(f"gluon_amp.launch: {message}", file=sys.stderr, flush=True)
 
 
-def _signal_group(member: Member, sig: signal.Signals) -> None:
-    # Each member leads its own session, so its process group id is its pid.
-    try:
-        os.killpg(member.process.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def stop_all(members: Sequence[Member]) -> None:
     """End every member's process group: SIGTERM, a short grace, then SIGKILL; reap them all."""
-    for member in members:
-        _signal_group(member, signal.SIGTERM)
-    deadline = time.monotonic() + TERMINATE_GRACE_SECONDS
+    signal_groups({member.process.pid for member in members}, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_SECONDS
     for member in members:
         try:
             member.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
+    # Also reaches children a member left behind in its group after it exited.
+    signal_groups({member.process.pid for member in members}, signal.SIGKILL)
     for member in members:
-        # Also reaches children the member left behind in its group after it exited.
-        _signal_group(member, signal.SIGKILL)
         member.process.wait()
 
 

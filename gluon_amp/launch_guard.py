@@ -18,12 +18,13 @@ import signal
 import sys
 import time
 
-GRACE_SECONDS = 3.0  # the launcher's TERMINATE_GRACE_SECONDS
+GRACE_SECONDS = 3.0  # how long a process gets to exit on SIGTERM before SIGKILL
 POLL_SECONDS = 0.05
 
 
-def _signal_groups(groups: set[int], sig: signal.Signals) -> set[int]:
-    """Send ``sig`` to each group; the groups that still exist."""
+def signal_groups(groups: set[int], sig: signal.Signals | int) -> set[int]:
+    """Send ``sig`` to each process group (a member leads its own session, so its group id is
+    its pid); the groups that still exist."""
     alive = set()
     for group in groups:
         try:
@@ -36,12 +37,12 @@ def _signal_groups(groups: set[int], sig: signal.Signals) -> set[int]:
 
 def end_groups(groups: set[int]) -> None:
     """SIGTERM every group, wait up to the grace period while any is left, then SIGKILL."""
-    alive = _signal_groups(groups, signal.SIGTERM)
+    alive = signal_groups(groups, signal.SIGTERM)
     deadline = time.monotonic() + GRACE_SECONDS
     while alive and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
-        alive = _signal_groups(alive, 0)  # signal 0: does the group still exist?
-    _signal_groups(alive, signal.SIGKILL)
+        alive = signal_groups(alive, 0)  # signal 0: does the group still exist?
+    signal_groups(alive, signal.SIGKILL)
 
 
 def main() -> None:
