@@ -5,20 +5,36 @@ from __future__ import annotations
 import os
 
 
+def _spec(lines: list[str]):
+    """pathspec's ``GitIgnoreSpec`` of ``lines``. A line git cannot use (a lone ``!`` or
+    ``\\``) is skipped, as git skips it, instead of failing the whole file."""
+    from pathspec import GitIgnoreSpec  # only runs that meet a .gitignore pay for it
+
+    try:
+        return GitIgnoreSpec.from_lines(lines)
+    except ValueError:
+        usable = []
+        for line in lines:
+            try:
+                GitIgnoreSpec.from_lines([line])
+            except ValueError:
+                continue
+            usable.append(line)
+        return GitIgnoreSpec.from_lines(usable)
+
+
 class GitIgnore:
     """The patterns of one ``.gitignore`` file, matched against paths below its folder."""
 
     def __init__(self, folder: str, lines: list[str]) -> None:
-        from pathspec import GitIgnoreSpec  # only runs that meet a .gitignore pay for it
-
         self.folder = folder
         self._prefix = folder.rstrip(os.sep) + os.sep
-        self._files = GitIgnoreSpec.from_lines(lines)
+        self._files = _spec(lines)
         # In git "gen/**" matches what is inside gen, not gen itself (so "!gen/keep.py" can
         # re-include a file); pathspec matches the folder too. Folders are checked with the
         # trailing "/**" read as "/*", which is the same for everything below the folder.
-        self._folders = GitIgnoreSpec.from_lines(
-            line.rstrip()[:-1] if line.rstrip().endswith("/**") else line for line in lines
+        self._folders = _spec(
+            [line.rstrip()[:-1] if line.rstrip().endswith("/**") else line for line in lines]
         )
 
     @classmethod

@@ -83,6 +83,13 @@ def test_gitignore_patterns():
     assert ignore.ignored("/elsewhere/top.py", False) is None
 
 
+def test_lines_git_cannot_use_are_skipped_not_fatal(tmp_path):
+    tree(tmp_path, ["keep.py", "drop.py"])
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".gitignore").write_text("!\n\\\ndrop.py\n")
+    assert [Path(n).name for n in shown(tmp_path)] == ["keep.py"]
+
+
 def test_a_folder_is_not_matched_by_its_own_double_star(tmp_path):
     """As in git, "gen/**" matches what is inside gen, so "!gen/keep.py" re-includes a file."""
     tree(tmp_path, ["main.py", "gen/keep.py", "gen/drop.py", "gen/sub/x.py", "b/c/y.py"])
