@@ -36,6 +36,7 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import gluon_amp as amp  # noqa: E402
+from gluon_amp.device import cpu_bfloat16_problem  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent
 # Ten digit classes, padded to 16 logits: Tensor Cores want every dimension a multiple of 8
@@ -179,7 +180,10 @@ def plot(records: list[StepRecord], amp_run: str, out: Path) -> Path:
     ax_loss.legend()
     scales = {r.loss_scale for r in amp_steps}
     note = f" (constant: {amp_run} needs no scaling)" if len(scales) == 1 else ""
-    ax_scale.set(xlabel="step", ylabel="loss scale", yscale="log", title=f"loss scale{note}")
+    if not amp_steps:
+        note = f" (no {amp_run} run on this machine)"
+    scale_axis = "log" if amp_steps else "linear"
+    ax_scale.set(xlabel="step", ylabel="loss scale", yscale=scale_axis, title=f"loss scale{note}")
     fig.tight_layout()
     path = out / "training.png"
     fig.savefig(path, dpi=100)
@@ -224,21 +228,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"digits: {len(data[0])} training / {len(data[1])} test images on {ctx}")
 
     run_kwargs = dict(data=data, ctx=ctx, epochs=args.epochs, seed=args.seed)
-    fp32_acc, fp32_records = train("float32", **run_kwargs, max_steps=args.max_steps, use_amp=False)
-    amp.init(dtype)  # from here on, operators autocast to the reduced precision
-    try:
-        amp_acc, amp_records = train(dtype, **run_kwargs, max_steps=args.max_steps, use_amp=True)
-    finally:
-        amp.reset()
-    records = fp32_records + amp_records
+    fp32_acc, records = train("float32", **run_kwargs, max_steps=args.max_steps, use_amp=False)
+    problem = None if gpu else cpu_bfloat16_problem()
+    if problem is None:
+        amp.init(dtype)  # from here on, operators autocast to the reduced precision
+        try:
+            amp_acc, amp_records = train(
+                dtype, **run_kwargs, max_steps=args.max_steps, use_amp=True
+            )
+        finally:
+            amp.reset()
+        records += amp_records
     csv_path, json_path = write_logs(records, args.out)
     png_path = plot(records, dtype, args.out)
-    ratio = median_step(records, dtype) / median_step(records, "float32")
-    skipped = sum(r.skipped for r in amp_records)
 
     print(f"\nfloat32   test accuracy: {fp32_acc:.2%}")
-    print(f"{dtype:<9} test accuracy: {amp_acc:.2%} ({skipped} steps skipped for overflow)")
-    print(f"step time {dtype} / float32: {ratio:.2f}x (median per step on {ctx})")
+    if problem is not None:
+        print(f"{dtype} run skipped: {problem}")
+    else:
+        skipped = sum(r.skipped for r in amp_records)
+        ratio = median_step(records, dtype) / median_step(records, "float32")
+        print(f"{dtype:<9} test accuracy: {amp_acc:.2%} ({skipped} steps skipped for overflow)")
+        print(f"step time {dtype} / float32: {ratio:.2f}x (median per step on {ctx})")
     if not gpu:
         print("  (bfloat16 speed on a CPU depends on the CPU's oneDNN kernels: faster than float32")
         print("   on some, slower on others; float16 on GPU Tensor Cores is where AMP pays most)")

@@ -29,7 +29,7 @@ from mxnet.contrib.amp.amp import (  # noqa: E402  contrib's own functions, alre
 from .autocast import init, reset, target_dtype  # noqa: E402
 from .checkpoint import load_states, save_states  # noqa: E402
 from .convert import convert_hybrid_block  # noqa: E402
-from .errors import Float16OnCPUError  # noqa: E402
+from .errors import BFloat16UnavailableError, Float16OnCPUError  # noqa: E402
 from .lists import (  # noqa: E402
     list_conditional_fp32_ops,
     list_fp32_ops,
@@ -56,6 +56,7 @@ __all__ = [
     "DynamicLossScaler",
     "StaticLossScaler",
     "Float16OnCPUError",
+    "BFloat16UnavailableError",
     "convert_hybrid_block",
     "convert_model",
     "convert_symbol",

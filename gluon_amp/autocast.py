@@ -26,7 +26,8 @@ from mxnet.symbol import Symbol
 
 from . import outputs
 from .accumulate import Tracker
-from .errors import Float16OnCPUError, first_op_in
+from .device import cpu_bfloat16_problem
+from .errors import BFloat16UnavailableError, Float16OnCPUError, first_op_in
 from .np_ops import npx_functions_for
 
 __all__ = ["init", "reset", "target_dtype"]
@@ -90,6 +91,14 @@ def normalize_dtype(target_dtype: Any) -> str:
     )
 
 
+def require_bfloat16_kernels(dtype: str) -> None:
+    """Raise :class:`BFloat16UnavailableError` for bfloat16 on a CPU without bfloat16 kernels."""
+    if dtype == "bfloat16":
+        problem = cpu_bfloat16_problem()
+        if problem is not None:
+            raise BFloat16UnavailableError(problem)
+
+
 def _as_tuple(ops: list | None) -> tuple | None:
     if ops is None:
         return None
@@ -139,6 +148,7 @@ def init(
             "mxnet.contrib.amp.init was already called in this process and cannot be undone; "
             "use gluon_amp only (import gluon_amp as amp)"
         )
+    require_bfloat16_kernels(config.target_dtype)
     active = _Active(config)
     try:
         _install(active)

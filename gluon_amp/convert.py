@@ -45,6 +45,8 @@ def convert_hybrid_block(
     if ctx is None:
         contexts = [p.list_ctx()[0] for p in block.collect_params().values() if p._data]
         ctx = contexts[0] if contexts else mx.cpu()
+    if ctx.device_type == "cpu":
+        autocast.require_bfloat16_kernels(dtype)
     if dtype == "float16" and ctx.device_type == "cpu" and block._cached_graph:
         ops = target_dtype_ops or contrib_amp.list_lp16_ops(np.float16)
         op = first_op_in(block._cached_graph[1], ops, skip=excluded_sym_names or ())

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from mxnet.base import MXNetError
 from mxnet.symbol import Symbol
 
-__all__ = ["Float16OnCPUError", "first_op_in"]
+__all__ = ["BFloat16UnavailableError", "Float16OnCPUError", "first_op_in"]
 
 _USE_BFLOAT16 = "on CPU use amp.init('bfloat16') (call amp.reset() first)"
 
@@ -19,6 +19,16 @@ class Float16OnCPUError(MXNetError):
     def __init__(self, op_name: str, fix: str = _USE_BFLOAT16) -> None:
         super().__init__(
             f"{op_name} has no float16 kernel on CPU: float16 AMP needs a GPU context; {fix}"
+        )
+
+
+class BFloat16UnavailableError(MXNetError):
+    """bfloat16 was asked for on a CPU where MXNet has no bfloat16 kernels."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(
+            f"bfloat16 AMP cannot run here: {problem}. Run it on a CPU with AVX-512 "
+            f"(avx512_bf16 or AMX make it faster than float32), or use float16 on a GPU"
         )
 
 

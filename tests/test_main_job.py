@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from gluon_amp.device import cpu_bfloat16_problem
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -30,8 +32,11 @@ def test_demo_exits_zero_and_reports_both_runs(demo):
     proc, out = demo
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "float32   test accuracy:" in proc.stdout
-    assert "bfloat16  test accuracy:" in proc.stdout
-    assert "step time bfloat16 / float32:" in proc.stdout
+    if cpu_bfloat16_problem() is None:
+        assert "bfloat16  test accuracy:" in proc.stdout
+        assert "step time bfloat16 / float32:" in proc.stdout
+    else:  # a CPU without AVX-512: the bfloat16 run is skipped, and the job says why
+        assert f"bfloat16 run skipped: {cpu_bfloat16_problem()}" in proc.stdout
     assert f"plot: {out / 'training.png'}" in proc.stdout
 
 
@@ -41,8 +46,9 @@ def test_demo_writes_plot_and_logs(demo):
     assert png.startswith(b"\x89PNG")
     with (out / "steps.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert [r["run"] for r in rows] == ["float32"] * 6 + ["bfloat16"] * 6
-    assert [int(r["step"]) for r in rows] == list(range(1, 7)) * 2
+    runs = 2 if cpu_bfloat16_problem() is None else 1
+    assert [r["run"] for r in rows] == (["float32"] * 6 + ["bfloat16"] * 6)[: 6 * runs]
+    assert [int(r["step"]) for r in rows] == list(range(1, 7)) * runs
     assert all(float(r["loss"]) > 0 for r in rows)
     assert json.loads((out / "steps.json").read_text())[0].keys() == rows[0].keys()
 

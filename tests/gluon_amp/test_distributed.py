@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dist_scripts.processes import REPO, child_env, survivors
+from machine import needs_bfloat16
 
 TRAIN = Path(__file__).with_name("dist_scripts") / "train.py"
 GUARD_SECONDS = 180  # watchdog and subprocess timeouts: failure guards only
@@ -96,6 +97,7 @@ def test_plain_dist_sync_matches_single_process(tmp_path: Path) -> None:
     assert workers[0][0].std() > 0.1  # really trained: not all zeros or a constant
 
 
+@needs_bfloat16
 def test_amp_workers_skip_the_same_inf_step_and_match_the_reference(tmp_path: Path) -> None:
     """bfloat16 + DynamicLossScaler(2**10, growth_interval=3); worker 0 injects an inf."""
     flags = ("--amp", "--steps", str(STEPS), "--inf-step", str(INF_STEP))
@@ -126,6 +128,7 @@ def test_amp_workers_skip_the_same_inf_step_and_match_the_reference(tmp_path: Pa
     _assert_close(workers[0], _params(tmp_path, "reference_full"), rtol=1e-2)
 
 
+@needs_bfloat16
 def test_amp_switches_off_update_on_kvstore_requested_true(tmp_path: Path) -> None:
     """Trainer(update_on_kvstore=True) on dist_sync: the servers must never apply an inf step."""
     flags = ("--amp", "--steps", "3", "--inf-step", "1", "--update-on-kvstore")
@@ -153,6 +156,7 @@ def test_crashed_worker_fails_the_job_fast_with_no_leftover_process(tmp_path: Pa
     assert not (tmp_path / "worker0.npz").exists()
 
 
+@needs_bfloat16
 def test_example_trains_identically_on_two_local_workers(tmp_path: Path) -> None:
     """examples/distributed/train.py as its README runs it, one epoch."""
     example = REPO / "examples" / "distributed" / "train.py"

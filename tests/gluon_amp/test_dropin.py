@@ -7,6 +7,7 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 import pytest
+from machine import needs_bfloat16
 from mxnet.contrib.amp import lists
 from mxnet.gluon import nn
 
@@ -58,6 +59,7 @@ def run(code, extra_path=()):
     )
 
 
+@needs_bfloat16
 def test_contrib_script_runs_unchanged_with_only_the_import_swapped():
     contrib = run(CONTRIB_SCRIPT)
     assert contrib.returncode == 0, contrib.stderr
