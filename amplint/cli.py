@@ -198,22 +198,39 @@ def check(
     "--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True
 )
 def rules(output_format: str) -> None:
-    """List every rule: code, name, whether it is on by default, and what it finds."""
-    from amplint.rules import RULES
+    """List every code: name, whether it is on by default, and what it finds.
+
+    AMP4xx codes are found at run time by gluon_amp.report, never by `amplint check`.
+    """
+    from amplint.codes import CATALOG, SOURCE
+
+    def state(code) -> str:
+        return ("on" if code.default else "off") if code.stage == SOURCE else "run"
 
     if output_format == "json":
         import json
 
         data = [
-            {"code": r.code, "name": r.name, "default": r.default, "summary": r.summary}
-            for r in RULES.values()
+            {
+                "code": c.code,
+                "name": c.name,
+                "default": c.default,
+                "stage": c.stage,
+                "summary": _summary(c.doc),
+            }
+            for c in CATALOG.values()
         ]
         click.echo(json.dumps(data, indent=2))
         return
     click.echo(f"{'AMP000':<8}{'parse-error':<34}{'on':<5}A file that cannot be parsed or decoded.")
-    for rule in RULES.values():
-        state = "on" if rule.default else "off"
-        click.echo(f"{rule.code:<8}{rule.name:<34}{state:<5}{rule.summary}")
+    for code in CATALOG.values():
+        click.echo(f"{code.code:<8}{code.name:<34}{state(code):<5}{_summary(code.doc)}")
+    click.echo("\n(run: found at run time by gluon_amp.report, never by `amplint check`)")
+
+
+def _summary(doc: str) -> str:
+    """The first line of a documentation."""
+    return doc.strip().splitlines()[0]
 
 
 @main.command()
@@ -222,16 +239,19 @@ def explain(rule: str) -> None:
     """Print the documentation of RULE (a code such as AMP201, or a name)."""
     import textwrap
 
-    from amplint.rules import PARSE_ERROR, lookup
+    from amplint.codes import PARSE_ERROR, SOURCE, entry
 
     if rule.strip().upper() == PARSE_ERROR[0] or rule.strip().lower() == PARSE_ERROR[1]:
         click.echo(f"{PARSE_ERROR[0]} {PARSE_ERROR[1]}\n\n{PARSE_ERROR_DOC}")
         return
-    found = lookup(rule)
+    found = entry(rule)
     if found is None:
         raise click.UsageError(f"unknown rule {rule!r} (see `amplint rules`)")
-    default = "" if found.default else " (off by default: turn it on with --select)"
-    click.echo(f"{found.code} {found.name}{default}\n\n{textwrap.dedent(found.doc).strip()}")
+    if found.stage != SOURCE:
+        note = " (found at run time by gluon_amp.report, never by amplint check)"
+    else:
+        note = "" if found.default else " (off by default: turn it on with --select)"
+    click.echo(f"{found.code} {found.name}{note}\n\n{textwrap.dedent(found.doc).strip()}")
 
 
 PARSE_ERROR_DOC = """A file that cannot be analysed: a syntax error, undecodable bytes, nesting too

@@ -57,7 +57,7 @@ class Outcome:
 
 
 def _resolve(selectors: Sequence[str], where: str | None) -> set[str]:
-    from amplint.rules import resolve
+    from amplint.codes import resolve
 
     try:
         return resolve(part for value in selectors for part in value.split(","))

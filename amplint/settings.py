@@ -30,6 +30,6 @@ class Settings:
 
 def default_selection() -> frozenset[str]:
     """Codes of the rules that are on by default."""
-    from amplint.rules import DEFAULTS
+    from amplint.codes import DEFAULTS
 
     return DEFAULTS
