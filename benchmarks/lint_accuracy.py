@@ -339,7 +339,8 @@ def fetch(folder: Path, corpus: list[tuple[str, str, str]]) -> dict[tuple[str, s
     roots = {}
     for package, version, archive in corpus:
         downloads = folder / "downloads" / f"{package}-{version}"
-        binary = ["--only-binary", ":all:"] if archive == "wheel" else ["--no-binary", ":all:"]
+        # --no-binary for the package alone: its build requirements stay wheels (fast)
+        binary = ["--only-binary", ":all:"] if archive == "wheel" else ["--no-binary", package]
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *binary]
             + ["-d", str(downloads), f"{package}=={version}"],
@@ -479,7 +480,7 @@ def main() -> None:
         positives = sum(label.verdict == "positive" for label in labels)
         print(
             f"Labels: {len(labels)} ({positives} positives, {len(labels) - positives} traps) in "
-            f"{len({(lab.package, lab.file) for lab in labels})} files of "
+            f"{len({(lab.package, lab.version, lab.file) for lab in labels})} files of "
             f"{', '.join(f'{p}=={v}' for p, v, _ in corpus)}."
         )
         for number, ref in enumerate(refs):
