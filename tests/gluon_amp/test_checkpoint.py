@@ -4,6 +4,7 @@ whose loading runs no code, and files that are left as the user expects."""
 import contextlib
 import copy
 import json
+import math
 import os
 import pickle
 import stat
@@ -239,6 +240,26 @@ def test_a_trainer_that_never_stepped_saves_and_loads(tmp_path):
         amp.loss_scaler(trainer).state_dict()
         == amp.DynamicLossScaler(init_scale=64.0, growth_interval=2, hysteresis=2).state_dict()
     )
+
+
+def test_an_unbounded_scaler_is_saved_as_strict_json_and_comes_back(tmp_path):
+    net, trainer = setup()
+    unbounded = amp.DynamicLossScaler(init_scale=8.0, max_scale=math.inf)
+    amp.init_trainer(trainer, unbounded)
+    steps(net, trainer, 0, 2)
+    amp.save_states(trainer, tmp_path / "trainer.states")
+    data = (tmp_path / "trainer.states").read_bytes()
+    (size,) = struct.unpack_from("<Q", data, len(MAGIC))
+
+    def not_json(name):
+        raise AssertionError(f"{name} is not JSON")  # what Python writes for inf by default
+
+    header = json.loads(data[len(MAGIC) + 8 : len(MAGIC) + 8 + size], parse_constant=not_json)
+    assert header["scaler"]["dict"]["max_scale"] == {"float": "inf"}
+    fresh = amp.init_trainer(setup()[1], amp.DynamicLossScaler(init_scale=8.0))
+    amp.load_states(fresh, tmp_path / "trainer.states")
+    assert amp.loss_scaler(fresh).max_scale == math.inf
+    assert amp.loss_scaler(fresh).state_dict() == unbounded.state_dict()
 
 
 def test_loading_a_file_that_is_not_ours_is_a_clear_error(tmp_path):
