@@ -187,8 +187,8 @@ def _describe(config: _Config) -> str:
 # --- casting helpers -------------------------------------------------------------------------
 
 
-def _guard(x: Any) -> Any:
-    return _active.tracker.guard(x) if _active is not None else x
+def _guard(x: Any, dtype: Any) -> Any:
+    return _active.tracker.guard(x, dtype) if _active is not None else x
 
 
 def _cast(x: Any, dtype: Any) -> Any:
@@ -196,12 +196,11 @@ def _cast(x: Any, dtype: Any) -> Any:
     if isinstance(x, NDArray):
         if x.dtype == dtype or x.dtype not in _FLOATS:
             return x
-        x = _guard(x)
+        x = _guard(x, dtype)
         if isinstance(x, mx.np.ndarray):
             return ndarray.amp_cast(x.as_nd_ndarray(), dtype=dtype).as_np_ndarray()
         return ndarray.amp_cast(x, dtype=dtype)
     if isinstance(x, Symbol):
-        x = _guard(x)
         if isinstance(x, mx.sym.np._Symbol):
             return symbol.amp_cast(x.as_nd_ndarray(), dtype=dtype).as_np_ndarray()
         return symbol.amp_cast(x, dtype=dtype)
@@ -288,7 +287,6 @@ def _widest_wrapper(f, target):
         slots += [(kwargs, k) for k, v in kwargs.items() if isinstance(v, (Symbol, NDArray))]
         values = [holder[key] for holder, key in slots]
         if any(isinstance(v, Symbol) for v in values):
-            values = [_guard(v) for v in values]
             cast = symbol.amp_multicast(*values, num_outputs=len(values))
             for (holder, key), value in zip(slots, cast):
                 holder[key] = value
