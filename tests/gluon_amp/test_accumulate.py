@@ -18,6 +18,8 @@ from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
 import gluon_amp as amp
+from gluon_amp.accumulate import _drops
+from gluon_amp.autocast import bfloat16
 
 TWIN = "float16"  # float32 casts in graphs, as under bfloat16, on any CPU
 PASSES = 2
@@ -53,7 +55,7 @@ def mlp():
 
 
 def inputs(front="legacy"):
-    x = mx.nd.random.uniform(-1, 1, shape=(4, IN), ctx=mx.cpu())
+    x = mx.nd.random.uniform(-1, 1, shape=(4, IN))
     return x.as_np_ndarray() if front == "numpy" else x
 
 
@@ -92,6 +94,42 @@ def float32_reference(net, args):
     reference = accumulate(net, args, param_arrays(net))
     net.collect_params().setattr("grad_req", "write")
     return reference
+
+
+DTYPES = {"float32": np.float32, "float16": np.float16, "bfloat16": bfloat16}
+
+
+def dropped(cast, source):
+    """Whether ``cast`` loses the accumulation of two passes into a ``source`` leaf."""
+    x = mx.nd.amp_cast(mx.nd.array([1.0, 2.0, 3.0]), dtype=DTYPES[source])
+    x.attach_grad(grad_req="add")
+    for _ in range(PASSES):
+        with autograd.record():
+            y = cast(x)
+        y.backward(mx.nd.amp_cast(mx.nd.ones((3,)), dtype=y.dtype))
+    grad = mx.nd.amp_cast(x.grad, dtype=np.float32).asnumpy().tolist()
+    assert grad in ([0, 0, 0], [PASSES] * 3), grad
+    return grad == [0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "source, target",
+    [
+        ("float32", "float32"),
+        ("float32", "float16"),
+        ("float16", "float32"),
+        ("float32", "bfloat16"),
+        ("bfloat16", "float32"),
+    ],
+)
+def test_the_casts_routed_are_the_ones_mxnet_drops_accumulation_in(source, target):
+    """The premise, measured: a cast drops it unless float16 is on either side (any CPU)."""
+    cast = lambda x: mx.nd.amp_cast(x, dtype=DTYPES[target])  # noqa: E731
+    assert dropped(cast, source) == _drops(DTYPES[source], DTYPES[target])
+
+
+def test_amp_multicast_drops_accumulation():
+    assert dropped(lambda x: mx.nd.amp_multicast(x, mx.nd.ones((3,)), num_outputs=2)[0], "float32")
 
 
 def export(net, x, path):
