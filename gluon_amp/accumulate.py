@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 import numpy as np
 from mxnet import ndarray, symbol
+from mxnet import numpy as mx_np
 from mxnet.gluon import Block, HybridBlock, Parameter
 from mxnet.gluon.block import _flatten
 from mxnet.symbol import Symbol
@@ -153,7 +154,7 @@ class Tracker:
             return x
         if not self.accumulates(x):
             return x
-        if type(x) is not ndarray.NDArray:  # numpy front end
+        if isinstance(x, mx_np.ndarray):
             return _nd_identity(x.as_nd_ndarray()).as_np_ndarray()
         return _nd_identity(x)
 
