@@ -164,7 +164,7 @@ class Tracker:
         param = ref() if ref is not None else None
         if param is not None and any(a is x for a in param._data or ()):
             return param.grad_req == "add"
-        if ref is not None:  # the id of a gone array: forget it
+        if ref is not None:  # an id that is no longer this parameter's array: forget it
             del self._owners[id(x)]
         return x.grad is not None
 
