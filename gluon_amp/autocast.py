@@ -27,7 +27,8 @@ from mxnet.symbol import Symbol
 from . import outputs
 from .accumulate import Tracker
 from .device import cpu_bfloat16_problem
-from .errors import BFloat16UnavailableError, Float16OnCPUError, first_op_in
+from .errors import BFloat16UnavailableError, Float16OnCPUError
+from .imports import make_imports
 from .np_ops import npx_functions_for
 
 __all__ = ["init", "reset", "target_dtype"]
@@ -186,8 +187,8 @@ def _describe(config: _Config) -> str:
 # --- casting helpers -------------------------------------------------------------------------
 
 
-def _guard(x: Any) -> Any:
-    return _active.tracker.guard(x) if _active is not None else x
+def _guard(x: Any, dtype: Any) -> Any:
+    return _active.tracker.guard(x, dtype) if _active is not None else x
 
 
 def _cast(x: Any, dtype: Any) -> Any:
@@ -195,12 +196,11 @@ def _cast(x: Any, dtype: Any) -> Any:
     if isinstance(x, NDArray):
         if x.dtype == dtype or x.dtype not in _FLOATS:
             return x
-        x = _guard(x)
+        x = _guard(x, dtype)
         if isinstance(x, mx.np.ndarray):
             return ndarray.amp_cast(x.as_nd_ndarray(), dtype=dtype).as_np_ndarray()
         return ndarray.amp_cast(x, dtype=dtype)
     if isinstance(x, Symbol):
-        x = _guard(x)
         if isinstance(x, mx.sym.np._Symbol):
             return symbol.amp_cast(x.as_nd_ndarray(), dtype=dtype).as_np_ndarray()
         return symbol.amp_cast(x, dtype=dtype)
@@ -287,7 +287,6 @@ def _widest_wrapper(f, target):
         slots += [(kwargs, k) for k, v in kwargs.items() if isinstance(v, (Symbol, NDArray))]
         values = [holder[key] for holder, key in slots]
         if any(isinstance(v, Symbol) for v in values):
-            values = [_guard(v) for v in values]
             cast = symbol.amp_multicast(*values, num_outputs=len(values))
             for (holder, key), value in zip(slots, cast):
                 holder[key] = value
@@ -394,7 +393,7 @@ def _install(active: _Active) -> None:
         "__call__",
         outputs.make_block_call(Block.__dict__["__call__"], config.cast_outputs, on_call),
     )
-    active.patch(SymbolBlock, "imports", staticmethod(_make_imports(config, lists)))
+    active.patch(SymbolBlock, "imports", staticmethod(make_imports(config, lists)))
 
 
 def _warn_if_graph_predates_init(active: _Active, block: Block) -> None:
@@ -409,44 +408,3 @@ def _warn_if_graph_predates_init(active: _Active, block: Block) -> None:
             "autocast; call net.hybridize() again after amp.init() to rebuild it",
             block.name,
         )
-
-
-def _make_imports(config: _Config, lists: dict) -> Callable:
-    original = SymbolBlock.__dict__["imports"].__func__
-
-    def imports(symbol_file, input_names, param_file=None, ctx=None, **kwargs):
-        block = original(symbol_file, input_names, param_file, ctx, **kwargs)
-        inputs, out = block._cached_graph
-        converted = contrib_amp.convert_symbol(
-            out,
-            config.target_dtype,
-            target_dtype_ops=lists["target"],
-            fp32_ops=lists["fp32"],
-            conditional_fp32_ops=[
-                (op, arg, list(values)) for op, arg, values in lists["conditional"]
-            ],
-            data_names=[i.name for i in inputs],
-        )
-        # The saved model is float32: say so, or type inference cannot see through amp_cast.
-        typed = [symbol.var(i.name, dtype=np.float32) for i in inputs]
-        if mx.util.is_np_array():
-            typed = [i.as_np_ndarray() for i in typed]
-            converted = converted.as_np_ndarray()
-        op = first_op_in(converted, lists["target"]) if config.target_dtype == "float16" else None
-        if op is None:
-            return SymbolBlock(converted, typed, params=block.collect_params())
-        return _Float16SymbolBlock(converted, typed, block.collect_params(), op)
-
-    return _finish(imports, original)
-
-
-class _Float16SymbolBlock(SymbolBlock):
-    """An imported graph autocast to float16: CPU inputs fail at the call, as autocast ops do."""
-
-    def __init__(self, outputs: Symbol, inputs: list, params: Any, op_name: str) -> None:
-        super().__init__(outputs, inputs, params=params)
-        self._amp_float16_op = op_name
-
-    def forward(self, x: Any, *args: Any) -> Any:
-        _check_float16_on_cpu(self._amp_float16_op, np.float16, (x, *args), {})
-        return super().forward(x, *args)
