@@ -93,6 +93,10 @@ def test_the_committed_label_files_are_valid():
     corpus = acc.load_corpus(acc.ACCURACY / "corpus.csv")
     assert len(labels) >= 100
     assert {lab.framework for lab in labels} == set(acc.FRAMEWORKS)
+    positives = [lab for lab in labels if lab.verdict == "positive"]
+    assert len(positives) >= 60  # recall must rest on more than a handful of hazards
+    assert {lab.framework for lab in positives} == set(acc.FRAMEWORKS)
+    assert len(labels) - len(positives) >= 0.4 * len(labels)  # and traps keep precision honest
     assert {(lab.package, lab.version) for lab in labels} <= {(p, v) for p, v, _ in corpus}
 
 
