@@ -15,8 +15,10 @@ from typing import Any, Callable
 
 import libcst as cst
 
-# Kinds of enclosing blocks kept on a call's ancestor stack.
+# Kinds of enclosing blocks kept on a call's ancestor stack (``IF_*`` for ``if`` statements,
+# ``CHOSEN_*`` for the branches of ``a if test else b``).
 WITH, IF_BODY, IF_ELSE, CALL, COMP = "with", "if", "else", "call", "comprehension"
+CHOSEN_BODY, CHOSEN_ELSE, HANDLER, LOOP = "chosen", "not chosen", "except", "loop"
 _TIMELINE_LIMIT = 5000  # calls in one expanded timeline (helpers calling helpers fan out)
 
 
@@ -79,6 +81,14 @@ class CallSite:
                 position += 1
         return None
 
+    def loop_iter(self, name: str | None) -> cst.BaseExpression | None:
+        """What the innermost ``for name in ...`` around the call runs over."""
+        for kind, node in reversed(self.ancestors):
+            if kind == LOOP and isinstance(node, cst.For) and isinstance(node.target, cst.Name):
+                if node.target.value == name:
+                    return node.iter
+        return None
+
     def inside(self, kind: str) -> list[cst.CSTNode]:
         """Enclosing blocks of one kind, innermost first."""
         return [node for k, node in reversed(self.ancestors) if k == kind]
@@ -94,12 +104,15 @@ class CallSite:
 
 @dataclass(eq=False)
 class AssignSite:
-    """``targets = value`` (also ``with ... as target``)."""
+    """``targets = value`` (also ``with ... as target``), or ``target[key] = value`` (``key``),
+    with the blocks around it (as a call's ``ancestors``)."""
 
     targets: tuple[str, ...]
     value: cst.BaseExpression
     scope: Scope
     order: int
+    ancestors: tuple[tuple[str, cst.CSTNode], ...] = ()
+    key: cst.BaseExpression | None = None
 
 
 @dataclass(eq=False)
@@ -189,10 +202,15 @@ class FileIndex:
         self.calls: list[CallSite] = []
         self.assigns: list[AssignSite] = []
         self.argparse: dict[str, tuple[cst.BaseExpression, str]] = {}  # dest -> (default, flag)
+        self.arguments: dict[str, tuple[CallSite, str]] = {}  # dest -> (add_argument, flag)
         self.by_node: dict[int, CallSite] = {}  # id(Call node) -> its site
         self.classes: dict[str, ClassInfo] = {}  # module-level and nested classes by name
         self.item_assigned: set[str] = set()  # names whose items are set: ``cfg['units'] = 64``
         self.functions: dict[str, Scope] = {}  # functions that are not methods, by name
+        self.item_assigns: list[AssignSite] = []  # ``cfg['units'] = 64``
+        self._pending: list[AssignSite] = []  # assignments whose value is being walked
+        self.tests: dict[int, tuple[Scope, int]] = {}  # id(If/IfExp) -> where its test runs
+        self.decorators: dict[int, list[cst.BaseExpression]] = {}  # id(FunctionDef) -> them
         self._scope = self.module_scope
         self._stack: list[tuple[str, cst.CSTNode]] = []
         self._order = 0
@@ -202,6 +220,7 @@ class FileIndex:
         self._by_function: dict[int, list[CallSite]] | None = None
         self._argument_statements: dict[int, cst.CSTNode | None] | None = None
         self._timelines: dict[int, list[tuple[CallSite, CallSite]]] = {}
+        self._chains: dict[int, list[tuple[CallSite, ...]]] = {}
 
     @classmethod
     def build(cls, module: cst.Module) -> FileIndex:
@@ -288,8 +307,16 @@ class FileIndex:
         found = self._timelines.get(id(function))
         if found is None:
             found = self._timelines[id(function)] = []
-            self._expand(function, (function,), None, found)
+            chains: list[tuple[CallSite, ...]] = []
+            self._expand(function, (function,), (), found, chains)
+            self._chains[id(function)] = chains
         return found
+
+    def chains(self, function: cst.CSTNode | None) -> list[tuple[CallSite, ...]]:
+        """Parallel to :meth:`timeline`: for each entry, the calls that lead from
+        ``function`` to it (empty for a call of ``function`` itself)."""
+        self.timeline(function)
+        return self._chains[id(function)]
 
     def position(self, function: cst.CSTNode | None, site: CallSite) -> int | None:
         """Where ``site`` first runs in ``function``'s timeline (None: it does not run there)."""
@@ -313,16 +340,16 @@ class FileIndex:
                         found.append(caller.function)
         return found
 
-    def _expand(self, function, active: tuple, top, found: list) -> None:
+    def _expand(self, function, active: tuple, chain: tuple, found: list, chains: list) -> None:
         for site in self.calls_in(function):
             if len(found) >= _TIMELINE_LIMIT:
                 return
-            outer = top or site
-            found.append((outer, site))
+            found.append((chain[0] if chain else site, site))
+            chains.append(chain)
             callee = self.local_callee(site)
             if callee is None or len(active) > 4 or any(callee.node is a for a in active):
                 continue
-            self._expand(callee.node, (*active, callee.node), outer, found)
+            self._expand(callee.node, (*active, callee.node), (*chain, site), found, chains)
 
     def statement_of(self, node: cst.CSTNode) -> cst.CSTNode | None:
         """The statement holding a call or one of a call's arguments."""
@@ -469,10 +496,14 @@ class FileIndex:
                 self._bind(item.asname.name, item.item)
 
     def visit_With_body(self, node: cst.With) -> None:
+        self.leave_Assign(node)  # ``as`` names are bound once the items ran
         self._stack.append((WITH, node))
 
     def leave_With_body(self, node: cst.With) -> None:
         self._stack.pop()
+
+    def visit_If(self, node: cst.If) -> None:
+        self.tests[id(node)] = (self._scope, self._order)
 
     def visit_If_body(self, node: cst.If) -> None:
         self._stack.append((IF_BODY, node))
@@ -486,10 +517,48 @@ class FileIndex:
     def leave_If_orelse(self, node: cst.If) -> None:
         self._stack.pop()
 
+    def visit_IfExp(self, node: cst.IfExp) -> None:
+        self.tests[id(node)] = (self._scope, self._order)
+
+    def visit_IfExp_body(self, node: cst.IfExp) -> None:
+        self._stack.append((CHOSEN_BODY, node))
+
+    def leave_IfExp_body(self, node: cst.IfExp) -> None:
+        self._stack.pop()
+
+    def visit_IfExp_orelse(self, node: cst.IfExp) -> None:
+        self._stack.append((CHOSEN_ELSE, node))
+
+    def leave_IfExp_orelse(self, node: cst.IfExp) -> None:
+        self._stack.pop()
+
+    def visit_ExceptHandler_body(self, node: cst.ExceptHandler) -> None:
+        self._stack.append((HANDLER, node))
+
+    def leave_ExceptHandler_body(self, node: cst.ExceptHandler) -> None:
+        self._stack.pop()
+
+    def visit_Decorator(self, node: cst.Decorator) -> None:
+        function = self._scope.node  # decorators are walked after the function's scope opens
+        if isinstance(function, cst.FunctionDef):
+            self.decorators.setdefault(id(function), []).append(node.decorator)
+
     # ---- assignments -----------------------------------------------------------------------
     def visit_Assign(self, node: cst.Assign) -> None:
         for target in node.targets:
             self._bind(target.target, node.value)
+            if isinstance(target.target, cst.Subscript):
+                self._item(target.target, node.value)
+
+    def leave_Assign(self, original_node: cst.CSTNode) -> None:
+        """An assignment takes effect after its value ran: uses in the value (``model =
+        accelerator.prepare(model)``) see the earlier binding."""
+        for site in self._pending:
+            site.order = self._order
+        self._pending.clear()
+        self._order += 1
+
+    leave_AnnAssign = leave_Assign
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:
@@ -505,6 +574,12 @@ class FileIndex:
         self._rebind(node.target)
         if isinstance(node.target, cst.Name):
             self._scope.loops.setdefault(node.target.value, node.iter)
+
+    def visit_For_body(self, node: cst.For) -> None:
+        self._stack.append((LOOP, node))
+
+    def leave_For_body(self, node: cst.For) -> None:
+        self._stack.pop()
 
     def visit_CompFor(self, node: cst.CompFor) -> None:
         self._rebind(node.target)
@@ -536,6 +611,8 @@ class FileIndex:
                 self._scope.rebound.add(name)
 
     def _bind(self, target: cst.CSTNode, value: cst.BaseExpression) -> None:
+        if isinstance(target, (cst.Tuple, cst.List)) and self._unpack(target, value):
+            return
         if isinstance(target, (cst.Tuple, cst.List, cst.Subscript)):
             self._rebind(target)
             return
@@ -543,7 +620,46 @@ class FileIndex:
         if name is None:
             return
         self._scope.assigned.setdefault(name, []).append(value)
-        self.assigns.append(AssignSite((name,), value, self._scope, self._order))
+        stack = tuple(self._stack)
+        site = AssignSite((name,), value, self._scope, self._order, stack)
+        self.assigns.append(site)
+        self._pending.append(site)
+        self._order += 1
+
+    def _unpack(self, target: cst.Tuple | cst.List, value: cst.BaseExpression) -> bool:
+        """``a, b = x, y`` binds each name to its element; ``out, aux = net(x)`` binds each
+        name to the call (what it returns, as far as amplint tells values apart)."""
+        elements = target.elements
+        if not all(isinstance(e, cst.Element) and isinstance(e.value, cst.Name) for e in elements):
+            return False
+        if isinstance(value, (cst.Tuple, cst.List)):
+            values = [e.value for e in value.elements]
+            if len(values) != len(elements) or any(
+                not isinstance(e, cst.Element) for e in value.elements
+            ):
+                return False
+        elif isinstance(value, cst.Call):
+            values = [value] * len(elements)
+        else:
+            return False
+        for element, part in zip(elements, values):
+            self._bind(element.value, part)
+        return True
+
+    def _item(self, target: cst.Subscript, value: cst.BaseExpression) -> None:
+        """``name[key] = value`` with one plain key."""
+        name = dotted(target.value)
+        if (
+            name is None
+            or len(target.slice) != 1
+            or not isinstance(target.slice[0].slice, cst.Index)
+        ):
+            return
+        key = target.slice[0].slice.value
+        stack = tuple(self._stack)
+        site = AssignSite((name,), value, self._scope, self._order, stack, key)
+        self.item_assigns.append(site)
+        self._pending.append(site)
         self._order += 1
 
     # ---- calls -----------------------------------------------------------------------------
@@ -579,6 +695,8 @@ class FileIndex:
             dest = string_value(site.arg(None, "dest"))
             if dest is None and flag is not None:
                 dest = flag.lstrip("-").replace("-", "_")
+            if dest is not None:
+                self.arguments.setdefault(dest, (site, flag or dest))
             default = site.arg(None, "default")
             if dest is not None and default is not None:
                 self.argparse[dest] = (default, flag or dest)

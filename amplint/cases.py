@@ -1,0 +1,804 @@
+"""What an expression is in each configuration of the script, and when a line of code runs.
+
+``cases(expr)`` is a list of (Condition, value) pairs: the value ``expr`` has under each set of
+configurations. A name takes the values its assignments give it on the paths that reach the
+use (``dtype = 'float32'`` then ``if args.fp16: dtype = 'float16'``); an option is a
+:class:`Symbol` that stays unsplit until a test or a switch reads it; a ternary splits on its
+test. Values are constants, :class:`DType` (``torch.float16``), :class:`Symbol` (an option),
+:class:`Made` (the object a call returned), :class:`Local` (a function of this module) or
+``UNKNOWN``.
+
+``condition(test)`` is where an ``if`` test holds: over options where the test reads them, and
+over an opaque outcome of the test itself where it cannot be folded (both sides of
+``if torch.cuda.is_available():`` run in some configuration). ``runs(site)`` is where a call
+runs: the tests around it, and the tests around the calls of its function in this module
+("the float32 side of an option stays float32, also when the two sides are two functions").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+import libcst as cst
+
+from amplint.conditions import ALWAYS, NEVER, Condition, Option, limit, truthy
+from amplint.index import (
+    CHOSEN_BODY,
+    CHOSEN_ELSE,
+    IF_BODY,
+    IF_ELSE,
+    AssignSite,
+    CallSite,
+    FileIndex,
+    Scope,
+    dotted,
+    string_value,
+)
+from amplint.options import Options
+
+# Spellings of dtypes: attribute names (torch.half, np.float16) and strings ('fp16').
+DTYPE_NAMES = {
+    "float16": "float16",
+    "half": "float16",
+    "fp16": "float16",
+    "mixed_float16": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "mixed_bfloat16": "bfloat16",
+    "float32": "float32",
+    "float": "float32",
+    "fp32": "float32",
+    "single": "float32",
+    "float64": "float64",
+    "double": "float64",
+}
+REDUCED = ("float16", "bfloat16")
+_DTYPE_MODULES = ("torch", "numpy", "tensorflow", "jax", "mxnet", "keras", "tf_keras", "cupy")
+_DTYPE_ALIASES = ("tf", "np", "torch", "jnp", "mx", "nd", "npx", "onp", "numpy", "tensorflow")
+_MAX_DEPTH = 14
+_MAX_CASES = 12
+
+
+@dataclass(frozen=True)
+class DType:
+    """A dtype object such as ``torch.float16`` (its canonical name)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """The value of an option, in whatever configuration runs."""
+
+    option: Option
+
+
+@dataclass(frozen=True)
+class Made:
+    """The object a call returned (an instance, a context manager...)."""
+
+    site: CallSite
+
+
+@dataclass(frozen=True)
+class Local:
+    """A function of this module, as a value (``step = train_amp if args.amp else train``)."""
+
+    scope: Scope
+
+
+@dataclass(frozen=True)
+class Definition:
+    """An expression a name may hold: under ``condition``, evaluated in ``scope`` at
+    ``order`` (``expr`` None: a parameter nobody in this module passes)."""
+
+    condition: Condition
+    expr: cst.BaseExpression | None
+    scope: Scope
+    order: int | None
+
+    def narrowed(self, condition: Condition) -> Definition | None:
+        both = self.condition & condition
+        return Definition(both, self.expr, self.scope, self.order) if both.possible else None
+
+
+class _Unknown:
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = _Unknown()
+Value = Union[int, float, str, bool, None, DType, Symbol, Made, Local, _Unknown]
+Case = tuple[Condition, Value]
+
+
+def _dtype_attribute(name: str | None, index: FileIndex, scope: Scope) -> DType | None:
+    if name is None or "." not in name:
+        return None
+    base, _, last = name.rpartition(".")
+    canonical = DTYPE_NAMES.get(last)
+    if canonical is None or last.startswith("mixed"):
+        return None
+    head = base.split(".")[0]
+    module = (index.resolve(head, scope) or "").split(".")[0]
+    if module in _DTYPE_MODULES:
+        return DType(canonical)
+    unbound = not any(head in s.assigned or head in s.params for s in _chain(scope))
+    return DType(canonical) if unbound and head in _DTYPE_ALIASES else None
+
+
+def _chain(scope: Scope | None):
+    while scope is not None:
+        yield scope
+        scope = scope.parent
+
+
+class Evaluator:
+    """Cases, conditions and reachability for one module."""
+
+    def __init__(self, index: FileIndex, options: Options | None = None) -> None:
+        self.index = index
+        self.options = options or Options(index)
+        self._memo: dict[tuple, tuple[Case, ...]] = {}
+        self._active: set[tuple] = set()
+        self._reach: dict[int, Condition] = {}
+        self._assigns: dict[tuple[int, str], list[AssignSite]] | None = None
+        self._callers: dict[int, list[CallSite]] | None = None
+        self._references: dict[int, list[tuple[Condition, Scope]]] | None = None
+        self._frames: dict[int, CallSite] = {}  # scope id -> the call running it, along a chain
+        self._frame_key: tuple[int, ...] = ()
+
+    # ---- values ---------------------------------------------------------------------------
+    def cases(
+        self, expr: cst.BaseExpression | None, scope: Scope, order: int | None = None
+    ) -> tuple[Case, ...]:
+        """The values ``expr`` has, each with the configurations it has it in."""
+        if expr is None:
+            return ((ALWAYS, UNKNOWN),)
+        key = (id(expr), id(scope), order, self._frame_key)
+        found = self._memo.get(key)
+        if found is not None:
+            return found
+        if key in self._active or len(self._active) > _MAX_DEPTH:
+            return ((ALWAYS, UNKNOWN),)
+        self._active.add(key)
+        try:
+            found = _bounded(self._cases(expr, scope, order))
+        finally:
+            self._active.discard(key)
+        self._memo[key] = found
+        return found
+
+    def _cases(self, expr: cst.BaseExpression, scope: Scope, order: int | None) -> list[Case]:
+        constant = _constant(expr)
+        if constant is not _NONE:
+            return [(ALWAYS, constant)]
+        if isinstance(expr, cst.Name):
+            return self._name(expr.value, scope, order)
+        if isinstance(expr, cst.Attribute):
+            return self._attribute(expr, scope, order)
+        if isinstance(expr, cst.IfExp):
+            test = self.condition(expr.test, scope, order)
+            return [
+                *_conjoin(self.cases(expr.body, scope, order), test),
+                *_conjoin(self.cases(expr.orelse, scope, order), ~test),
+            ]
+        if isinstance(expr, (cst.Comparison, cst.BooleanOperation)) or (
+            isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Not)
+        ):
+            test = self.condition(expr, scope, order)
+            return [(test, True), (~test, False)]
+        if isinstance(expr, cst.Subscript):
+            return self._item(expr, scope, order)
+        if isinstance(expr, cst.Call):
+            return self._call(expr, scope, order)
+        return [(ALWAYS, UNKNOWN)]
+
+    def _name(self, name: str, scope: Scope, order: int | None) -> list[Case]:
+        binding, _ = _binding(name, scope)
+        if binding is None:
+            local = self.index.functions.get(name)
+            if local is not None and self.index.resolve(name, scope) is None:
+                return [(ALWAYS, Local(local))]
+            return [(ALWAYS, UNKNOWN)]
+        option = self.options.global_value(name, binding) or (
+            self.options.parameter(name, binding) if name in binding.params else None
+        )
+        if option is not None:
+            return [(ALWAYS, Symbol(option))]
+        found: list[Case] = []
+        for definition in self.definitions(name, scope, order):
+            if definition.expr is None:
+                free = Symbol(self.options.free(name, definition.scope))
+                found.append((definition.condition, free if name in binding.params else UNKNOWN))
+            else:
+                values = self.cases(definition.expr, definition.scope, definition.order)
+                found += _conjoin(values, definition.condition)
+        return found
+
+    def definitions(self, name: str, scope: Scope, order: int | None = None) -> list[Definition]:
+        """The expressions ``name`` may hold where ``scope`` reads it at ``order``, each with
+        the configurations that leave it there: the assignments reaching that point (one in
+        a branch keeps the earlier value on the other side), and for a parameter what the
+        calls of this module pass (or its default). ``expr`` None: a value nobody here gives."""
+        binding, same = _binding(name, scope)
+        if binding is None:
+            return []
+        state = self._parameter(name, binding) if name in binding.params else []
+        until = order if same else None
+        for assign in self._assignments(binding, name):
+            if until is not None and assign.order >= until:
+                break
+            path = self.path(assign.ancestors, binding)
+            here = Definition(path, assign.value, binding, assign.order)
+            if path.always:
+                state = [here]
+                continue
+            kept = []
+            for earlier in state:
+                narrowed = earlier.narrowed(~path)
+                if narrowed is not None:
+                    kept.append(narrowed)
+            state = [here, *kept]
+        return state
+
+    def _assignments(self, scope: Scope, name: str) -> list[AssignSite]:
+        if self._assigns is None:
+            self._assigns = {}
+            for assign in self.index.assigns:
+                for target in assign.targets:
+                    self._assigns.setdefault((id(assign.scope), target), []).append(assign)
+        return self._assigns.get((id(scope), name), [])
+
+    def _parameter(self, name: str, scope: Scope) -> list[Definition]:
+        bound = self._frames.get(id(scope))
+        callers = [bound] if bound is not None else self.callers(scope)
+        if not callers:
+            return [Definition(ALWAYS, None, scope, None)]
+        default = scope.params.get(name)
+        positional = _positional(scope)
+        found: list[Definition] = []
+        for caller in callers:
+            position = positional.index(name) if name in positional else None
+            passed = caller.arg(position, name)
+            if passed is None and any(argument.star for argument in caller.node.args):
+                return [Definition(ALWAYS, None, scope, None)]  # maybe in *args / **kwargs
+            where = ALWAYS if bound is not None else self.runs(caller)
+            if passed is not None:
+                found.append(Definition(where, passed, caller.scope, caller.order))
+            elif default is not None:
+                found.append(Definition(where, default, scope.parent or scope, None))
+            else:
+                found.append(Definition(where, None, scope, None))
+        return found
+
+    def _attribute(self, expr: cst.Attribute, scope: Scope, order: int | None) -> list[Case]:
+        name = dotted(expr)
+        dtype = _dtype_attribute(name, self.index, scope)
+        if dtype is not None:
+            return [(ALWAYS, dtype)]
+        if name is not None and name.startswith("self.") and name.count(".") == 1:
+            setters = _setters(name, self.index, scope)
+            if setters:
+                found: list[Case] = []
+                for method in setters:  # any of the methods may have run last
+                    if method is None:  # a base class of another module may set it
+                        found.append((ALWAYS, UNKNOWN))
+                        continue
+                    for definition in self.definitions(name, method):
+                        values = self.cases(definition.expr, definition.scope, definition.order)
+                        found += _conjoin(values, definition.condition)
+                return found
+        option = self.options.attribute(expr, scope)
+        if option is not None:
+            return [(ALWAYS, Symbol(option))]
+        return [(ALWAYS, UNKNOWN)]
+
+    def _item(self, expr: cst.Subscript, scope: Scope, order: int | None) -> list[Case]:
+        """``TABLE[key]`` of a dict literal (``{'float16': torch.float16, ...}[dtype]``,
+        ``self.losses['seg']``), the key folded or an option."""
+        if len(expr.slice) != 1 or not isinstance(expr.slice[0].slice, cst.Index):
+            return [(ALWAYS, UNKNOWN)]
+        name = dotted(expr.value)
+        if isinstance(expr.value, cst.Dict):
+            mappings = [Definition(ALWAYS, expr.value, scope, order)]
+        elif name is None or name in self.index.item_assigned:
+            return [(ALWAYS, UNKNOWN)]
+        else:
+            mappings = self.expressions(name, scope, order)
+        found: list[Case] = []
+        keys = self.cases(expr.slice[0].slice.value, scope, order)
+        for mapping in mappings:
+            entries = _entries(mapping.expr)
+            if entries is None:
+                return [(ALWAYS, UNKNOWN)]
+            for condition, key in keys:
+                condition = condition & mapping.condition
+                if isinstance(key, Symbol):
+                    for written, value in entries:
+                        chosen = condition & limit(key.option, {written})
+                        found += _conjoin(self.cases(value, mapping.scope, None), chosen)
+                elif key is UNKNOWN:
+                    found.append((condition, UNKNOWN))
+                else:
+                    for written, value in entries:
+                        if written == key:
+                            found += _conjoin(self.cases(value, mapping.scope, None), condition)
+        return found or [(ALWAYS, UNKNOWN)]
+
+    def expressions(self, name: str, scope: Scope, order: int | None = None) -> list[Definition]:
+        """What a name or a ``self.`` attribute may hold (see :meth:`definitions`; a ``self.``
+        attribute from every method of its class that sets it)."""
+        if name.startswith("self.") and name.count(".") == 1 and not scope.is_local(name):
+            setters = _setters(name, self.index, scope)
+            if any(method is None for method in setters):
+                return [Definition(ALWAYS, None, scope, None)]
+            return [d for method in setters for d in self.definitions(name, method)]
+        return self.definitions(name, scope, order)
+
+    def _call(self, expr: cst.Call, scope: Scope, order: int | None) -> list[Case]:
+        site = self.index.site(expr)
+        name = dotted(expr.func)
+        if name == "getattr" and len(expr.args) >= 2:
+            module = dotted(expr.args[0].value)
+            if (
+                module is not None
+                and (self.index.resolve(module, scope) or "").split(".")[0] in _DTYPE_MODULES
+            ):
+                found: list[Case] = []
+                for condition, value in self.cases(expr.args[1].value, scope, order):
+                    if isinstance(value, Symbol) and not value.option.free:
+                        found += [
+                            (chosen, DType(meant))
+                            for chosen, meant in _split(value.option, condition, dtype_meaning)
+                        ]
+                    else:
+                        found.append((condition, _as_dtype(value)))
+                return found
+        if name in ("str", "bool") and len(expr.args) == 1:
+            inner = self.cases(expr.args[0].value, scope, order)
+            if name == "str":
+                return list(inner)
+            test = self._truth(inner)
+            return [(test, True), (~test, False)]
+        if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ("lower", "strip"):
+            return [
+                (c, v if isinstance(v, (str, Symbol)) else UNKNOWN)
+                for c, v in self.cases(expr.func.value, scope, order)
+            ]
+        if site is None:
+            return [(ALWAYS, UNKNOWN)]
+        return [(ALWAYS, Made(site))]
+
+    # ---- tests ----------------------------------------------------------------------------
+    def condition(
+        self, test: cst.BaseExpression, scope: Scope, order: int | None = None
+    ) -> Condition:
+        """The configurations in which ``test`` is true."""
+        if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+            return ~self.condition(test.expression, scope, order)
+        if isinstance(test, cst.BooleanOperation):
+            left = self.condition(test.left, scope, order)
+            right = self.condition(test.right, scope, order)
+            return left & right if isinstance(test.operator, cst.And) else left | right
+        if isinstance(test, cst.Comparison):
+            found = self._comparison(test, scope, order)
+            return found if found is not None else truthy(self.options.test(test))
+        if isinstance(test, cst.Call) and dotted(test.func) in (
+            "isinstance",
+            "hasattr",
+            "callable",
+        ):
+            return truthy(self.options.test(test))
+        cases = self.cases(test, scope, order)
+        known = [(c, v) for c, v in cases if not (v is UNKNOWN or _opaque(v))]
+        unknown = NEVER
+        for condition, value in cases:
+            if value is UNKNOWN or _opaque(value):
+                unknown = unknown | condition
+        result = self._truth(known)
+        if unknown.possible:  # where the value is not known, the test's outcome is a choice
+            result = result | (unknown & truthy(self.options.test(test)))
+        return result
+
+    def _truth(self, cases: tuple[Case, ...] | list[Case], free: bool = True) -> Condition:
+        """Where a value with these cases is true: an option where it is set, an object where
+        it exists, what a call into the environment returns (``check_amp(model)``,
+        ``torch.cuda.is_available()``) where that test holds; unknown values nowhere."""
+        result = NEVER
+        for condition, value in cases:
+            if isinstance(value, Symbol):
+                if free or not value.option.free:
+                    result = result | (condition & truthy(value.option))
+            elif _opaque(value):
+                assert isinstance(value, Made)
+                result = result | (condition & truthy(self.options.test(value.site.node)))
+            elif isinstance(value, (Made, Local, DType)):
+                result = result | condition
+            elif value is not UNKNOWN and value:
+                result = result | condition
+        return result
+
+    def truth(self, expr: cst.BaseExpression | None, scope: Scope, order: int | None) -> Condition:
+        """Where ``expr`` (a switch's ``enabled=``) is true; never where it cannot be told."""
+        return self._truth(self.cases(expr, scope, order), free=False)
+
+    def _comparison(
+        self, test: cst.Comparison, scope: Scope, order: int | None
+    ) -> Condition | None:
+        """Where a comparison holds: over options where a side reads one, exactly where both
+        sides are known, and as an opaque choice (named by the test) where a side is not."""
+        if len(test.comparisons) != 1:
+            return None
+        target = test.comparisons[0]
+        operator = target.operator
+        if dotted(test.left) == "__name__":
+            return ALWAYS
+        left = self.cases(test.left, scope, order)
+        unknown = NEVER
+        result = NEVER
+        if isinstance(operator, (cst.In, cst.NotIn)):
+            right = _constants(target.comparator)
+            if right is None:
+                return None
+            for condition, value in left:
+                if isinstance(value, Symbol):
+                    result = result | (condition & limit(value.option, right))
+                elif value is UNKNOWN or _opaque(value):
+                    unknown = unknown | condition
+                elif _plain(value) in right:
+                    result = result | condition
+            positive = isinstance(operator, cst.In)
+        elif isinstance(operator, (cst.Equal, cst.NotEqual, cst.Is, cst.IsNot)):
+            right_cases = self.cases(target.comparator, scope, order)
+            for lc, lv in left:
+                for rc, rv in right_cases:
+                    both = lc & rc
+                    if not both.possible:
+                        continue
+                    if isinstance(lv, Symbol) and _comparable(rv):
+                        result = result | (both & limit(lv.option, {_plain(rv)}))
+                    elif isinstance(rv, Symbol) and _comparable(lv):
+                        result = result | (both & limit(rv.option, {_plain(lv)}))
+                    elif (isinstance(lv, (Made, Local)) and rv is None) or (
+                        isinstance(rv, (Made, Local)) and lv is None
+                    ):
+                        continue  # an object is not None
+                    elif not (_comparable(lv) and _comparable(rv)):
+                        unknown = unknown | both
+                    elif _plain(lv) == _plain(rv):
+                        result = result | both
+            positive = isinstance(operator, (cst.Equal, cst.Is))
+        else:
+            return None
+        if unknown.possible:  # the choice is named by the test as written
+            result = result | (unknown & truthy(self.options.test(test), positive))
+        return result if positive else ~result
+
+    # ---- where code runs ------------------------------------------------------------------
+    def path(self, ancestors, scope: Scope | None = None) -> Condition:
+        """The tests around a node (only those of ``scope`` when given), all holding."""
+        result = ALWAYS
+        for kind, node in ancestors:
+            if kind not in (IF_BODY, IF_ELSE, CHOSEN_BODY, CHOSEN_ELSE):
+                continue
+            where = self.index.tests.get(id(node))
+            if where is None or (scope is not None and where[0] is not scope):
+                continue
+            test = self.condition(node.test, where[0], where[1])
+            result = result & (test if kind in (IF_BODY, CHOSEN_BODY) else ~test)
+            if not result.possible:
+                break
+        return result
+
+    def runs(self, site: CallSite) -> Condition:
+        """The configurations in which the call ``site`` runs."""
+        return self.path(site.ancestors) & self.reach(site.function)
+
+    def runs_along(self, site: CallSite, chain: tuple[CallSite, ...]) -> Condition:
+        """Where ``site`` runs when reached through the calls ``chain`` (outermost first),
+        each function's parameters bound to what its call in the chain passes."""
+        if not chain:
+            return self.runs(site)
+        saved = self._frames, self._frame_key
+        frames = dict(self._frames)
+        for call in chain:
+            callee = self.index.local_callee(call)
+            if callee is not None:
+                frames[id(callee)] = call
+        self._frames, self._frame_key = frames, tuple(id(call) for call in chain)
+        try:
+            result = self.path(site.ancestors)
+            for call in chain:
+                result = result & self.path(call.ancestors)
+            return result & self.reach(chain[0].function)
+        finally:
+            self._frames, self._frame_key = saved
+
+    def reach(self, function: cst.CSTNode | None) -> Condition:
+        """Where a function of this module runs: wherever this module calls or picks it
+        (every configuration when nothing here does)."""
+        if function is None or not isinstance(function, cst.FunctionDef):
+            return ALWAYS
+        key = id(function)
+        if key in self._reach:
+            return self._reach[key]
+        self._reach[key] = ALWAYS  # recursion: assume reachable
+        scope = next((s for s in self._scopes() if s.node is function), None)
+        uses = self._uses(scope) if scope is not None else []
+        result = NEVER if uses else ALWAYS
+        for condition in uses:
+            result = result | condition
+            if result.always:
+                break
+        self._reach[key] = result
+        return result
+
+    def _uses(self, scope: Scope) -> list[Condition]:
+        found = [self.runs(caller) for caller in self.callers(scope)]
+        if self._references is None:
+            self._references = self._collect_references()
+        for condition, where in self._references.get(id(scope), []):
+            found.append(condition & self.reach(where.node))
+        return found
+
+    def _collect_references(self) -> dict[int, list[tuple[Condition, Scope]]]:
+        """Functions named as values: ``step = train_amp if args.amp else train`` and
+        callbacks passed to calls, with the configurations that pick them."""
+        found: dict[int, list[tuple[Condition, Scope]]] = {}
+        for assign in self.index.assigns:
+            for condition, value in self.cases(assign.value, assign.scope, assign.order):
+                if isinstance(value, Local):
+                    path = self.path(assign.ancestors) & self.reach(assign.scope.node)
+                    found.setdefault(id(value.scope), []).append((condition & path, assign.scope))
+        for site in self.index.calls:
+            for argument in site.node.args:
+                if isinstance(argument.value, cst.Name):
+                    local = self.index.functions.get(argument.value.value)
+                    if local is not None and self.index.resolve(argument.value.value) is None:
+                        found.setdefault(id(local), []).append((self.runs(site), site.scope))
+        return found
+
+    def callers(self, scope: Scope) -> list[CallSite]:
+        """The calls of this module that run ``scope``'s function."""
+        if self._callers is None:
+            self._callers = {}
+            for site in self.index.calls:
+                callee = self.index.local_callee(site)
+                if callee is None and site.name in self.index.classes:
+                    callee = self.index.classes[site.name].methods.get("__init__")
+                if callee is not None and callee is not site.scope:
+                    self._callers.setdefault(id(callee), []).append(site)
+        return self._callers.get(id(scope), [])
+
+    def _scopes(self) -> list[Scope]:
+        scopes = list(self.index.functions.values())
+        for info in self.index.classes.values():
+            scopes += info.methods.values()
+        return scopes
+
+    # ---- reading values as a switch does --------------------------------------------------
+    def read(
+        self,
+        expr: cst.BaseExpression | None,
+        scope: Scope,
+        order: int | None,
+        meaning: Callable[[object], str | None],
+    ) -> list[tuple[Condition, str]]:
+        """What a switch's argument means in each configuration, through ``meaning`` (a written
+        value -> 'float16', 'bfloat16', 'float32' or None when it means nothing known). An
+        option is split over the spellings ``meaning`` knows; values it cannot tell are left
+        out (never a finding)."""
+        found: list[tuple[Condition, str]] = []
+        for condition, value in self.cases(expr, scope, order):
+            if isinstance(value, Symbol):
+                if not value.option.free:
+                    found += _split(value.option, condition, meaning)
+                continue
+            if value is UNKNOWN or isinstance(value, (Made, Local)):
+                continue
+            meant = meaning(value.name if isinstance(value, DType) else value)
+            if meant is not None:
+                found.append((condition, meant))
+        return found
+
+
+def _split(
+    option: Option, condition: Condition, meaning: Callable[[object], str | None]
+) -> list[tuple[Condition, str]]:
+    """An option's value read by a switch: one case per meaning. An option with a known set
+    of values is split over them; any other over the spellings the reader names
+    (``meaning.spellings``: what a user would type, ``float16`` for a dtype)."""
+    domain = option.domain
+    spellings = getattr(meaning, "spellings", ())
+    candidates = list(domain) if domain is not None else list(spellings)
+    if option.default not in candidates:
+        candidates.append(option.default)
+    by_meaning: dict[str, set] = {}
+    for candidate in candidates:
+        meant = meaning(candidate)
+        if meant is not None:
+            by_meaning.setdefault(meant, set()).add(candidate)
+    found = []
+    for meant, values in sorted(by_meaning.items()):
+        chosen = condition & limit(option, values)
+        if chosen.possible:
+            found.append((chosen, meant))
+    return found
+
+
+def spelled(*spellings: object):
+    """Decorator: the spellings a reader splits an open option over."""
+
+    def mark(reader):
+        reader.spellings = spellings
+        return reader
+
+    return mark
+
+
+@spelled("float16", "bfloat16", "float32")
+def dtype_meaning(value: object) -> str | None:
+    """A dtype written as a name or object: 'float16', 'bfloat16', 'float32' (others: None)."""
+    if isinstance(value, str):
+        meant = DTYPE_NAMES.get(value.lower().replace("torch.", ""))
+        return meant if meant in ("float16", "bfloat16", "float32") else None
+    return None
+
+
+def _as_dtype(value: Value) -> Value:
+    if isinstance(value, str):
+        canonical = DTYPE_NAMES.get(value)
+        return DType(canonical) if canonical else UNKNOWN
+    return value
+
+
+_NONE = object()
+
+
+def _constant(expr: cst.BaseExpression):
+    if isinstance(expr, cst.Integer):
+        return int(expr.evaluated_value)
+    if isinstance(expr, cst.Float):
+        return float(expr.evaluated_value)
+    if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[expr.value]
+    text = string_value(expr)
+    return text if text is not None else _NONE
+
+
+def _entries(mapping: cst.BaseExpression | None):
+    """(key, value) of a dict literal with constant keys; None for anything else."""
+    if not isinstance(mapping, cst.Dict):
+        return None
+    entries = []
+    for element in mapping.elements:
+        if not isinstance(element, cst.DictElement):
+            return None
+        key = _constant(element.key)
+        if key is _NONE:
+            return None
+        entries.append((key, element.value))
+    return entries
+
+
+def _constants(expr: cst.BaseExpression) -> set | None:
+    if not isinstance(expr, (cst.List, cst.Tuple, cst.Set)):
+        return None
+    values = {_constant(element.value) for element in expr.elements}
+    return None if _NONE in values else values
+
+
+def _comparable(value: Value) -> bool:
+    """A known value a test can compare (a constant or a dtype)."""
+    return not isinstance(value, (Symbol, _Unknown, Made, Local))
+
+
+def _plain(value: Value):
+    return value.name if isinstance(value, DType) else value
+
+
+def _opaque(value: Value) -> bool:
+    """A value whose truth cannot be told: an object some call returned."""
+    return isinstance(value, Made) and not _constructor(value.site)
+
+
+def _constructor(site: CallSite) -> bool:
+    last = (site.name or "").rsplit(".", 1)[-1]
+    return bool(last) and last[0].isupper()
+
+
+def _conjoin(cases, condition: Condition) -> list[Case]:
+    if condition.always:
+        return list(cases)
+    found = []
+    for case_condition, value in cases:
+        both = case_condition & condition
+        if both.possible:
+            found.append((both, value))
+    return found
+
+
+def _bounded(cases: list[Case]) -> tuple[Case, ...]:
+    """Cases with equal values merged; too many become one unknown."""
+    merged: dict[object, Condition] = {}
+    keys: dict[object, Value] = {}
+    for condition, value in cases:
+        key = _identity(value)
+        merged[key] = merged[key] | condition if key in merged else condition
+        keys[key] = value
+    found = tuple((condition, keys[key]) for key, condition in merged.items() if condition.possible)
+    if len(found) > _MAX_CASES:
+        return ((ALWAYS, UNKNOWN),)
+    return found or ((ALWAYS, UNKNOWN),)
+
+
+def _identity(value: Value) -> object:
+    if isinstance(value, Made):
+        return ("made", id(value.site))
+    if isinstance(value, Local):
+        return ("local", id(value.scope))
+    return (type(value).__name__, repr(value))
+
+
+def _binding(name: str, scope: Scope) -> tuple[Scope | None, bool]:
+    """The scope that binds ``name`` seen from ``scope``, and whether it is ``scope`` itself
+    (a use in a nested function sees every assignment of the outer one). None when rebound."""
+    current: Scope | None = scope
+    while current is not None:
+        if name in current.rebound and name not in current.assigned:
+            return None, False
+        if name in current.params or name in current.assigned:
+            return current, current is scope
+        current = current.parent
+    return None, False
+
+
+def _positional(scope: Scope) -> list[str]:
+    """Parameters a call fills by position (``self`` left out for methods)."""
+    node = scope.node
+    if not isinstance(node, cst.FunctionDef):
+        return list(scope.positional)
+    names = [p.name.value for p in (*node.params.posonly_params, *node.params.params)]
+    return names[1:] if scope.owner is not None else names
+
+
+def _setters(name: str, index: FileIndex, scope: Scope) -> list[Scope | None]:
+    """The methods of the method's class (and of its base classes in this module) that set
+    ``self.x``, with None for a base class of another module of the project, which may set it
+    too; none at all when one of them changes it in place (``self.x += 1``)."""
+    current: Scope | None = scope
+    while current is not None and current.owner is None:
+        current = current.parent
+    if current is None:
+        return []
+    setters: list[Scope | None] = []
+    pending, seen = [current.owner], set()
+    while pending:
+        info = index.classes.get(pending.pop() or "")
+        if info is None or info.node.name.value in seen:
+            continue
+        seen.add(info.node.name.value)
+        for method in info.methods.values():
+            if name in method.rebound:
+                return []
+            if name in method.assigned:
+                setters.append(method)
+        for base in info.bases:
+            if base in index.classes:
+                pending.append(base)
+            elif _project_class(base, index) and not name.startswith("self._"):
+                setters.append(None)  # ``self._x`` is the class's own by convention
+    return setters if any(s is not None for s in setters) else []
+
+
+_FRAMEWORK_HEADS = ("torch", "mxnet", "tensorflow", "keras", "tf_keras", "object", "gluon", "nn")
+
+
+def _project_class(base: str, index: FileIndex) -> bool:
+    """A base class imported from the project (not a framework's ``Module`` or ``Block``)."""
+    qualname = index.resolve(base)
+    if qualname is None:
+        return base.split(".")[0] not in _FRAMEWORK_HEADS and base not in ("object", "ABC")
+    return qualname.startswith(".") or qualname.split(".")[0] not in _FRAMEWORK_HEADS
