@@ -14,23 +14,8 @@ import functools
 import re
 
 from amplint.findings import Finding, parse_error
-from amplint.project import NO_CONTEXT, Context, code_only
+from amplint.project import NO_CONTEXT, Context
 from amplint.settings import Settings
-
-# Rules that can fire without any reduced-precision signal in the file (contrib.amp misuse).
-_AMP_API = re.compile(r"scale_loss|init_trainer|amp\.init|clip_grad|clip_global_norm")
-_SIGNAL = re.compile(
-    r"float16|bfloat16|\.half\b|autocast|amp\.init|mixed[-_]precision|\bfp16\b|--(?:use[-_])?(?:amp|half)\b"
-)
-
-
-def _mentions_amp(source: str) -> bool:
-    """A precision switch or AMP API in the code itself: a mention in a comment or in prose
-    ("# clip to float16.max") switches nothing on. Only files the regexes match are tokenized."""
-    if not (_SIGNAL.search(source) or _AMP_API.search(source)):
-        return False
-    code = code_only(source)
-    return code is None or bool(_SIGNAL.search(code) or _AMP_API.search(code))
 
 
 @functools.lru_cache(maxsize=1)
@@ -49,11 +34,63 @@ def _reduced_precision_code() -> re.Pattern[str]:
 
 def might_hold_hazard(source: str, context: Context, settings: Settings) -> bool:
     """Cheap text test: can any rule fire on this file? (False: skip the parse.)"""
-    if _mentions_amp(source):
+    from amplint.switches import in_code
+
+    if in_code(source):
         return True
     if context.precisions or settings.assume_amp:
         return bool(_reduced_precision_code().search(source))
     return False
+
+
+class Parsed:
+    """A parsed module and its index; its precision model without project context (what
+    the project pass asks) is built when first asked for."""
+
+    def __init__(self, module, index, path: str) -> None:
+        self.module, self.index, self.path = module, index, path
+
+    @functools.cached_property
+    def model(self):
+        from amplint.precision import PrecisionModel
+
+        return PrecisionModel(self.index, path=self.path)
+
+
+_PARSED: dict[str, Parsed] = {}
+_PARSED_KEEP = 4
+
+
+def _parse(source: str, path: str) -> Parsed:
+    """The parse of ``source``, shared by the project pass and the check of the same text in
+    one process (a file edited in a project is parsed once). Raises libcst's errors."""
+    from amplint.cache import digest
+
+    key = digest(source)
+    found = _PARSED.get(key)
+    if found is None:
+        import libcst as cst
+
+        from amplint.index import FileIndex
+
+        module = cst.parse_module(source)
+        found = Parsed(module, FileIndex.build(module), path)
+        while len(_PARSED) >= _PARSED_KEEP:
+            del _PARSED[next(iter(_PARSED))]
+        _PARSED[key] = found
+    return found
+
+
+def parsed(source: str, path: str = "") -> Parsed | None:
+    """:func:`_parse`, None when the source does not parse."""
+    if _python_parse_problem(source) is not None:
+        return None
+    import libcst as cst
+
+    try:
+        return _parse(source, path)
+    except (cst.ParserSyntaxError, RecursionError, MemoryError):
+        return None
 
 
 def lint_source(
@@ -68,14 +105,12 @@ def lint_source(
         return []
     import libcst as cst
 
-    from amplint.index import FileIndex
-    from amplint.precision import signals
     from amplint.rules import RULES
     from amplint.rules.api import Issue, RuleContext
 
     try:
-        module = cst.parse_module(source)
-        index = FileIndex.build(module)
+        shared = _parse(source, path)
+        module, index = shared.module, shared.index
     except cst.ParserSyntaxError as error:
         return [parse_error(path, f"syntax error: {error.message}")]
     except RecursionError:
@@ -85,7 +120,7 @@ def lint_source(
     issues: list[tuple[str, Issue]] = []
     errors: list[Finding] = []
     try:
-        ctx = RuleContext(path, source, index, settings, context, signals(index))
+        ctx = RuleContext(path, source, index, settings, context)
     except RecursionError:
         return [parse_error(path, "too deeply nested to analyse")]
     except Exception as error:  # a bug of ours must not stop the run
@@ -109,6 +144,13 @@ def lint_source(
     except Exception as error:
         return sorted([*errors, _internal_error(path, "locating findings", error)])
     return sorted(errors + located)
+
+
+def _with(configuration: str) -> str:
+    """``with --dtype float16``; ``without --amp`` as it is."""
+    return (
+        configuration if configuration.startswith(("without ", "not ")) else f"with {configuration}"
+    )
 
 
 def _internal_error(path: str, where: str, error: Exception) -> Finding:
@@ -163,6 +205,11 @@ def _locate(module, index, source: str, path: str, issues, why: str) -> list[Fin
             line = positions[id(origin_node)].line
             if line != where.line:
                 message = f"{message} ({what}, line {line})"
+        configurations: tuple[str, ...] = ()
+        if issue.condition is not None:
+            configurations = issue.condition.settings().describe()
+            if configurations:
+                message += f" ({'; or '.join(map(_with, configurations))})"
         message += why
         findings.append(
             Finding(
@@ -175,6 +222,7 @@ def _locate(module, index, source: str, path: str, issues, why: str) -> list[Fin
                 name,
                 message,
                 fix=issue.fix,
+                configurations=configurations,
             )
         )
     return findings

@@ -14,7 +14,9 @@ class Finding:
     ``cell`` locates findings inside notebooks (``line`` is then the line in that cell, and
     ``notebook_line`` the line of the ``.ipynb`` file that holds it, where the file is laid out
     as Jupyter writes it); ``fix`` is optional picklable data a rule attaches for its fixer
-    (``amplint.fix``). Neither ``notebook_line`` nor ``fix`` is part of a finding's identity.
+    (``amplint.fix``). ``configurations`` lists the configurations of the script the finding
+    holds in (``--dtype float16``), empty when it holds in every one. Neither
+    ``notebook_line``, ``fix`` nor ``configurations`` is part of a finding's identity.
     """
 
     path: str
@@ -28,6 +30,11 @@ class Finding:
     cell: int | None = None
     notebook_line: int | None = field(default=None, compare=False)
     fix: dict[str, Any] | None = field(default=None, compare=False)
+    configurations: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.configurations, tuple):  # read back from JSON as a list
+            object.__setattr__(self, "configurations", tuple(self.configurations))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping; optional fields are left out when empty."""
@@ -35,6 +42,10 @@ class Finding:
         for key in ("cell", "notebook_line", "fix"):
             if data[key] is None:
                 del data[key]
+        if data["configurations"]:
+            data["configurations"] = list(data["configurations"])
+        else:
+            del data["configurations"]
         return data
 
 

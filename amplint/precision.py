@@ -1,104 +1,784 @@
-"""Where code runs in reduced precision: signals in a file and float32 branches.
+"""The precision model: in which configurations of the script each piece of code runs in reduced
+precision, and why.
 
-Signals: ``amp.init(...)`` (contrib and gluon_amp), ``.cast('float16')``, ``dtype='float16'``
-arguments, Keras ``set_global_policy('mixed_float16')``, ``autocast(...)``, ``.half()`` and
-argparse options whose default or choices are a reduced precision (or flags named like ``--amp``).
-Code on the float32 side of ``if args.amp:`` is float32.
+Design (issue 11). One question for every rule: :meth:`PrecisionModel.precision_at` gives, for a
+call, the list of :class:`Reduced` facts ``(condition, dtype, how, why)`` under which it computes
+in float16 or bfloat16; an empty list means float32 in every configuration.
+
+* Switches come from one table (:mod:`amplint.switches`): what turns reduced precision on, what
+  it covers (the process, one object, a ``with`` block, one layer) and how it is read.
+* Options and their values come from :mod:`amplint.options`; conditions over them are
+  :class:`~amplint.conditions.Condition`; the value of a switch's dtype or ``enabled=`` argument
+  in each configuration comes from :mod:`amplint.cases` (``net.cast(opt.dtype)`` is float16
+  with ``--dtype float16``, whatever the option's default). A value amplint cannot determine
+  turns nothing on: never a finding.
+* A switch covers its scope only: a process-wide switch every line that runs with it; an object
+  switch the model it casts — found by the call that built it — the layers of its class (and
+  of the classes and builder functions it is made of), its outputs; an ``autocast`` block the
+  code in it, the functions it calls, and the models called there. Code runs in the
+  configurations its ``if`` tests and its callers' allow (:meth:`Evaluator.runs`).
+* Across modules, the project pass hands each module a :class:`~amplint.project.Context`:
+  spreads from the modules that import it (all of it for a process-wide switch, the classes a
+  model is built from for an object switch) under the importer's conditions.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import os
 import re
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Union
 
 import libcst as cst
 
-from amplint.frameworks import find_layer, mxnet, torch
-from amplint.index import CALL, IF_BODY, IF_ELSE, CallSite, FileIndex, dotted, string_value
-from amplint.project import POLICY_CALLS
-from amplint.values import fold
+from amplint.cases import UNKNOWN, DType, Evaluator, Made, dtype_meaning, spelled
+from amplint.conditions import ALWAYS, NEVER, Condition
+from amplint.frameworks import deepspeed
+from amplint.index import CALL, WITH, CallSite, FileIndex, Scope, dotted
+from amplint.switches import (
+    AUTOCAST,
+    BLOCK,
+    LAYER_DTYPE,
+    OBJECT,
+    PROCESS,
+    WEIGHTS,
+    Switch,
+    recognise,
+)
 
 FLOAT16, BFLOAT16 = "float16", "bfloat16"
-_DTYPE_NAMES = {
-    "float16": FLOAT16,
-    "half": FLOAT16,
-    "mixed_float16": FLOAT16,
-    "fp16": FLOAT16,
-    "bfloat16": BFLOAT16,
-    "mixed_bfloat16": BFLOAT16,
-    "bf16": BFLOAT16,
-}
-_FLAG = re.compile(r"^-*(use[-_])?(amp|fp16|half|mixed[-_]precision|float16)$")
-_AMP_WORD = re.compile(r"(^|_)(amp|fp16|half|float16|mixed_precision|scaler|loss_scaler|use_amp)$")
-
-
-# Switches that affect only the code around them (unlike amp.init or a Keras global policy).
-LOCAL_SWITCHES = ("autocast", ".half()")
+REDUCED = (FLOAT16, BFLOAT16)
+_PASS_THROUGH = ("cuda", "cpu", "to", "train", "eval", "float", "requires_grad_", "share_memory")
+# Calls whose result is the model given as their first argument, wrapped (data parallelism,
+# compilation, a precision wrapper returning the model).
+_WRAPPER = re.compile(
+    r"(DataParallel|DDP|FSDP|FullyShardedDataParallel|Parallel\w*Model|^compile$|^prepare$"
+    r"|^initialize$|^wrap$|Criterion$)"
+)
+_CONTAINERS = ("add", "append", "extend", "register_child", "add_module", "insert")
+_INFERENCE = ("no_grad", "inference_mode", "predict_mode", "pause")
+# Functions that evaluate or export a model rather than train it.
+_EVALUATION = re.compile(
+    r"^_?(test|val|valid|validate|validation|eval|evaluate|evaluation|predict|prediction"
+    r"|inference|infer|export|score|benchmark_inference)(_|$)"
+)
+_NULL_CONTEXTS = ("nullcontext", "suppress")
 
 
 @dataclass(frozen=True)
-class Signal:
-    """One place that turns on reduced precision."""
+class Reduced:
+    """Code runs in ``dtype`` in the configurations of ``condition``, because of ``why``
+    (written at ``origin``); ``how`` is AUTOCAST (per-operation casts, losses in float32) or
+    WEIGHTS (cast parameters: outputs are reduced too); ``framework`` is whose layers it
+    concerns (a ``.half()`` makes no Keras layer float16)."""
 
-    precision: str
-    site: CallSite
-    what: str
-    # False for a bare ``dtype=`` on a tensor (data, not the model's training precision)
-    strong: bool = True
+    condition: Condition
+    dtype: str
+    how: str
+    why: str
+    origin: cst.CSTNode | None = None
+    framework: str | None = None  # whose layers it concerns (None: any)
+    local: bool = True  # False: brought in by another module of the project (a Spread)
 
-
-def dtype_of(expr: cst.BaseExpression | None, index: FileIndex, site: CallSite) -> str | None:
-    """'float16' / 'bfloat16' when ``expr`` denotes one (a string, ``np.float16``, an argparse
-    default), else None."""
-    if expr is None:
-        return None
-    name = dotted(expr)
-    if name is not None and "." in name and name.rsplit(".", 1)[1] in _DTYPE_NAMES:
-        return _DTYPE_NAMES[name.rsplit(".", 1)[1]]  # np.float16, torch.half, tf.bfloat16
-    value = fold(expr, index, site.scope)
-    if value is not None and isinstance(value.value, str):
-        return _DTYPE_NAMES.get(value.value)
-    return None
-
-
-def signals(index: FileIndex) -> list[Signal]:
-    """Every reduced-precision signal of the file, in source order."""
-    found = []
-    for site in index.calls:
-        signal = _signal(site, index)
-        if signal is not None:
-            strong = not signal[1].startswith("dtype=") or find_layer(site.qualname) is not None
-            found.append(Signal(signal[0], site, signal[1], strong))
-    return found
-
-
-def _signal(site: CallSite, index: FileIndex) -> tuple[str, str] | None:
-    qualname, method = site.qualname, site.method
-    if mxnet.amp_function(qualname, "init"):
-        dtype = site.arg(0, "target_dtype")
-        return dtype_of(dtype, index, site) or FLOAT16, "amp.init()"
-    if qualname in torch.AUTOCAST or qualname in torch.CPU_AUTOCAST:
-        enabled = fold(site.arg(None, "enabled"), index, site.scope)
-        if enabled is not None and enabled.value is False:
+    def narrowed(self, condition: Condition) -> Reduced | None:
+        both = self.condition & condition
+        if not both.possible:
             return None
-        dtype = dtype_of(site.arg(None, "dtype"), index, site)
-        device = fold(site.arg(0, "device_type"), index, site.scope)
-        cpu = qualname in torch.CPU_AUTOCAST or (device is not None and device.value == "cpu")
-        return dtype or (BFLOAT16 if cpu else FLOAT16), "autocast"
-    if method == "cast" and len(site.node.args) == 1:
-        dtype = dtype_of(site.node.args[0].value, index, site)
-        return (dtype, f"cast('{dtype}')") if dtype else None
-    if method in POLICY_CALLS or site.name in POLICY_CALLS:
-        dtype = dtype_of(site.arg(0, "name"), index, site)
-        return (dtype, "a mixed precision policy") if dtype else None
-    if method == "half" and not site.node.args and not half_for_storage(site):
-        return FLOAT16, ".half()"
-    if method == "add_argument":
-        return _argparse_signal(site, index)
-    dtype = dtype_of(site.arg(None, "dtype"), index, site)
-    if dtype is not None and method not in ("astype", "to"):
-        return dtype, f"dtype='{dtype}'"
-    return None
+        return dataclasses.replace(self, condition=both)
+
+
+def union(facts: list[Reduced], dtypes: tuple[str, ...] = REDUCED) -> Condition:
+    """The configurations in which any of ``facts`` (of these dtypes) holds."""
+    result = NEVER
+    for fact in facts:
+        if fact.dtype in dtypes:
+            result = result | fact.condition
+    return result
+
+
+def dtypes_of(facts: list[Reduced]) -> str:
+    """``float16``, ``bfloat16`` or ``bfloat16/float16``."""
+    return "/".join(sorted({fact.dtype for fact in facts if fact.dtype in REDUCED}))
+
+
+class PrecisionModel:
+    """The precision facts of one module."""
+
+    def __init__(
+        self, index: FileIndex, assume: str | None = None, spreads=(), path: str = ""
+    ) -> None:
+        self.index = index
+        self.path = path  # the module's file: JSON configurations it names are beside it
+        self.cases = Evaluator(index)
+        self.assume = assume
+        self.spreads = tuple(spreads)
+        self._blocks: dict[int, list[Reduced]] = {}
+
+    # ---- switches -------------------------------------------------------------------------
+    @functools.cached_property
+    def switches(self) -> list[tuple[Switch, CallSite, list[Reduced]]]:
+        """Every switch call of the module with what it turns on, where."""
+        found = []
+        for site in self.index.calls:
+            for switch in recognise(site.qualname, site.method):
+                facts = self._read(switch, site)
+                if facts is not None:
+                    found.append((switch, site, facts))
+                    break
+        return found
+
+    def _read(self, switch: Switch, site: CallSite) -> list[Reduced] | None:
+        """What one switch call turns on (None: the call is not that switch after all)."""
+        if switch.method is not None and not _object_switch(switch, site, self.index):
+            return None
+        runs = self.cases.runs(site) if switch.scope != BLOCK else ALWAYS
+        where = (site.scope, site.order)
+        enabled = ALWAYS
+        if switch.enabled is not None:
+            flag = site.arg(*switch.enabled)
+            if flag is not None:
+                enabled = self.cases.truth(flag, *where)
+        readings = self._dtype_readings(switch, site)
+        facts = []
+        for condition, dtype in readings:
+            if dtype in REDUCED:
+                both = condition & enabled & runs
+                if both.possible:
+                    why = _why(switch, site)
+                    facts.append(Reduced(both, dtype, switch.how, why, site.node, switch.framework))
+        return facts
+
+    def _dtype_readings(self, switch: Switch, site: CallSite) -> list[tuple[Condition, str]]:
+        where = (site.scope, site.order)
+        reader = READERS[switch.reader]
+        if switch.reader == "deepspeed":
+            return deepspeed.precisions(site, self.cases, os.path.dirname(self.path))
+        if switch.reader == "hf":
+            found = []
+            for keyword, dtype in (("fp16", FLOAT16), ("bf16", BFLOAT16)):
+                flag = site.arg(None, keyword)
+                if flag is not None:
+                    found.append((self.cases.truth(flag, *where), dtype))
+            return found
+        if switch.reader == "to":
+            return self._to_dtype(site)
+        expr = site.arg(*switch.dtype) if switch.dtype is not None else None
+        if expr is None:
+            if switch.reader == "autocast":
+                return [(ALWAYS, self._autocast_default(site))]
+            return [(ALWAYS, switch.default)] if switch.default is not None else []
+        readings = self.cases.read(expr, *where, reader)
+        if switch.reader == "policy":  # a Policy object
+            for condition, value in self.cases.cases(expr, *where):
+                if isinstance(value, Made) and (value.site.name or "").endswith("Policy"):
+                    inner = value.site.arg(0, "name")
+                    for reading in self.cases.read(
+                        inner, value.site.scope, value.site.order, reader
+                    ):
+                        both = reading[0] & condition
+                        if both.possible:
+                            readings.append((both, reading[1]))
+        return readings
+
+    def _autocast_default(self, site: CallSite) -> str:
+        device = site.arg(0, "device_type")
+        cases = self.cases.cases(device, site.scope, site.order) if device is not None else ()
+        values = {value for _, value in cases}
+        return BFLOAT16 if values and values <= {"cpu"} else FLOAT16
+
+    def _to_dtype(self, site: CallSite) -> list[tuple[Condition, str]]:
+        """``.to(dtype)``, ``.to(device, dtype)``, ``.to(dtype=...)``: dtype objects only
+        (``.to('cuda')`` is a device)."""
+        found = []
+        candidates = [a.value for a in site.node.args if a.keyword is None]
+        keyword = site.arg(None, "dtype")
+        if keyword is not None:
+            candidates.append(keyword)
+        for expr in candidates:
+            for condition, value in self.cases.cases(expr, site.scope, site.order):
+                if isinstance(value, DType):
+                    found.append((condition, value.name))
+        return found
+
+    # ---- the process ------------------------------------------------------------------------
+    @functools.cached_property
+    def process(self) -> list[Reduced]:
+        """What holds for every line of the module: process-wide switches, ``--assume-amp``, and
+        what importers spread to the whole module."""
+        facts = [f for switch, _, found in self.switches if switch.scope == PROCESS for f in found]
+        if self.assume:
+            facts.append(Reduced(ALWAYS, self.assume, AUTOCAST, "--assume-amp"))
+        for spread in self.spreads:
+            if spread.names is None:
+                facts.append(spread.fact())
+        return facts
+
+    def process_at(self, site: CallSite) -> list[Reduced]:
+        """The process-wide facts in effect when ``site`` runs: switches that run before it in
+        the order of this module's calls (``train(use_amp=False)`` before ``amp.init()`` stays
+        float32), or whose order with it cannot be told."""
+        facts = [fact for fact in self.process if fact.origin is None]
+        for switch, origin, found in self.switches:
+            if switch.scope == PROCESS:
+                facts += self._after(origin, site, found)
+        return facts
+
+    def _after(self, origin: CallSite, site: CallSite, found: list[Reduced]) -> list[Reduced]:
+        if origin.function is None and site.function is None:
+            return found if site.order > origin.order else []
+        occurrences = []
+        for runner in self.index.runners(origin):
+            position = self.index.position(runner, origin)
+            if position is None:
+                continue
+            chains = self.index.chains(runner)
+            for i, (_, call) in enumerate(self.index.timeline(runner)):
+                if call is site:
+                    occurrences.append((i > position, chains[i]))
+        if not occurrences:
+            return found
+        result = []
+        for after, chain in occurrences:
+            if after:
+                runs = self.cases.runs_along(site, chain)
+                result += [n for n in (f.narrowed(runs) for f in found) if n is not None]
+        return result
+
+    # ---- blocks -----------------------------------------------------------------------------
+    def blocks_at(self, site: CallSite) -> list[Reduced]:
+        """``autocast`` blocks active where ``site`` runs: around it, or around a call of its
+        function (a few levels up)."""
+        own = self._with_blocks(site.ancestors, site.scope)
+        return own + self._function_blocks(site.function, 0)
+
+    def _with_blocks(self, ancestors, scope: Scope) -> list[Reduced]:
+        found = []
+        for kind, node in ancestors:
+            if kind != WITH:
+                continue
+            assert isinstance(node, cst.With)
+            for item in node.items:
+                found += self._context_manager(item.item, scope)
+        # an inner autocast(enabled=False) turns an outer one off: keep the innermost reading
+        return found
+
+    def _context_manager(self, expr: cst.BaseExpression, scope: Scope) -> list[Reduced]:
+        """What ``with expr:`` turns on: an autocast call, a name bound to one, a call of a name
+        bound to ``torch.autocast`` itself or to a ``partial`` of it (``with amp_autocast():``,
+        the call's arguments added to the partial's)."""
+        site = self.index.site(expr)
+        order = site.order if site is not None else None
+        target = expr.func if isinstance(expr, cst.Call) and site is not None else expr
+        if site is not None and recognise(site.qualname, site.method):
+            return self._block_facts(site)
+        found = []
+        for condition, value in self.cases.cases(target, scope, order):
+            if isinstance(value, Made):
+                facts = self._block_facts(value.site, site)
+            elif value is UNKNOWN and site is not None:
+                facts = self._bound_switch(target, site)
+            else:
+                continue
+            found += [n for n in (f.narrowed(condition) for f in facts) if n is not None]
+        return found
+
+    def _bound_switch(self, target: cst.BaseExpression, call: CallSite) -> list[Reduced]:
+        """``amp_autocast = torch.cuda.amp.autocast`` ... ``with amp_autocast():``."""
+        name = dotted(target)
+        if name is None:
+            return []
+        facts = []
+        for definition in self.cases.expressions(name, call.scope, call.order):
+            bound = dotted(definition.expr) if definition.expr is not None else None
+            qualname = self.index.resolve(bound, definition.scope) if bound else None
+            for switch in recognise(qualname, None):
+                if switch.scope == BLOCK:
+                    read = self._read(switch, _Shifted(None, call))  # type: ignore[arg-type]
+                    facts += [n for n in (f.narrowed(definition.condition) for f in read) if n]
+        return facts
+
+    def _block_facts(self, site: CallSite, call: CallSite | None = None) -> list[Reduced]:
+        switches = recognise(site.qualname, site.method)
+        if any(s.scope == BLOCK for s in switches):
+            return next(
+                (
+                    found
+                    for switch, s, found in self.switches
+                    if s is site and switch.scope == BLOCK
+                ),
+                [],
+            )
+        if (site.qualname or "").endswith("partial") and site.node.args:  # partial(autocast, ...)
+            inner = self.index.resolve(dotted(site.node.args[0].value), site.scope)
+            for switch in recognise(inner, None):
+                if switch.scope == BLOCK:
+                    facts = self._read(switch, _Shifted(site, call))  # type: ignore[arg-type]
+                    return facts or []
+        return []
+
+    def _function_blocks(self, function: cst.CSTNode | None, depth: int) -> list[Reduced]:
+        if function is None or depth > 4:
+            return []
+        key = id(function)
+        if key in self._blocks:
+            return self._blocks[key]
+        self._blocks[key] = []
+        scope = next((s for s in self.cases._scopes() if s.node is function), None)
+        found: list[Reduced] = []
+        if scope is not None:
+            for caller in self.cases.callers(scope):
+                path = self.cases.path(caller.ancestors)
+                for fact in self._with_blocks(caller.ancestors, caller.scope) + (
+                    self._function_blocks(caller.function, depth + 1)
+                ):
+                    narrowed = fact.narrowed(path)
+                    if narrowed is not None:
+                        found.append(narrowed)
+        self._blocks[key] = found
+        return found
+
+    def autocast_at(self, site: CallSite) -> Condition:
+        """Where per-operation autocasting (MXNet's lists, torch autocast, apex O1, Keras
+        policies) is on for ``site``: losses and softmax there compute in float32."""
+        facts = [f for f in self.process_at(site) if f.how == AUTOCAST] + self.blocks_at(site)
+        return union(facts)
+
+    # ---- objects ----------------------------------------------------------------------------
+    def roots(self, expr: cst.BaseExpression | None, scope: Scope, order: int | None):
+        """The calls that built the object ``expr`` holds (through ``.cuda()``, ``.half()``,
+        ``DataParallel(...)`` and the like), with the configurations it holds each in. An
+        object no call of this module builds (a global never assigned here, a parameter
+        nobody here passes, ``self.model`` set in several methods) is known by its name."""
+        found: list[tuple[Condition, Root]] = []
+        for condition, value in self.cases.cases(expr, scope, order):
+            if isinstance(value, Made):
+                for inner, site in self._chain(value.site, 0):
+                    both = condition & inner
+                    if both.possible:
+                        found.append((both, site))
+            elif value is UNKNOWN:
+                key = self._name_key(expr, scope)
+                if key is not None:
+                    found.append((condition, key))
+        return found
+
+    def _name_key(self, expr: cst.BaseExpression | None, scope: Scope) -> str | None:
+        name = dotted(expr) if expr is not None else None
+        if name is None or self.index.resolve(name.split(".")[0], scope) is not None:
+            return None
+        if name.startswith("self."):
+            owner: Scope | None = scope
+            while owner is not None and owner.owner is None:
+                owner = owner.parent
+            return f"{name}@{owner.owner}" if owner is not None else None
+        head = name.split(".")[0]
+        binding: Scope | None = scope
+        while binding is not None and not binding.is_local(head):
+            binding = binding.parent
+        return f"{name}@{id(binding) if binding is not None else 'module'}"
+
+    def _chain(self, site: CallSite, depth: int) -> list[tuple[Condition, CallSite]]:
+        """``site`` and the calls its object passes through (receivers of fluent calls,
+        the first argument of data-parallel wrappers)."""
+        found = [(ALWAYS, site)]
+        if depth > 6:
+            return found
+        inner: cst.BaseExpression | None = None
+        if site.receiver is not None and (
+            site.method in _PASS_THROUGH or recognise(None, site.method)
+        ):
+            inner = site.receiver
+        elif _WRAPPER.search((site.name or "").rsplit(".", 1)[-1]) and site.node.args:
+            inner = site.arg(0, "model") or site.node.args[0].value
+        if inner is not None:
+            for condition, value in self.cases.cases(inner, site.scope, site.order):
+                if isinstance(value, Made):
+                    for deeper, origin in self._chain(value.site, depth + 1):
+                        both = condition & deeper
+                        if both.possible:
+                            found.append((both, origin))
+        return found
+
+    @functools.cached_property
+    def _object_facts(self) -> dict[int, list[Reduced]]:
+        """id(constructor call) -> what object switches, wrappers and blocks do to the objects
+        it builds."""
+        facts: dict[object, list[Reduced]] = {}
+
+        def add(condition: Condition, root: Root, fact: Reduced) -> None:
+            narrowed = fact.narrowed(condition)
+            if narrowed is not None:
+                facts.setdefault(_root_key(root), []).append(narrowed)
+
+        for switch, site, found in self.switches:
+            if switch.scope != OBJECT:
+                continue
+            for target in self._switched_objects(switch, site):
+                for condition, root in target:
+                    for fact in found:
+                        add(condition, root, fact)
+        for site in self.index.calls:  # models called inside autocast blocks
+            if site.name is None or site.qualname is not None:
+                continue
+            blocks = self.blocks_at(site)
+            if not blocks:
+                continue
+            for condition, root in self.roots(site.node.func, site.scope, site.order):
+                for fact in blocks:
+                    add(condition, root, fact)
+        return facts
+
+    def _switched_objects(self, switch: Switch, site: CallSite):
+        """The objects an object switch applies to, as lists of (condition, root)."""
+        where = (site.scope, site.order)
+        if switch.method is not None:
+            yield [(ALWAYS, site)] + self.roots(site.receiver, *where)
+        elif switch.reader == "deepspeed":
+            model = site.arg(None, "model")
+            yield [(ALWAYS, site)] + (self.roots(model, *where) if model is not None else [])
+        elif switch.reader in ("lightning", "hf", "accelerate"):
+            yield from self._wrapped_models(switch, site)
+
+    def _wrapped_models(self, switch: Switch, site: CallSite):
+        """Models handed to a precision wrapper: ``trainer.fit(model)`` (Lightning),
+        ``Trainer(model=model, args=...)`` (Hugging Face), ``accelerator.prepare(model, ...)``."""
+        for call in self.index.calls:
+            if switch.reader == "lightning" and call.method == "fit":
+                models = [call.arg(0, "model")]
+            elif switch.reader == "accelerate" and call.method == "prepare":
+                models = [a.value for a in call.node.args if a.keyword is None]
+            elif switch.reader == "hf" and (call.qualname or "").endswith("Trainer"):
+                arguments = call.arg(None, "args") or call.arg(1, "args")
+                made = self.cases.cases(arguments, call.scope, call.order) if arguments else ()
+                if not any(isinstance(v, Made) and v.site is site for _, v in made):
+                    continue
+                yield [(ALWAYS, call)] + self.roots(call.arg(0, "model"), call.scope, call.order)
+                continue
+            else:
+                continue
+            owner = call.receiver
+            made = self.cases.cases(owner, call.scope, call.order) if owner is not None else ()
+            if not any(isinstance(v, Made) and v.site is site for _, v in made):
+                continue
+            for model in models:
+                if model is not None:
+                    yield self.roots(model, call.scope, call.order)
+
+    def object_facts(self, root: Root) -> list[Reduced]:
+        """What is done to the objects the call ``root`` builds."""
+        return self._object_facts.get(_root_key(root), [])
+
+    def weights_of(self, callee: cst.BaseExpression, scope: Scope, order: int | None):
+        """Facts of reduced *weights* of the model ``callee`` (its outputs are reduced)."""
+        found = []
+        for condition, root in self.roots(callee, scope, order):
+            for fact in self.object_facts(root):
+                if fact.how == WEIGHTS:
+                    narrowed = fact.narrowed(condition)
+                    if narrowed is not None:
+                        found.append(narrowed)
+            if isinstance(root, str):
+                continue
+            for switch in recognise(root.qualname, root.method):  # Net().half() itself
+                if switch.scope == OBJECT and switch.how == WEIGHTS:
+                    for own in self._switch_facts(root):
+                        narrowed = own.narrowed(condition)
+                        if narrowed is not None:
+                            found.append(narrowed)
+        return _unique(found)
+
+    def _switch_facts(self, site: CallSite) -> list[Reduced]:
+        return next((found for _, s, found in self.switches if s is site), [])
+
+    # ---- layers -----------------------------------------------------------------------------
+    def precision_at(self, site: CallSite) -> list[Reduced]:
+        """The facts under which the code of ``site`` computes in reduced precision: a layer
+        it constructs, an operation it runs."""
+        facts = list(self.process) + self.blocks_at(site) + self._object_precision(site)
+        own = self._layer_dtype(site)
+        if own is not None:
+            facts.append(own)
+        named = [spread for spread in self.spreads if spread.names is not None]
+        if named:
+            owners = [root for _, root in self._owners(site) if not isinstance(root, str)]
+            for spread in named:
+                if any(self._defined_in(owner, spread.names) for owner in owners):
+                    facts.append(spread.fact())
+        runs = self.cases.runs(site)
+        return _unique([n for n in (f.narrowed(runs) for f in facts) if n is not None])
+
+    def _object_precision(self, site: CallSite) -> list[Reduced]:
+        """What is done to the models ``site`` is part of (see :meth:`_owners`)."""
+        facts = []
+        for condition, root in self._owners(site):
+            own = [] if isinstance(root, str) else self._switch_facts(root)
+            for fact in self.object_facts(root) + own:
+                narrowed = fact.narrowed(condition)
+                if narrowed is not None:
+                    facts.append(narrowed)
+        return facts
+
+    def outgoing(self) -> list[tuple]:
+        """What this module turns on in the modules it imports, as (module, names, dtype, how,
+        framework, configurations): process-wide switches in all of them (module None); object
+        switches and blocks in the classes and functions its models are built from."""
+        found: dict[tuple, Condition] = {}
+
+        def add(key: tuple, condition: Condition) -> None:
+            found[key] = found[key] | condition if key in found else condition
+
+        for fact in self.process:
+            if fact.origin is not None:
+                add((None, None, fact.dtype, fact.how, fact.framework), fact.condition)
+        for site in self.index.calls:
+            qualname = site.qualname
+            if qualname is None or "." not in qualname or _external(qualname):
+                continue
+            facts = self._object_precision(site)
+            if not facts:
+                continue
+            runs = self.cases.runs(site)
+            module, name = qualname.rsplit(".", 1)
+            for fact in facts:
+                add((module, (name,), fact.dtype, fact.how, fact.framework), fact.condition & runs)
+        return [
+            (*key, condition.describe())
+            for key, condition in sorted(found.items(), key=lambda item: repr(item[0]))
+            if condition.possible
+        ]
+
+    def _layer_dtype(self, site: CallSite) -> Reduced | None:
+        expr = site.arg(*LAYER_DTYPE.dtype)  # type: ignore[misc]
+        if expr is None:
+            return None
+        readings = self.cases.read(expr, site.scope, site.order, READERS["policy"])
+        condition = union(
+            [Reduced(c, d, WEIGHTS, "") for c, d in readings if d in REDUCED], REDUCED
+        )
+        dtypes = {d for _, d in readings if d in REDUCED}
+        if not condition.possible:
+            return None
+        return Reduced(condition, min(dtypes), WEIGHTS, "dtype=", site.node)
+
+    def forced_float32(self, site: CallSite, keyword: str = "dtype") -> bool:
+        """A layer whose own ``dtype=`` is float32 in every configuration."""
+        expr = site.arg(None, keyword)
+        if expr is None:
+            return False
+        readings = self.cases.read(expr, site.scope, site.order, READERS["policy"])
+        return bool(readings) and all(d == "float32" for _, d in readings)
+
+    def _owners(self, site: CallSite) -> list[tuple[Condition, Root]]:
+        """The constructor calls whose objects ``site`` is part of: itself, the containers it
+        is added to, and — for code in a class or a builder function — the calls that build
+        that class or call that function, transitively."""
+        found: list[tuple[Condition, Root]] = []
+        seen: set[int] = set()
+        pending: list[tuple[Condition, Root]] = [(ALWAYS, site)]
+        while pending and len(found) < 64:
+            condition, current = pending.pop()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            found.append((condition, current))
+            if isinstance(current, str):
+                continue
+            for container in self._containers(current):
+                pending.append((condition, container))
+            for builder in self._builders(current):
+                pending.append((condition, builder))
+        return found
+
+    def _containers(self, site: CallSite) -> Iterator[Root]:
+        """Calls that receive ``site``'s object as an argument (``net.add(layer)``: the net's
+        constructor; ``nn.Sequential(layer)``: the Sequential)."""
+        for kind, node in reversed(site.ancestors):
+            if kind != CALL:
+                continue
+            outer = self.index.site(node)
+            if outer is None:
+                break
+            if outer.method in _CONTAINERS and outer.receiver is not None:
+                for _, root in self.roots(outer.receiver, outer.scope, outer.order):
+                    yield root
+            elif outer.qualname is not None or (outer.name or "")[:1].isupper():
+                yield outer
+            break
+
+    def _builders(self, site: CallSite) -> Iterator[CallSite]:
+        """For code in a method of class C: the calls ``C(...)`` of this module; for code in a
+        function F: the calls of F."""
+        scope: Scope | None = site.scope
+        while scope is not None and scope.node is not None:
+            if scope.owner is not None:
+                info = self.index.classes.get(scope.owner)
+                if info is not None:
+                    yield from self._instantiations(info.node.name.value)
+                return
+            if isinstance(scope.node, cst.FunctionDef) and scope.parent is not None:
+                if scope.parent.node is None:
+                    yield from self.cases.callers(scope)
+                    return
+            scope = scope.parent
+
+    def _instantiations(self, name: str) -> list[CallSite]:
+        found = list(self.index.calls_named(name))
+        for info in self.index.classes.values():  # subclasses build it too
+            if name in info.bases and info.node.name.value != name:
+                found += self.index.calls_named(info.node.name.value)
+        return found
+
+    def _defined_in(self, site: CallSite, names: frozenset[str]) -> bool:
+        scope: Scope | None = site.scope
+        while scope is not None and scope.node is not None:
+            if scope.owner in names:
+                return True
+            if isinstance(scope.node, cst.FunctionDef) and scope.node.name.value in names:
+                return True
+            scope = scope.parent
+        return False
+
+    # ---- training or inference --------------------------------------------------------------
+    def inference_only(self, site: CallSite) -> bool:
+        """Code that computes no gradients to train with: under ``no_grad``,
+        ``inference_mode``, ``predict_mode`` or ``set_grad_enabled(False)``; in a function
+        decorated so, named as an evaluation (``validate``, ``test``, ``evaluate``,
+        ``predict``, ``export``...) or putting its model in ``eval()`` mode; or in a module
+        that never computes a gradient nor steps an optimizer."""
+        if not self._trains or self.no_grad(site.ancestors):
+            return True
+        scope: Scope | None = site.scope
+        while scope is not None and scope.node is not None:
+            if isinstance(scope.node, cst.FunctionDef):
+                if _EVALUATION.match(scope.node.name.value):
+                    return True
+                for decorator in self.index.decorators.get(id(scope.node), []):
+                    target = decorator.func if isinstance(decorator, cst.Call) else decorator
+                    if (dotted(target) or "").rsplit(".", 1)[-1] in _INFERENCE:
+                        return True
+                calls = self.index.calls_in(scope.node)
+                if any(c.method == "eval" and not c.node.args for c in calls) and not any(
+                    c.method == "train" for c in calls
+                ):
+                    return True
+            scope = scope.parent
+        return False
+
+    def in_unit_test(self, site: CallSite) -> bool:
+        """Code of a unit test (``def test_...``, a method of a ``Test...`` class, a helper only
+        tests call, a ``test_*.py`` file): it checks that a layer works in float16, it neither
+        trains nor serves a model."""
+        name = os.path.basename(self.path)
+        if name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py":
+            return True
+        scope: Scope | None = site.scope
+        while scope is not None and scope.node is not None:
+            if isinstance(scope.node, cst.FunctionDef) and scope.node.name.value.startswith("test"):
+                return True
+            if scope.owner is not None and scope.owner.startswith("Test"):
+                return True
+            scope = scope.parent
+        return False
+
+    def no_grad(self, ancestors) -> bool:
+        """Inside ``with torch.no_grad()``, ``inference_mode()``, ``autograd.predict_mode()``,
+        ``autograd.pause()`` or ``set_grad_enabled(False)``: nothing there records gradients."""
+        for kind, node in ancestors:
+            if kind != WITH:
+                continue
+            assert isinstance(node, cst.With)
+            for item in node.items:
+                inner = self.index.site(item.item)
+                name = (inner.name if inner is not None else dotted(item.item)) or ""
+                last = name.rsplit(".", 1)[-1]
+                if last in _INFERENCE or (
+                    last == "set_grad_enabled" and inner is not None and _false(inner)
+                ):
+                    return True
+        return False
+
+    @functools.cached_property
+    def _trains(self) -> bool:
+        """Whether the module computes a gradient or steps an optimizer anywhere."""
+        return any(
+            call.method in ("backward", "step", "apply_gradients", "minimize", "gradient", "fit")
+            or (call.name or "").endswith("autograd.backward")
+            for call in self.index.calls
+        )
+
+
+_FRAMEWORKS = frozenset(
+    "torch mxnet tensorflow keras tf_keras numpy jax scipy sklearn transformers accelerate "
+    "deepspeed apex lightning pytorch_lightning timm torchvision".split()
+)
+
+
+def _external(qualname: str) -> bool:
+    """A name of the standard library or of a framework: never a module of the project."""
+    head = qualname.lstrip(".").split(".")[0]
+    stdlib = getattr(sys, "stdlib_module_names", frozenset())
+    return not qualname.startswith(".") and (head in _FRAMEWORKS or head in stdlib)
+
+
+def _false(site: CallSite) -> bool:
+    argument = site.arg(0, "mode")
+    return isinstance(argument, cst.Name) and argument.value == "False"
+
+
+Root = Union[CallSite, str]  # the call that built an object, or its name (see roots)
+
+
+def _root_key(root: Root) -> object:
+    return root if isinstance(root, str) else id(root)
+
+
+class _Shifted:
+    """A call standing for an autocast call: ``partial(torch.autocast, ...)`` (its arguments
+    after the first), then the call of it (``amp_autocast(enabled=...)``), whose keywords win."""
+
+    def __init__(self, partial: CallSite | None, call: CallSite | None) -> None:
+        site = partial or call
+        assert site is not None
+        own = list(partial.node.args[1:]) if partial is not None else []
+        added = list(call.node.args) if call is not None and call is not partial else []
+        self._arguments = [*own, *added]
+        self.node = site.node.with_changes(args=self._arguments)
+        self.scope, self.order = site.scope, site.order
+        self.ancestors, self.function = site.ancestors, site.function
+        self.qualname, self.method, self.name = None, None, site.name
+        self.statement = site.statement
+
+    def arg(self, index, keyword):
+        found, position = None, 0
+        for argument in self._arguments:
+            if argument.keyword is not None:
+                if keyword is not None and argument.keyword.value == keyword:
+                    found = argument.value
+            elif index is not None and position == index:
+                found = found if found is not None else argument.value
+                position += 1
+            else:
+                position += 1
+        return found
+
+
+def _object_switch(switch: Switch, site: CallSite, index: FileIndex) -> bool:
+    """A method call that really is that switch on a model (not ``F.cast(x, ...)``, a
+    ``.half()`` for a checkpoint, ``.to('cuda')``)."""
+    if site.receiver is None:
+        return False
+    receiver = dotted(site.receiver)
+    if receiver is not None and index.resolve(receiver.split(".")[0], site.scope) is not None:
+        return False  # a module function: mx.nd.cast(x, dtype), torch.Tensor.half
+    if switch.method == "cast":
+        return len(site.node.args) == 1
+    if switch.method in ("half", "bfloat16"):
+        return not site.node.args and not half_for_storage(site)
+    return switch.method == "to"
 
 
 def half_for_storage(site: CallSite) -> bool:
@@ -117,58 +797,72 @@ def half_for_storage(site: CallSite) -> bool:
     return False
 
 
-def _argparse_signal(site: CallSite, index: FileIndex) -> tuple[str, str] | None:
-    flags = [string_value(a.value) for a in site.node.args if a.keyword is None]
-    choices = site.arg(None, "choices")
-    candidates = [site.arg(None, "default")]
-    if isinstance(choices, (cst.List, cst.Tuple, cst.Set)):
-        candidates += [element.value for element in choices.elements]
-    for candidate in candidates:
-        dtype = dtype_of(candidate, index, site)
-        if dtype is not None:
-            return dtype, f"the {flags[0] if flags else 'command-line'} option"
-    if any(flag and _FLAG.match(flag) for flag in flags):
-        return FLOAT16, f"the {next(f for f in flags if f)} option"
+def _why(switch: Switch, site: CallSite) -> str:
+    if switch.method is not None and site.receiver is not None:
+        receiver = dotted(site.receiver)
+        if receiver is not None:
+            return f"{receiver}.{switch.method}()"
+    return switch.what
+
+
+def _unique(facts: list[Reduced]) -> list[Reduced]:
+    seen, found = set(), []
+    for fact in facts:
+        key = (fact.condition, fact.dtype, fact.how, fact.why)
+        if key not in seen:
+            seen.add(key)
+            found.append(fact)
+    return found
+
+
+# ---- readers: what a switch's argument means -----------------------------------------------
+@spelled("mixed_float16", "mixed_bfloat16", "float32")
+def _policy(value: object) -> str | None:
+    if isinstance(value, str):
+        text = value.lower()
+        if text in ("mixed_float16", "float16"):
+            return FLOAT16
+        if text in ("mixed_bfloat16", "bfloat16"):
+            return BFLOAT16
+        if text in ("float32", "float64"):
+            return "float32"
     return None
 
 
-def _amp_test(test: cst.BaseExpression) -> bool | None:
-    """Whether an ``if`` test asks "is AMP on?" (True), "is AMP off?" (False), or neither (None)."""
-    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-        inner = _amp_test(test.expression)
-        return None if inner is None else not inner
-    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
-        target = test.comparisons[0]
-        base = _amp_test(test.left)
-        op = target.operator
-        if isinstance(target.comparator, cst.Name) and target.comparator.value == "None":
-            if base is None:
-                return None
-            return base if isinstance(op, cst.IsNot) else not base
-        text = string_value(target.comparator) or dotted(target.comparator) or ""
-        word = text.rsplit(".", 1)[-1]
-        positive = isinstance(op, (cst.Equal, cst.Is, cst.In))
-        negative = isinstance(op, (cst.NotEqual, cst.IsNot, cst.NotIn))
-        if word in _DTYPE_NAMES and (positive or negative):
-            return positive
-        if word == "float32" and (positive or negative):
-            return negative
-        return None
-    name = dotted(test)
-    if name is not None and _AMP_WORD.search(name.rsplit(".", 1)[-1].lower()):
-        return True
-    return None
+@spelled("O1", "O2", "O0")
+def _apex(value: object) -> str | None:
+    if value in ("O1", "O2", "O3"):
+        return FLOAT16
+    return "float32" if value == "O0" else None
 
 
-def in_float32_branch(site: CallSite) -> bool:
-    """Whether the call sits on the float32 side of an ``if`` that switches AMP."""
-    for kind, node in site.ancestors:
-        if kind not in (IF_BODY, IF_ELSE):
-            continue
-        assert isinstance(node, cst.If)
-        amp_on = _amp_test(node.test)
-        if amp_on is None or (kind == IF_ELSE and isinstance(node.orelse, cst.If)):
-            continue  # not an AMP switch, or an ``elif`` chain whose branches we cannot order
-        if (kind == IF_BODY) != amp_on:
-            return True
-    return False
+@spelled("16-mixed", "bf16-mixed", "32")
+def _lightning(value: object) -> str | None:
+    text = str(value).lower() if value is not None else ""
+    if text in ("16", "16-mixed", "16-true", "half"):
+        return FLOAT16
+    if text in ("bf16", "bf16-mixed", "bf16-true"):
+        return BFLOAT16
+    return "float32" if text in ("32", "32-true", "64", "64-true") else None
+
+
+@spelled("fp16", "bf16", "no")
+def _accelerate(value: object) -> str | None:
+    if value == "fp16":
+        return FLOAT16
+    if value == "bf16":
+        return BFLOAT16
+    return "float32" if value in ("no", None) else None
+
+
+READERS = {
+    "dtype": dtype_meaning,
+    "autocast": dtype_meaning,
+    "to": dtype_meaning,
+    "policy": _policy,
+    "apex": _apex,
+    "lightning": _lightning,
+    "accelerate": _accelerate,
+    "deepspeed": dtype_meaning,
+    "hf": dtype_meaning,
+}

@@ -1,16 +1,27 @@
-"""The cheap project-wide pass: which modules run in reduced precision, and why.
+"""The project pass: which modules run in reduced precision because another module of the
+project imports and runs them so, and in which of the importer's configurations.
 
-Text-level only (regular expressions, no parse): a module that turns on reduced precision passes
-its precision to every module it imports within the linted tree, transitively, except through a
-registry (a module importing ``HUB_IMPORTS`` or more modules of the tree, like a model zoo's
-``__init__``): a script uses one model of a registry, and which one is not known statically.
-A switch found in the text is confirmed on the file's tokens with string literals and comments
-blanked (only files that match pay for tokenizing). The result for one file is a small picklable
-:class:`Context` (part of the cache key of issue 5).
+What the pass reads from one file is a pure function of its text, cached with the file's stat
+(:class:`ModuleFacts`): its imports (text), the files it reads (DeepSpeed JSON configurations it
+names) and, only for files the switch table's text pattern matches
+(:func:`amplint.switches.in_code`), what it turns on in the modules it imports — computed
+by the precision model on a libcst parse (:class:`Outgoing`):
+
+* a process-wide switch (``amp.init()``, a Keras policy) covers every module it imports within
+  the linted tree, transitively, except through a registry (a module importing ``HUB_IMPORTS``
+  or more modules of the tree, like a model zoo's ``__init__``: a script uses one model of a
+  registry, and which one is not known statically);
+* an object switch or an ``autocast`` block covers the classes and functions of another module
+  its models are built from (``GPT`` of ``model.py`` for ``model = GPT(conf)`` run under
+  ``torch.autocast``), and what that module imports.
+
+Each spread carries the importer's configurations (``--dtype float16``). The result for one
+file is a small picklable :class:`Context`, part of its cache key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import re
@@ -18,25 +29,8 @@ import tokenize
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-# Keras 2 and 3 ways to set a mixed precision policy (amplint.precision reads them too).
-POLICY_CALLS = ("set_global_policy", "set_policy", "set_dtype_policy", "Policy", "DTypePolicy")
-_DTYPE = r"""(?:['"](?:mixed_)?(b?float16)['"]|(?:np|numpy|torch|tf|jnp)\.(b?float16|half))"""
-# Model-level switches only (a float16 word in a docstring or a float16 tensor is not one).
-_SWITCHES = (
-    # amp.init('bfloat16'); "amp(?<!\wamp)" is "\bamp" with a literal prefix (10-70x faster).
-    re.compile(r"amp(?<!\wamp)\.init\(\s*(?:target_dtype\s*=\s*)?" + _DTYPE),
-    re.compile(r"\.cast\(\s*" + _DTYPE),
-    re.compile(rf"(?:{'|'.join(POLICY_CALLS)})\(\s*(?:name\s*=\s*)?" + _DTYPE),
-    re.compile(r"autocast(?<!\wautocast)\([^)]*?dtype\s*=\s*" + _DTYPE),
-    re.compile(r"add_argument\([^)]*?default\s*=\s*" + _DTYPE),
-)
-_FLOAT16_SWITCHES = (
-    re.compile(r"amp(?<!\wamp)\.init\(\s*\)"),  # contrib's default, and gluon_amp's without a dtype
-    re.compile(r"\.half\(\)(?!\s*\.\s*(?:float|state_dict|cpu|numpy)\b)"),
-    re.compile(r"autocast(?<!\wautocast)\((?![^)]*(?:dtype|enabled\s*=\s*False|['\"]cpu['\"]))"),
-    re.compile(r"""add_argument\(\s*['"]--(?:use[-_])?(?:amp|fp16|half|mixed[-_]precision)['"]"""),
-)
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w. \t,]+)", re.MULTILINE)
 _FROM = re.compile(
     r"^[ \t]*from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]+)", re.MULTILINE
@@ -46,67 +40,200 @@ _DOCSTRING = re.compile(r"(\"\"\"|\'\'\')[\s\S]*?\1")
 # String literals a switch is written with ('float16', "--amp"); any other string is blanked.
 _WORD_STRING = re.compile(r"""[rRbBuU]?(['"])[\w-]*\1""")
 _FSTRING_MIDDLE = getattr(tokenize, "FSTRING_MIDDLE", None)  # Python 3.12+
-
+# Configuration files a module may read (DeepSpeed): their text is part of its cache key.
+_JSON_NAME = re.compile(r"""['"]([^'"\n]+\.json)['"]""")
 
 # A module importing this many modules of the linted tree is a registry (see above).
 HUB_IMPORTS = 10
 
 
 @dataclass(frozen=True)
-class Context:
-    """What the rest of the project says about one file: precisions it runs in, and why."""
+class Spread:
+    """Reduced precision another module of the project brings into this one: in ``dtype``
+    (``how``: see :mod:`amplint.switches`), for the classes and functions ``names`` (None: all
+    of the module), in the importer's configurations (``configurations``, as text; empty: all),
+    and why (``imported by train.py, which enables float16``)."""
 
-    precisions: tuple[str, ...] = ()
-    reason: str | None = None
+    dtype: str
+    how: str
+    names: frozenset[str] | None
+    configurations: tuple[str, ...]
+    why: str
+    framework: str | None = None
+
+    def fact(self):
+        """The spread as a precision fact of this module; the importer's configurations are
+        one opaque choice here (``train.py: --dtype float16``)."""
+        from amplint.conditions import ALWAYS, BOOL, Condition, Option, truthy
+        from amplint.precision import Reduced
+
+        condition: Condition = ALWAYS
+        if self.configurations:
+            shown = " or ".join(self.configurations)
+            condition = truthy(Option(f"@{shown}", shown, BOOL, False, sets=True))
+        return Reduced(condition, self.dtype, self.how, self.why, None, self.framework, False)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the rest of the project says about one file: the reduced precision other modules
+    bring into it, and the digests of other files it reads (JSON configurations)."""
+
+    spreads: tuple[Spread, ...] = ()
+    files: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        return tuple(sorted({spread.dtype for spread in self.spreads}))
+
+    @property
+    def reason(self) -> str | None:
+        whys = list(dict.fromkeys(spread.why for spread in self.spreads))
+        return "; ".join(whys) if whys else None
 
 
 NO_CONTEXT = Context()
 
 
 @dataclass(frozen=True)
+class Outgoing:
+    """What a module turns on in a module it imports: ``module`` as the importer names it
+    (``.model``; None: every module it imports), ``names`` there (None: all of it)."""
+
+    module: str | None
+    names: tuple[str, ...] | None
+    dtype: str
+    how: str
+    framework: str | None
+    configurations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ModuleFacts:
-    """What the project pass reads from one file (pure function of its text; cacheable)."""
+    """What the project pass reads from one file (pure function of its text; cacheable).
+    ``outgoing`` is None while it is not known: the text names a switch, and finding out what
+    it turns on takes a parse (done in the check's workers, see :mod:`amplint.runner`)."""
 
-    precisions: tuple[str, ...]
     imports: tuple[str, ...]  # dotted names, relative ones keep their leading dots
+    outgoing: tuple[Outgoing, ...] | None = ()
+    reads: tuple[str, ...] = ()  # files it names that amplint reads too (JSON)
+
+    def to_json(self) -> list:
+        spreads = None
+        if self.outgoing is not None:
+            spreads = [
+                [o.module, o.names, o.dtype, o.how, o.framework, list(o.configurations)]
+                for o in self.outgoing
+            ]
+        return [list(self.imports), spreads, list(self.reads)]
+
+    @classmethod
+    def from_json(cls, data: list) -> ModuleFacts:
+        imports, spreads, reads = data
+        outgoing = None
+        if spreads is not None:
+            outgoing = tuple(
+                Outgoing(m, tuple(n) if n is not None else None, d, h, f, tuple(c))
+                for m, n, d, h, f, c in spreads
+            )
+        return cls(tuple(imports), outgoing, tuple(reads))
 
 
-def scan(source: str) -> ModuleFacts:
-    """Imports and own reduced-precision switches of one module, from its text."""
-    text = _COMMENT.sub("", _DOCSTRING.sub("''", source))
-    precisions = _switches(text)
-    if precisions:
-        code = code_only(source)
-        if code is not None:
-            precisions = _switches(code)
-    imports: list[str] = []
+def scan(source: str, path: str = "", parse: bool = True) -> ModuleFacts:
+    """Imports, files read and outgoing reduced precision of the module at ``path`` (left
+    unknown, None, when ``parse`` is false and finding it out needs a parse)."""
+    text = _strip(source)
+    imports = list(_imported(text))
+    reads = tuple(sorted(set(_JSON_NAME.findall(text)))) if "deepspeed" in text else ()
+    from amplint.switches import in_code, mentioned
+
+    outgoing: tuple[Outgoing, ...] | None = ()
+    if imports and mentioned(text):
+        if not parse:
+            outgoing = None
+        elif in_code(source):
+            outgoing = _outgoing(source, path)
+    return ModuleFacts(tuple(imports), outgoing, reads)
+
+
+def _strip(source: str) -> str:
+    """The text with comments and docstrings removed (cheap, not exact)."""
+    return _COMMENT.sub("", _DOCSTRING.sub("''", source))
+
+
+def _imported(text: str):
+    """(import as written, name it binds) for every import of the text."""
     for match in _IMPORT.finditer(text):
         for part in match.group(1).split(","):
             words = part.split()
             if words:
-                imports.append(words[0])
+                yield words[0]
     for match in _FROM.finditer(text):
         module = match.group(1)
-        names = match.group(2).strip("() \t\n")
-        imports.append(module)
-        for part in names.split(","):
+        yield module
+        for part in match.group(2).strip("() \t\n").split(","):
             words = part.split()
             if words and words[0] != "*":
                 sep = "" if module.endswith(".") else "."
-                imports.append(f"{module}{sep}{words[0]}")
-    return ModuleFacts(tuple(sorted(precisions)), tuple(imports))
+                yield f"{module}{sep}{words[0]}"
 
 
-def _switches(text: str) -> set[str]:
-    precisions: set[str] = set()
-    for pattern in _SWITCHES:
-        for match in pattern.finditer(text):
-            precisions.add(
-                "bfloat16" if match.group(1 if match.group(1) else 2).startswith("b") else "float16"
-            )
-    if any(pattern.search(text) for pattern in _FLOAT16_SWITCHES):
-        precisions.add("float16")
-    return precisions
+def uses(source: str) -> dict[str, tuple[str, ...]]:
+    """Each top-level class and function with the imports it uses, also through the other
+    top-level classes and functions it names (text only: names in its body): how a spread to
+    one class reaches its parts. Read only for modules a spread reaches."""
+    text = _strip(source)
+    local: dict[str, str] = {}  # name bound by an import -> what it imports
+    for match in _IMPORT.finditer(text):
+        for part in match.group(1).split(","):
+            words = part.split()
+            if words:
+                bound = words[2] if len(words) == 3 and words[1] == "as" else words[0].split(".")[0]
+                local[bound] = words[0]
+    for match in _FROM.finditer(text):
+        module = match.group(1)
+        for part in match.group(2).strip("() \t\n").split(","):
+            words = part.split()
+            if words and words[0] != "*":
+                sep = "" if module.endswith(".") else "."
+                bound = words[2] if len(words) == 3 and words[1] == "as" else words[0]
+                local[bound] = f"{module}{sep}{words[0]}"
+    return dict(_uses(text, local))
+
+
+_TOP_LEVEL = re.compile(r"^(?:async[ \t]+def|def|class)[ \t]+(\w+)", re.MULTILINE)
+_WORD = re.compile(r"[A-Za-z_]\w*")
+
+
+def _uses(text: str, local: dict[str, str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each top-level class and function with the imports it uses, also through the other
+    top-level classes and functions it names (text only: names in its body)."""
+    starts = list(_TOP_LEVEL.finditer(text))
+    words: dict[str, set[str]] = {}
+    for i, match in enumerate(starts):
+        end = starts[i + 1].start() if i + 1 < len(starts) else len(text)
+        words.setdefault(match.group(1), set()).update(_WORD.findall(text, match.end(), end))
+    used = {name: {local[w] for w in found if w in local} for name, found in words.items()}
+    changed = True
+    while changed:
+        changed = False
+        for name, found in words.items():
+            for other in found & words.keys():
+                if other != name and not used[other] <= used[name]:
+                    used[name] |= used[other]
+                    changed = True
+    return tuple((name, tuple(sorted(found))) for name, found in sorted(used.items()))
+
+
+def _outgoing(source: str, path: str) -> tuple[Outgoing, ...]:
+    """What the module's switches turn on in the modules it imports (a parse; nothing when the
+    file cannot be parsed: its lint reports that)."""
+    from amplint.engine import parsed
+
+    found = parsed(source, path)
+    if found is None:
+        return ()
+    return tuple(Outgoing(*spread) for spread in found.model.outgoing())
 
 
 def code_only(source: str) -> str | None:
@@ -171,11 +298,25 @@ def _relative_base(name: str, importer: str, is_package: bool) -> str | None:
     return ".".join(base + ([rest] if rest else [])) or None
 
 
-def analyse(facts: dict[Path, ModuleFacts]) -> dict[Path, Context]:
-    """Contexts of every file: precisions inherited from the modules that import it, directly
-    or through other modules (module names come from the package folders)."""
-    if not any(fact.precisions for fact in facts.values()):
-        return {}
+def analyse(
+    facts: dict[Path, ModuleFacts],
+    digest_of: Callable[[str], str] | None = None,
+    source_of: Callable[[str], str | None] | None = None,
+) -> dict[Path, Context]:
+    """Contexts of every file: what the modules importing it (directly, or through other
+    modules) turn on in it, and the digests of the files it reads (``digest_of``).
+    ``source_of`` reads a module's text when a spread to one of its classes must follow what
+    that class uses (by default, from disk)."""
+    files: dict[str, tuple[tuple[str, str], ...]] = {}
+    if digest_of is not None:
+        for path, fact in facts.items():
+            if fact.reads:
+                folder = os.path.dirname(str(path))
+                files[str(path)] = tuple(
+                    (name, digest_of(os.path.join(folder, name))) for name in fact.reads
+                )
+    if not any(fact.outgoing for fact in facts.values()):  # (None: not known, nothing spreads)
+        return {Path(p): Context((), f) for p, f in sorted(files.items())}
     by_path = {str(path): path for path in facts}
     paths = sorted(by_path, key=lambda path: path.split(os.sep))  # pathlib's order
     names = _module_names(paths)
@@ -205,22 +346,87 @@ def analyse(facts: dict[Path, ModuleFacts]) -> dict[Path, Context]:
     def shown(path: str) -> str:
         return os.path.relpath(path, base).replace(os.sep, "/")
 
-    reasons: dict[str, dict[str, str]] = {}
-    for source in (path for path in paths if facts[by_path[path]].precisions):
-        seen = {source}
-        queue = deque(imports_of(source))
+    found: dict[str, dict[tuple, Spread]] = {}
+    read_uses: dict[str, dict[str, tuple[str, ...]]] = {}
+
+    def uses_in(path: str) -> dict[str, tuple[str, ...]]:
+        if path not in read_uses:
+            source = (source_of or _read_text)(path)
+            read_uses[path] = uses(source) if source is not None else {}
+        return read_uses[path]
+
+    def add(target: str, spread: Spread) -> None:
+        key = (spread.dtype, spread.how, spread.names, spread.configurations, spread.framework)
+        found.setdefault(target, {}).setdefault(key, spread)
+
+    def spread_on(start: list[str], spread: Spread, seen: set[str]) -> None:
+        """``spread`` to the modules ``start`` and, whole, to what they import (not past a
+        hub)."""
+        queue = deque((target, spread) for target in start)
         while queue:
-            target = queue.popleft()
+            target, current = queue.popleft()
             if target in seen:
                 continue
             seen.add(target)
-            known = reasons.setdefault(target, {})
-            for precision in facts[by_path[source]].precisions:
-                reason = f"imported by {shown(source)}, which enables {precision}"
-                known.setdefault(precision, reason)
+            add(target, current)
             if len(imports_of(target)) < HUB_IMPORTS:
-                queue.extend(imports_of(target))
-    return {
-        by_path[path]: Context(tuple(sorted(known)), "; ".join(known[p] for p in sorted(known)))
-        for path, known in sorted(reasons.items())
-    }
+                whole = dataclasses.replace(current, names=None)
+                queue.extend((inner, whole) for inner in imports_of(target))
+
+    def spread_named(importer: str, imported: str, spread: Spread) -> None:
+        """``spread`` to the class or function ``imported`` (``.model.GPT``, as ``importer``
+        writes it): in the module defining it — through re-exports — and to what it uses there,
+        class by class (a registry function using many modules passes nothing on)."""
+        pending, seen, whole = [(importer, imported)], set(), {importer}
+        while pending:
+            frm, name = pending.pop()
+            module = targets(frm, name)
+            if module:  # ``from . import blocks``: a module used as a whole
+                spread_on(module, dataclasses.replace(spread, names=None), whole)
+                continue
+            package, _, attribute = name.rpartition(".")
+            for target in targets(frm, package) if package else []:
+                if (target, attribute) in seen:
+                    continue
+                seen.add((target, attribute))
+                fact = facts[by_path[target]]
+                uses = uses_in(target)
+                if attribute in uses:
+                    add(target, dataclasses.replace(spread, names=frozenset({attribute})))
+                    if len(uses[attribute]) < HUB_IMPORTS:
+                        pending.extend((target, inner) for inner in uses[attribute])
+                else:  # re-exported: follow the import of that name
+                    pending.extend(
+                        (target, inner)
+                        for inner in fact.imports
+                        if inner.rpartition(".")[2] == attribute and inner != name
+                    )
+
+    for source in (path for path in paths if facts[by_path[path]].outgoing):
+        for out in facts[by_path[source]].outgoing:
+            configurations = tuple(f"{shown(source)}: {c}" for c in out.configurations)
+            if out.module is None:
+                why = f"imported by {shown(source)}, which enables {out.dtype}"
+                spread = Spread(out.dtype, out.how, None, configurations, why, out.framework)
+                spread_on(imports_of(source), spread, {source})
+                continue
+            for name in out.names or ():
+                why = f"{name} run in {out.dtype} by {shown(source)}"
+                spread = Spread(out.dtype, out.how, None, configurations, why, out.framework)
+                spread_named(source, f"{out.module}.{name}", spread)
+    contexts = {}
+    for path in sorted(set(found) | set(files), key=lambda p: p.split(os.sep)):
+        spreads = tuple(sorted(found.get(path, {}).values(), key=_spread_order))
+        contexts[by_path.get(path, Path(path))] = Context(spreads, files.get(path, ()))
+    return contexts
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _spread_order(spread: Spread) -> tuple:
+    return (spread.why, spread.dtype, spread.how, sorted(spread.names or ()), spread.configurations)

@@ -156,13 +156,39 @@ def lint_bytes(data: bytes, display: str, context: Context, settings: Settings) 
     return findings
 
 
-def _facts(data: bytes, name: str) -> ModuleFacts | None:
+def _facts(data: bytes, name: str, parse: bool = True) -> ModuleFacts | None:
+    """The project facts of a file (outgoing None when ``parse`` is false and they need one)."""
     from amplint.project import scan
 
     try:
-        return scan(_read_source(data, name)[0])
+        return scan(_read_source(data, name)[0], name, parse)
     except Exception:  # an unreadable file only drops out of the project pass
         return None
+
+
+def _cached_facts(cache: Cache, data: bytes, content: str, name: str) -> ModuleFacts | None:
+    """A file's project facts, from the cache by its content when a parse found them before
+    (a file touched but not changed, or read again within the racy window, needs no new
+    parse); else what its text says, with what a switch turns on left to the workers."""
+    stored = cache.get(_facts_key(content, name))
+    if isinstance(stored, list):
+        try:
+            return ModuleFacts.from_json(stored)
+        except (TypeError, ValueError):
+            pass
+    return _facts(data, name, parse=False)
+
+
+def _facts_key(content: str, name: str) -> str:
+    return digest("facts", content, name)
+
+
+def _file_digest(path: str) -> str:
+    """The digest of a file another one reads (a JSON configuration), "" when it is missing."""
+    try:
+        return digest(Path(path).read_bytes())
+    except OSError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -177,18 +203,26 @@ class _Job:
     key: str
     cache_top: str | None
     cache_version: str
+    check: bool = True  # False: only the project facts are wanted
+    facts: bool = False  # find the project facts too (one parse for both)
 
 
-def _run_job(job: _Job) -> list[Finding]:
-    """Read and check one file; cache the result unless the file changed since it was hashed."""
+def _run_job(job: _Job) -> tuple[list[Finding], ModuleFacts | None]:
+    """Read and check one file (and find its project facts, for a job that asks); cache the
+    results unless the file changed since it was hashed."""
     try:
         data = Path(job.path).read_bytes()
     except OSError as error:
-        return [parse_error(job.display, f"cannot read file: {error.strerror or error}")]
-    findings = lint_bytes(data, job.display, job.context, job.settings)
+        return [parse_error(job.display, f"cannot read file: {error.strerror or error}")], None
+    findings = lint_bytes(data, job.display, job.context, job.settings) if job.check else []
+    facts = _facts(data, job.display) if job.facts else None
     if job.cache_top is not None and digest(data) == job.content:
-        Cache(Path(job.cache_top), job.cache_version).put(job.key, [f.to_dict() for f in findings])
-    return findings
+        cache = Cache(Path(job.cache_top), job.cache_version)
+        if job.check:
+            cache.put(job.key, [f.to_dict() for f in findings])
+        if facts is not None:
+            cache.put(_facts_key(job.content, job.display), facts.to_json())
+    return findings, facts
 
 
 def available_cores() -> int:
@@ -198,7 +232,7 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
-def _run_jobs(jobs: list[_Job], workers: int) -> Iterable[list[Finding]]:
+def _run_jobs(jobs: list[_Job], workers: int) -> Iterable[tuple[list[Finding], ModuleFacts | None]]:
     if workers <= 1 or len(jobs) < PARALLEL_THRESHOLD:
         return map(_run_job, jobs)
     from concurrent.futures import ProcessPoolExecutor
@@ -270,6 +304,7 @@ def run(request: Request) -> Outcome:
     stat_cache = StatCache(cache, str(project or config.root))
     digests: dict[Path, str] = {}
     sizes: dict[Path, int] = {}
+    stats: dict[Path, object] = {}
     facts: dict[Path, ModuleFacts] = {}
     for path, display in everything.items():
         if path == stdin_path:
@@ -281,11 +316,54 @@ def run(request: Request) -> Outcome:
                 data = path.read_bytes()
             except OSError:
                 continue
-            remembered = stat_cache.put(str(path), stat, digest(data), _facts(data, display))
+            content = digest(data)
+            remembered = stat_cache.put(
+                str(path), stat, content, _cached_facts(cache, data, content, display)
+            )
         digests[path] = remembered.content
         sizes[path] = stat[2] if stat is not None else 0
+        stats[path] = stat
         if remembered.facts is not None:
             facts[path] = remembered.facts
+    run_key = settings_key(config, request)
+    settings: Settings | None = None
+    top = str(cache.top) if cache.folder is not None else None
+    workers = request.jobs or available_cores()
+
+    # What the files whose text names a switch turn on needs their parse: done in the workers,
+    # which check those files at once (in the usual case, nothing turns precision on in them
+    # from elsewhere; when something does, they are checked again below).
+    to_check = {path.absolute(): display for path, display in checked}
+    first: dict[Path, tuple[str, list[Finding]]] = {}
+    parsing = [path for path, fact in facts.items() if fact.outgoing is None]
+    if parsing:
+        settings = settings_for(config, request)
+        jobs = []
+        for path in parsing:
+            display = everything[path]
+            key = digest("findings", digests[path], display, NO_CONTEXT, run_key)
+            check = path in to_check
+            jobs.append(
+                _Job(
+                    str(path),
+                    display,
+                    NO_CONTEXT,
+                    settings,
+                    digests[path],
+                    key,
+                    top,
+                    cache.version,
+                    check=check,
+                    facts=True,
+                )
+            )
+        jobs.sort(key=lambda job: -sizes.get(Path(job.path), 0))
+        for job, (found, new) in zip(jobs, _run_jobs(jobs, workers)):
+            path = Path(job.path)
+            facts[path] = new if new is not None else ModuleFacts(facts[path].imports)
+            stat_cache.put(str(path), stats[path], digests[path], facts[path])  # type: ignore[arg-type]
+            if job.check:
+                first[path] = (job.key, found)
     # With a project root every run walks all of it, so files not seen have left it; without
     # one, runs over different paths share the entry and each adds what it read.
     if project is not None:
@@ -296,8 +374,7 @@ def run(request: Request) -> Outcome:
         stdin_facts = _facts(stdin_data, stdin_display)
         if stdin_facts is not None:
             facts[stdin_path] = stdin_facts
-    contexts = analyse(facts)
-    run_key = settings_key(config, request)
+    contexts = analyse(facts, _file_digest)
 
     misses = []
     for path, display in checked:
@@ -305,17 +382,20 @@ def run(request: Request) -> Outcome:
         context = contexts.get(path, NO_CONTEXT)
         content = digests.get(path, "")  # unreadable: the job reports it
         key = digest("findings", content, display, context, run_key)
+        if path in first and first[path][0] == key:
+            outcome.findings.extend(first[path][1])
+            continue
         stored = cache.get(key) if content else None
         if stored is not None:
             outcome.findings.extend(Finding(**item) for item in stored)
         else:
             misses.append((str(path), display, context, content, key))
     wants_stdin = stdin_path is not None and stdin_data is not None
-    settings = settings_for(config, request) if misses or wants_stdin else None
-    top = str(cache.top) if cache.folder is not None else None
+    if settings is None and (misses or wants_stdin):
+        settings = settings_for(config, request)
     jobs = [_Job(*miss[:3], settings, *miss[3:], top, cache.version) for miss in misses]
     jobs.sort(key=lambda job: -sizes.get(Path(job.path), 0))  # largest first: balanced workers
-    for findings in _run_jobs(jobs, request.jobs or available_cores()):
+    for findings, _ in _run_jobs(jobs, workers):
         outcome.findings.extend(findings)
     outcome.files = len(checked)
 

@@ -67,7 +67,7 @@ class StatCache:
         if known is None and path in self._stored:
             try:
                 stored_stat, content, facts = self._stored[path]
-                facts = ModuleFacts(*map(tuple, facts)) if facts is not None else None
+                facts = ModuleFacts.from_json(facts) if facts is not None else None
                 known = Known(tuple(stored_stat) if stored_stat else None, content, facts)
             except (TypeError, ValueError):  # a damaged entry: read the file again
                 return None
@@ -106,4 +106,4 @@ class StatCache:
 
 
 def _facts_json(facts: ModuleFacts | None) -> list | None:
-    return None if facts is None else [list(facts.precisions), list(facts.imports)]
+    return None if facts is None else facts.to_json()

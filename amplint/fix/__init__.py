@@ -19,9 +19,15 @@ from amplint.fix.api import Edit, FixContext
 
 @dataclass(frozen=True)
 class Fixer:
+    """A fixer: ``safe`` fixes run without ``--unsafe-fixes``; a ``neutral`` fix changes nothing
+    in configurations where its finding does not hold (a float32 cast of a float32 output, an
+    ``unscale_`` of a disabled GradScaler), so it is applied also to a finding that holds only
+    in some configurations; any other fix is not offered for such a finding."""
+
     code: str
     fix: Callable[[Finding, FixContext], list[Edit]]
     safe: bool
+    neutral: bool = False
 
 
 # code -> (module, whether its fix is safe)
@@ -38,11 +44,15 @@ _MODULES = {
 }
 
 
+# Fixes that change nothing where their finding does not hold (see Fixer).
+_NEUTRAL = frozenset({"AMP101", "AMP305"})
+
+
 def _load() -> dict[str, Fixer]:
     fixers = {}
     for code, (name, safe) in sorted(_MODULES.items()):
         module = importlib.import_module(f"amplint.fix.{name}")
-        fixers[code] = Fixer(code, module.fix, safe)
+        fixers[code] = Fixer(code, module.fix, safe, code in _NEUTRAL)
     return fixers
 
 

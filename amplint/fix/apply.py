@@ -23,6 +23,14 @@ UNSAFE_HINT = "an unsafe fix is available with --unsafe-fixes (it changes shapes
 ROLLED_BACK = "the fix did not give valid Python and was rolled back"
 
 
+def conditional_reason(configurations: tuple[str, ...]) -> str:
+    """Why a finding of some configurations only is not fixed automatically."""
+    return (
+        f"it holds only with {'; or with '.join(configurations)}, and this fix would change "
+        "the other configurations too: apply it under the same condition by hand"
+    )
+
+
 @dataclass
 class FileFix:
     """The outcome for one file: its text before and after, how many fixes were applied, the
@@ -87,6 +95,9 @@ def _plan(
     plans, reasons = [], {}
     for finding in candidates:
         fixer = FIXERS[finding.code]
+        if finding.configurations and not fixer.neutral:
+            reasons[finding] = conditional_reason(finding.configurations)
+            continue
         if not fixer.safe and not unsafe:
             reasons[finding] = UNSAFE_HINT
             continue

@@ -21,6 +21,11 @@ _ATOMS = (cst.Name, cst.Attribute, cst.Call, cst.Subscript)
 def fix(finding: Finding, ctx: FixContext) -> list[Edit]:
     node = ctx.node_at(finding, cst.BaseExpression)
     site = ctx.index.site(node)
+    if site is not None and (site.qualname or "").endswith("Classifier"):
+        raise Unfixable(
+            "a Keras-CV/Keras-Hub classifier: return logits (activation=None) and train with a "
+            "from_logits loss"
+        )
     if site is not None and site.qualname in keras.SOFTMAX_LAYERS:
         dtype = site.arg(None, "dtype")
         if dtype is None:

@@ -64,3 +64,18 @@ def find_layer(qualname: str | None) -> Layer | None:
         if qualname.startswith(prefix):
             return Layer(framework, qualname.rsplit(".", 1)[1], (Dim(None, keyword),))
     return None
+
+
+def pretrained_arguments(qualname: str | None) -> list[tuple[str, object]]:
+    """(keyword, default) of the arguments that load pretrained weights into the model the
+    factory ``qualname`` builds, fixing its class count."""
+    if qualname is None:
+        return []
+    from amplint.frameworks import keras, mxnet, torch
+
+    return [
+        (keyword, default)
+        for module in (mxnet, keras, torch)
+        for prefix, keyword, default in module.PRETRAINED
+        if qualname.startswith(prefix)
+    ]

@@ -29,6 +29,14 @@ SEQUENTIAL = tuple(m.replace("Model", "Sequential") for m in MODELS)
 SOFTMAX_LAYERS = tuple(f"{p}.{n}" for p in PREFIXES for n in ("Dense", "Activation", "Softmax"))
 
 # Keras applications: their class count sizes the output layer (keyword only).
+# Keras applications load ImageNet weights by default: their 1000 classes are fixed then.
+PRETRAINED = tuple(
+    (f"{p}.", "weights", "imagenet")
+    for p in ("keras.applications", "tensorflow.keras.applications")
+)
+
 MODEL_FACTORIES = tuple(
     (f"{p}.", "classes") for p in ("keras.applications", "tensorflow.keras.applications")
+) + tuple(  # Keras-CV / Keras-Hub classifiers: ImageClassifier(backbone, num_classes=N)
+    (f"{p}.", "num_classes") for p in ("keras_cv.models", "keras_hub.models", "keras_nlp.models")
 )

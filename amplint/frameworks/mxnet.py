@@ -20,7 +20,7 @@ LAYERS = layer_table(
     },
 )
 
-AMP_MODULES = ("mxnet.contrib.amp", "mxnet.contrib.amp.amp", "gluon_amp")
+AMP_MODULES = ("mxnet.contrib.amp", "mxnet.contrib.amp.amp", "mxnet.amp", "gluon_amp")
 CONTRIB_AMP = ("mxnet.contrib.amp", "mxnet.contrib.amp.amp")
 
 
@@ -43,7 +43,14 @@ SOFTMAX += ("mxnet.ndarray.log_softmax", "mxnet.np.softmax", "mxnet.npx.softmax"
 SOFTMAX += ("mxnet.npx.log_softmax",)
 
 # Model zoo constructors: their class count sizes the output layer (keyword only).
+# Factories whose weights, when loaded pretrained, fix the class count: (prefix, keyword,
+# default).
+PRETRAINED = (
+    ("mxnet.gluon.model_zoo.vision.", "pretrained", False),
+    ("gluoncv.model_zoo.", "pretrained", False),
+)
+
 MODEL_FACTORIES = (
     ("mxnet.gluon.model_zoo.vision.", "classes"),
-    ("gluoncv.model_zoo.", "classes"),
+    ("gluoncv.model_zoo.", "classes"),  # get_model(name, classes=N) and the model functions
 )

@@ -45,4 +45,15 @@ FUNCTIONAL_LOSSES = tuple(
 ) + ("torch.softmax", "torch.log_softmax", "torch.nn.functional.ctc_loss")
 
 # torchvision and timm model constructors: their class count sizes the output layer.
-MODEL_FACTORIES = (("torchvision.models.", "num_classes"), ("timm.create_model", "num_classes"))
+# Factories whose pretrained weights fix the class count (timm and Hugging Face make a new head).
+PRETRAINED = (
+    ("torchvision.models.", "pretrained", False),
+    ("torchvision.models.", "weights", None),
+)
+
+MODEL_FACTORIES = (
+    ("torchvision.models.", "num_classes"),  # resnet50(num_classes=N)
+    ("timm.create_model", "num_classes"),
+    ("timm.models.create_model", "num_classes"),
+    ("transformers.", "num_labels"),  # AutoModelFor...Classification.from_pretrained(num_labels=N)
+)

@@ -6,7 +6,8 @@ with a region whose columns are 1-based and whose end is exclusive, as SARIF def
 Paths are relative to the current folder, resolved against ``%SRCROOT%``. Findings in
 notebooks carry their cell and line in the message and in ``properties``, and point at the line
 of the ``.ipynb`` file that holds that line of code (line 1 when the file is not laid out as
-Jupyter writes it: GitHub code scanning needs a ``region.startLine`` on every result).
+Jupyter writes it: GitHub code scanning needs a ``region.startLine`` on every result). A finding
+that holds only in some configurations of the script lists them in ``properties.configurations``.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def _result(finding: Finding, index: int) -> dict[str, Any]:
     location: dict[str, Any] = {"artifactLocation": _artifact(finding.path)}
     message = finding.message
     properties: dict[str, Any] = {"name": finding.name}
+    if finding.configurations:
+        properties["configurations"] = list(finding.configurations)
     if finding.cell is None:
         location["region"] = {
             "startLine": finding.line,

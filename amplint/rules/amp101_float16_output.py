@@ -4,17 +4,23 @@ Why it matters: softmax and cross-entropy in float16 overflow (`exp` of logits a
 lose the small probabilities that carry the gradient signal, and round the loss itself to 3
 significant digits. Mixed precision keeps the model's body in float16 and its output in float32.
 
-Checked: Gluon `net.cast('float16')` whose outputs (`net(x)` or a name bound to it) go
-straight to a `gluon.loss` object, an `nd.softmax` or a metric's `update`; Keras: the final
-softmax layer (last layer of a `Sequential`, last `model.add`, the `outputs` of a
-functional `Model`, or the layer a subclassed `keras.Model`'s `call` returns) under a
-`mixed_float16` policy without `dtype='float32'`; PyTorch: outputs of a `.half()` model fed
-to a loss, `F.softmax` or `F.cross_entropy` without `.float()`. Not reported: outputs cast by
-a helper or fed through another layer first, a model whose own `forward`/`hybrid_forward`
-returns its output cast to float32 (when its class is defined in the same file: a class
-imported from another file is not read, so silence such a line with
-`# amplint: ignore[AMP101]`), a model under `amp.init` or `autocast` (they compute losses in
-float32 themselves), a `.half()` model used for a checkpoint.
+Checked: a model with float16 *weights* — Gluon `net.cast(dtype)`, PyTorch `.half()` or
+`.to(torch.float16)`, a DeepSpeed engine whose configuration enables fp16 — in the
+configurations that cast it (`net.cast(opt.dtype)`: with `--dtype float16`), whose outputs
+reach a loss (a `gluon.loss` or `torch.nn` loss object, also held in an attribute, a dict, a
+wrapper such as `DataParallelCriterion`, a parameter, or a loss class of the project), a
+softmax (`nd.softmax`, `F.softmax`, `F.cross_entropy`, `.softmax()`) or a metric's
+`update(labels, preds)`. Outputs are followed through names, lists (comprehensions,
+`.append`), items, reshapes and arithmetic (`teacher(x) / T`). Keras: the final softmax
+layer under a `mixed_float16` policy without `dtype='float32'` (last layer of a `Sequential`,
+last `model.add`, the `outputs` of a functional `Model`, the layer a subclassed model's `call`
+returns) and Keras-CV/Keras-Hub classifiers with a softmax head. Not reported: outputs cast to
+float32 on the way, a model whose own `forward`/`hybrid_forward` returns float32 (a class of
+the same file; for a class of another file silence the line with `# amplint: ignore[AMP101]`),
+losses under `amp.init` or `autocast` (MXNet's lists and autocast compute them in float32),
+a cast in a branch the loss does not run in, and code that trains nothing (under `no_grad`,
+`inference_mode`, in `eval()` mode, in a validation/test/export function, or in a module
+without any backward or optimizer step).
 
 Example:
 
@@ -27,13 +33,15 @@ in Keras give the final layer `dtype='float32'`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import libcst as cst
 
+from amplint.conditions import NEVER, Condition
 from amplint.frameworks import keras, mxnet, torch
 from amplint.index import COMP, CallSite, ClassInfo, FileIndex, Scope, dotted, string_value
-from amplint.precision import dtype_of, half_for_storage
+from amplint.precision import FLOAT16, Reduced, union
 from amplint.rules.api import Issue, RuleContext
 
 
@@ -45,47 +53,107 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
 
 
 # ---- Gluon and PyTorch: outputs of a float16 model reaching a loss ---------------------------
-def _float16_models(ctx: RuleContext) -> set[str]:
-    """Names of models cast to float16 (``net.cast('float16')``, ``model.half()``,
-    ``model = Net().half()``)."""
-    models = set()
-    for signal in ctx.signals:
-        if signal.precision != "float16" or not (
-            signal.what.startswith("cast(") or signal.what == ".half()"
-        ):
+def _model_outputs(ctx: RuleContext) -> Iterator[Issue]:
+    model = ctx.model
+    if not any(fact.how == "weights" for _, _, found in model.switches for fact in found):
+        return
+    for site, arguments, what in _consumers(ctx):
+        if model.inference_only(site):
             continue
-        site = signal.site
-        if not ctx.training_precisions_at(site):
+        allowed = model.cases.runs(site) & ~model.autocast_at(site)
+        if not allowed.possible:
             continue
-        receiver = dotted(site.receiver) if site.receiver is not None else None
-        if receiver is not None:
-            models.add(receiver)
-    for assign in ctx.index.assigns:
-        if _chain_has_half(assign.value, ctx.index):
-            models.update(assign.targets)
-    return {name for name in models if not _casts_own_output(name, ctx.index)}
+        for argument in arguments:
+            facts = _outputs(argument, site.scope, site.order, site, ctx, 0)
+            condition = union(facts, (FLOAT16,)) & allowed
+            if condition.possible:
+                yield Issue(
+                    argument,
+                    f"float16 model output fed to {what} without a cast: cast it to float32 "
+                    "first (.astype('float32') / .float())",
+                    condition=condition,
+                )
 
 
+# Methods that keep a tensor's dtype (an output reshaped or indexed is still float16).
+_KEEPS_DTYPE = frozenset(
+    "view reshape squeeze unsqueeze flatten transpose permute contiguous clone detach "
+    "expand_dims swapaxes mean sum max split chunk".split()
+)
 _FORWARDS = ("forward", "hybrid_forward", "__call__", "call")
 
 
-def _casts_own_output(name: str, index: FileIndex) -> bool:
-    """Every value bound to ``name`` builds a class of this file whose forward returns its
-    output cast to float32 (``return out.astype('float32')``, ``.float()``, ``F.cast``)."""
-    values = [a.value for a in index.assigns if name in a.targets]
-    if not values:
+def _outputs(
+    expr: cst.BaseExpression | None,
+    scope: Scope,
+    order: int | None,
+    site: CallSite,
+    ctx: RuleContext,
+    depth: int,
+) -> list[Reduced]:
+    """Facts under which ``expr`` holds the output of a model with float16 weights, not cast
+    to float32 on the way: ``net(x)``, names bound to it, lists of outputs (comprehensions,
+    ``.append``), items and reshapes of one, arithmetic on one (``teacher(x) / T``)."""
+    if expr is None or depth > 6:
+        return []
+    again = lambda inner, s=scope, o=order: _outputs(inner, s, o, site, ctx, depth + 1)  # noqa: E731
+    if isinstance(expr, (cst.List, cst.Tuple)):
+        return [fact for element in expr.elements for fact in again(element.value)]
+    if isinstance(expr, cst.BinaryOperation):
+        return again(expr.left) + again(expr.right)
+    if isinstance(expr, cst.Subscript):
+        return again(expr.value)
+    if isinstance(expr, (cst.ListComp, cst.GeneratorExp)):
+        return again(expr.elt)
+    if isinstance(expr, cst.Call):
+        if _float32_cast(expr, scope, ctx.index, 0):
+            return []
+        func = expr.func
+        if isinstance(func, cst.Attribute) and func.attr.value in _KEEPS_DTYPE:
+            return again(func.value)
+        if dotted(func) is None:
+            return []
+        inner = ctx.index.site(expr)
+        if inner is not None and inner.qualname is not None:
+            return []  # a library function, not a model
+        return _model_facts(func, scope, order, ctx)
+    if isinstance(expr, cst.Name):
+        source = _comprehension_source(expr.value, site)
+        if source is not None:
+            return again(source)
+    name = dotted(expr)
+    if name is None:
+        return []
+    found: list[Reduced] = []
+    for definition in ctx.model.cases.definitions(name, scope, order):
+        for fact in _outputs(
+            definition.expr, definition.scope, definition.order, site, ctx, depth + 1
+        ):
+            narrowed = fact.narrowed(definition.condition)
+            if narrowed is not None:
+                found.append(narrowed)
+    for append in ctx.index.calls_named(f"{name}.append") + ctx.index.calls_named(f"{name}.extend"):
+        if append.node.args and append.function is site.function:
+            found += again(append.node.args[0].value, append.scope, append.order)
+    return found
+
+
+def _model_facts(func: cst.BaseExpression, scope: Scope, order: int | None, ctx: RuleContext):
+    """float16 weight facts of the model ``func`` (none when its own forward casts to
+    float32)."""
+    roots = ctx.model.roots(func, scope, order)
+    if any(isinstance(r, CallSite) and _casts_own_output(r, ctx.index) for _, r in roots):
+        return []
+    return [fact for fact in ctx.model.weights_of(func, scope, order) if fact.dtype == FLOAT16]
+
+
+def _casts_own_output(root: CallSite, index: FileIndex) -> bool:
+    """A class of this file whose forward returns its output cast to float32
+    (``return out.astype('float32')``, ``.float()``, ``F.cast``)."""
+    forward = _forward_of(root.name, index, 0)
+    if forward is None or not forward.returns:
         return False
-    for value in values:
-        while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
-            value = value.func.value  # Net().cuda().half() -> Net()
-        if not isinstance(value, cst.Call):
-            return False
-        forward = _forward_of(dotted(value.func), index, 0)
-        if forward is None or not forward.returns:
-            return False
-        if not all(_float32_cast(r, forward, index, 0) for r in forward.returns):
-            return False
-    return True
+    return all(_float32_cast(r, forward, index, 0) for r in forward.returns)
 
 
 def _forward_of(class_name: str | None, index: FileIndex, depth: int) -> Scope | None:
@@ -132,86 +200,64 @@ def _float32_cast(expr: cst.BaseExpression, scope: Scope, index: FileIndex, dept
     return False
 
 
-def _chain_has_half(expr: cst.BaseExpression, index: FileIndex) -> bool:
-    """``Net().cuda().half()``: a call chain with a float16 ``.half()`` in it."""
-    while isinstance(expr, cst.Call):
-        site = index.site(expr)
-        if site is not None and site.method == "half" and not site.node.args:
-            return not half_for_storage(site)
-        if not isinstance(expr.func, cst.Attribute):
-            return False
-        expr = expr.func.value
-    return False
-
-
 def _consumers(ctx: RuleContext) -> Iterator[tuple[CallSite, list[cst.BaseExpression], str]]:
     """Loss, softmax and metric calls with the arguments that receive predictions."""
-    index = ctx.index
+    index, model = ctx.index, ctx.model
     for site in index.calls:
         qualname = site.qualname or ""
         if qualname in mxnet.SOFTMAX or qualname in torch.FUNCTIONAL_LOSSES:
             yield site, [a.value for a in site.node.args[:1]], "a softmax or loss"
             continue
-        if site.method == "update" and _bound_to(site.receiver, index, site, mxnet.METRIC_PREFIX):
-            yield site, [a.value for a in site.node.args[1:2]], "a metric"
+        if site.method in ("softmax", "log_softmax") and site.receiver is not None:
+            if qualname == "" or site.qualname is None:
+                yield site, [site.receiver], "a softmax"
             continue
-        if site.name is not None and _bound_to(site.node.func, index, site, _LOSS_PREFIXES):
+        if site.qualname is not None or (
+            site.name is None and not isinstance(site.node.func, (cst.Subscript, cst.Call))
+        ):
+            continue
+        if site.method == "update" and site.receiver is not None:
+            roots = model.roots(site.receiver, *_at(site))
+            if any(isinstance(root, CallSite) and _is_metric(root) for _, root in roots):
+                yield site, [a.value for a in site.node.args[1:2]], "a metric"
+            continue
+        roots = model.roots(site.node.func, *_at(site))
+        if any(isinstance(root, CallSite) and _is_loss(root, index) for _, root in roots):
             yield site, [a.value for a in site.node.args[:1]], "a loss"
 
 
-_LOSS_PREFIXES = mxnet.LOSS_PREFIX + ("torch.nn.",)
+_METRIC_NAME = re.compile(r"(Accuracy|Metric|Error|RMSE|MSE|MAE|Perplexity|F1|MCC|Acc)$")
 
 
-def _bound_to(expr, index: FileIndex, site: CallSite, prefixes: tuple[str, ...]) -> bool:
-    """``expr`` is a name bound to an object built by a constructor under ``prefixes``
-    (``loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()``), or is that construction itself."""
-    if expr is None:
+def _is_metric(root: CallSite) -> bool:
+    """An evaluation metric taking ``update(labels, preds)``: MXNet's ``mx.metric`` and
+    ``gluon.metric``, a metrics module of a library, or a class named like one."""
+    qualname = root.qualname or ""
+    if qualname.startswith(mxnet.METRIC_PREFIX) or ".metrics." in qualname:
+        return True
+    last = (qualname or root.name or "").rsplit(".", 1)[-1]
+    return bool(_METRIC_NAME.search(last))
+
+
+def _at(site: CallSite) -> tuple[Scope, int]:
+    return site.scope, site.order
+
+
+def _is_loss(root: CallSite, index: FileIndex) -> bool:
+    """A loss object: Gluon's ``gluon.loss.*``, PyTorch's ``nn.*Loss``, a loss class of the
+    project (named ``...Loss``/``...Criterion``, or deriving from a loss)."""
+    qualname = root.qualname or ""
+    if qualname.startswith(mxnet.LOSS_PREFIX):
+        return True
+    last = (qualname or root.name or "").rsplit(".", 1)[-1]
+    if qualname.startswith("torch.nn.") and last.endswith("Loss"):
+        return True
+    if qualname.startswith(("torch.", "mxnet.", "tensorflow.", "keras.")):
         return False
-    constructed = index.site(expr)
-    candidates = [constructed] if constructed is not None else []
-    name = dotted(expr)
-    if name is not None:
-        candidates += index.bound_calls(name, site.scope)
-    for candidate in candidates:
-        qualname = candidate.qualname
-        if qualname and qualname.startswith(prefixes):
-            if qualname.startswith("torch.nn.") and not qualname.endswith("Loss"):
-                continue
-            return True
-    return False
-
-
-def _is_output(
-    expr: cst.BaseExpression, models: set[str], index: FileIndex, site: CallSite
-) -> bool:
-    """``net(x)``, a name bound once to it, or a comprehension variable running over such
-    outputs (``for yhat, y in zip(outputs, label)``), where ``net`` is a float16 model."""
-    if isinstance(expr, (cst.List, cst.Tuple)):
-        return any(_is_output(e.value, models, index, site) for e in expr.elements)
-    if isinstance(expr, cst.Call):
-        return dotted(expr.func) in models
-    if isinstance(expr, cst.Name):
-        source = _comprehension_source(expr.value, site)
-        if source is not None:
-            return _are_outputs(source, models, index, site)
-    name = dotted(expr)
-    if name is None:
-        return False
-    values = index.values_of(name, site.scope)
-    return len(values) == 1 and _is_output(values[0], models, index, site)
-
-
-def _are_outputs(expr, models: set[str], index: FileIndex, site: CallSite) -> bool:
-    """A list of model outputs: ``[net(X) for X in data]`` or a name bound once to one."""
-    if isinstance(expr, (cst.ListComp, cst.GeneratorExp)):
-        return _is_output(expr.elt, models, index, site)
-    name = dotted(expr)
-    values = index.values_of(name, site.scope) if name is not None else []
-    return (
-        len(values) == 1
-        and isinstance(values[0], (cst.ListComp, cst.GeneratorExp))
-        and (_is_output(values[0].elt, models, index, site))
-    )
+    if last.endswith(("Loss", "Criterion")) and not last.startswith("Parallel"):
+        return True
+    info = index.classes.get(root.name or "")
+    return info is not None and any(b.rsplit(".", 1)[-1].endswith("Loss") for b in info.bases)
 
 
 def _comprehension_source(name: str, site: CallSite) -> cst.BaseExpression | None:
@@ -235,28 +281,15 @@ def _comprehension_source(name: str, site: CallSite) -> cst.BaseExpression | Non
     return None
 
 
-def _model_outputs(ctx: RuleContext) -> Iterator[Issue]:
-    models = _float16_models(ctx)
-    if not models:
-        return
-    for site, arguments, what in _consumers(ctx):
-        if not ctx.precisions_at(site):
-            continue
-        for argument in arguments:
-            if _is_output(argument, models, ctx.index, site) or _are_outputs(
-                argument, models, ctx.index, site
-            ):
-                yield Issue(
-                    argument,
-                    f"float16 model output fed to {what} without a cast: cast it to float32 "
-                    "first (.astype('float32') / .float())",
-                )
-
-
 # ---- Keras: the final softmax layer under mixed_float16 -------------------------------------
 def _keras_softmax(ctx: RuleContext) -> Iterator[Issue]:
-    policies = [s for s in ctx.signals if s.what == "a mixed precision policy"]
-    if not any(s.precision == "float16" for s in policies):
+    policies = [
+        fact
+        for fact in ctx.model.process
+        if fact.why == "a mixed precision policy" and fact.dtype == FLOAT16
+    ]
+    policy: Condition = union(policies, (FLOAT16,)) if policies else NEVER
+    if not policy.possible:
         return
     for layer in _final_layers(ctx.index):
         site = ctx.index.site(layer)
@@ -264,16 +297,59 @@ def _keras_softmax(ctx: RuleContext) -> Iterator[Issue]:
             continue
         if not _reduced_dtype(site, ctx):
             continue
-        yield Issue(
-            site.node,
-            "final softmax layer runs in float16 under mixed_float16: give it dtype='float32'",
-        )
+        condition = policy & ctx.model.cases.runs(site)
+        if condition.possible:
+            yield Issue(
+                site.node,
+                "final softmax layer runs in float16 under mixed_float16: give it dtype='float32'",
+                condition=condition,
+            )
+    for site in ctx.index.calls:
+        if not _softmax_classifier(site, ctx):
+            continue
+        condition = policy & ctx.model.cases.runs(site)
+        if condition.possible:
+            yield Issue(
+                site.node,
+                "the classifier's softmax head runs in float16 under mixed_float16: return "
+                "logits (activation=None) and use a from_logits loss, or give the head float32",
+                condition=condition,
+            )
+
+
+# Keras-CV / Keras-Hub task models with a softmax head: (prefix, default activation).
+_CLASSIFIERS = (
+    ("keras_cv.models.", "softmax"),
+    ("keras_hub.models.", None),
+    ("keras_nlp.models.", None),
+)
+
+
+def _softmax_classifier(site: CallSite, ctx: RuleContext) -> bool:
+    """``keras_cv.models.ImageClassifier(...)`` and the like, whose Dense head computes a
+    softmax in the policy's dtype (no float32 ``head_dtype``)."""
+    qualname = site.qualname or ""
+    if not qualname.endswith("Classifier"):
+        return False
+    default = next((d for p, d in _CLASSIFIERS if qualname.startswith(p)), False)
+    if default is False:
+        return False
+    head = site.arg(None, "head_dtype")
+    if head is not None and ctx.model.forced_float32(site, "head_dtype"):
+        return False
+    activation = site.arg(None, "activation")
+    if activation is None:
+        return default == "softmax"
+    value = ctx.fold(activation, site.scope)
+    return (value is not None and value.value == "softmax") or (dotted(activation) or "").endswith(
+        "softmax"
+    )
 
 
 def _reduced_dtype(site: CallSite, ctx: RuleContext) -> bool:
     """The layer computes in the policy's float16: no ``dtype`` or an explicit float16 one."""
     expr = site.arg(None, "dtype")
-    return expr is None or dtype_of(expr, ctx.index, site) == "float16"
+    return expr is None or not ctx.model.forced_float32(site)
 
 
 def _softmax(site: CallSite, ctx: RuleContext) -> bool:
@@ -494,6 +570,7 @@ for x, y in loader:
     loss = loss_fn(out, y)  # AMP101
     metric.update([y], [out])  # AMP101
     probs = mx.nd.softmax(net(x))  # AMP101
+    loss.backward()
 """,
     """
 from tensorflow import keras
@@ -546,6 +623,7 @@ with autograd.record():
     outputs = [net(X.astype(opt.dtype, copy=False)) for X in data]
     loss = [L(yhat, y.astype(opt.dtype, copy=False)) for yhat, y in zip(outputs, label)]  # AMP101
 train_metric.update(label, outputs)  # AMP101
+trainer.step(64)
 """,
     """
 import torch
@@ -557,6 +635,7 @@ for x, y in loader:
     logits = model(x.half())
     loss = criterion(logits, y)  # AMP101
     loss2 = F.cross_entropy(model(x.half()), y)  # AMP101
+    (loss + loss2).backward()
 """,
     # A forward that casts on one path only still returns float16 on the other.
     """
@@ -571,5 +650,6 @@ net = Net()
 net.cast("float16")
 loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
 loss = loss_fn(net(x), y)  # AMP101
+loss.backward()
 """,
 ]

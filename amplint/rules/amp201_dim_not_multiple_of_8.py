@@ -9,12 +9,19 @@ Checked: Gluon `Dense` units and `in_units`, `Conv*` channels and `in_channels`,
 `LSTM/GRU/RNN` hidden size, `Embedding` dims; Keras `Dense` units, `Conv*` filters,
 `LSTM/GRU` units, `Embedding`; PyTorch `Linear` features, `Conv*d` channels (not the 1, 3
 or 4 input channels of an image), `LSTM/GRU` hidden size, `Embedding`; the class count of a
-model constructor (Gluon model zoo and GluonCV `classes=`, torchvision and timm
-`num_classes=`, Keras applications `classes=`). Values are traced through literals, module
-constants, default arguments, callers' arguments, argparse defaults, `self.` attributes set
-in `__init__`, items of dict literals (`cfg['units']`) and simple arithmetic; layers forced
-to `dtype='float32'` and code that never runs in reduced precision are skipped.
-The `alignment` and `min_dimension` settings change the multiple and silence small sizes.
+model constructor (see the README's table: Gluon model zoo and GluonCV `get_model(name,
+classes=N)`, torchvision `resnet50(num_classes=N)`, timm `create_model(..., num_classes=N)`,
+Hugging Face `from_pretrained(num_labels=N)`, Keras applications `classes=`, Keras-CV and
+Keras-Hub `num_classes=`). A layer is reported in the configurations in which it computes in
+reduced precision: under a process-wide switch, as part of a model cast or run under
+autocast (its class, the classes and builder functions it is made of, the containers it is
+added to), or with its own reduced `dtype=`. Values are traced through literals, module
+constants, default arguments, callers' arguments, argparse defaults, `self.` attributes,
+items of dict literals (`cfg['units']`) and simple arithmetic. Not reported: layers forced to
+`dtype='float32'`, sizes fixed by pretrained weights the script loads (`pretrained=True` of
+a factory whose head it keeps, `net.load_parameters(path)` always run), layers of unit tests,
+code that never runs in reduced precision. The `alignment` and `min_dimension` settings change
+the multiple and silence small sizes.
 
 Example:
 
@@ -30,26 +37,67 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from amplint.frameworks import find_layer
-from amplint.index import CallSite, dotted
+from amplint.conditions import ALWAYS, NEVER, Condition
+from amplint.frameworks import find_layer, pretrained_arguments
+from amplint.index import CallSite
+from amplint.precision import union
 from amplint.rules.api import Issue, RuleContext
 
 IMAGE_CHANNELS = (1, 3, 4)
+_LOADS = ("load_parameters", "load_params", "load_state_dict", "load_weights")
+
+
+def _loaded(ctx: RuleContext) -> dict[int, Condition]:
+    """id(constructor call) -> where a checkpoint is loaded into the model it builds
+    (``net.load_parameters(path)``; under ``if args.resume:`` only with that option)."""
+    cases = ctx.model.cases
+    loaded: dict[int, Condition] = {}
+    for call in ctx.index.calls:
+        if call.method not in _LOADS or call.receiver is None:
+            continue
+        for condition, root in ctx.model.roots(call.receiver, call.scope, call.order):
+            if isinstance(root, CallSite):
+                here = condition & cases.runs(call)
+                loaded[id(root)] = loaded[id(root)] | here if id(root) in loaded else here
+    return loaded
+
+
+def _fixed_by_checkpoint(site: CallSite, ctx: RuleContext, loaded) -> Condition:
+    """Where the layer's size is fixed by weights the script loads into it: a factory asked
+    for pretrained weights (``get_model(name, pretrained=True)``), or a model holding the layer
+    that loads a checkpoint (see :func:`_loaded`)."""
+    fixed = NEVER
+    for keyword, default in pretrained_arguments(site.qualname):
+        value = site.arg(None, keyword)
+        if value is None:
+            fixed = fixed | (ALWAYS if default not in (None, False) else NEVER)
+            continue
+        fixed = fixed | ctx.model.cases.truth(value, site.scope, site.order)
+    if loaded:
+        for _, root in ctx.model._owners(site):
+            if isinstance(root, CallSite) and id(root) in loaded:
+                fixed = fixed | loaded[id(root)]
+    return fixed
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
     """Layer dimensions of reduced-precision code that are not multiples of the alignment."""
     multiple = ctx.settings.alignment
     smallest = ctx.settings.min_dimension or 0
+    loaded = _loaded(ctx)
     for site in ctx.index.calls:
         layer = find_layer(site.qualname)
-        if layer is None or not ctx.precisions_at(site):
+        if layer is None or ctx.model.in_unit_test(site):
             continue
-        if _forced_float32(site, ctx):
+        facts = [f for f in ctx.precision_at(site) if f.framework in (None, layer.framework)]
+        if not facts or ctx.model.forced_float32(site):
+            continue
+        condition = union(facts) & ~_fixed_by_checkpoint(site, ctx, loaded)
+        if not condition.possible:
             continue
         for dim in layer.dims:
             expr = site.arg(dim.position, dim.keyword)
-            found = ctx.misaligned(expr, site)
+            found = ctx.misaligned(expr, site, facts)
             if found is None or found.size < smallest:
                 continue
             if dim.image_input and found.size in IMAGE_CHANNELS:
@@ -59,17 +107,7 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
                 f"(slow {found.precision} kernels); round it up to {found.rounded}"
             )
             fix = {"argument": dim.keyword, "value": found.size, "rounded": found.rounded}
-            yield Issue(expr, message, found.origin, fix)
-
-
-def _forced_float32(site: CallSite, ctx: RuleContext) -> bool:
-    """A layer forced to ``dtype='float32'`` (or ``np.float32``)."""
-    expr = site.arg(None, "dtype")
-    name = dotted(expr) if expr is not None else None
-    if name is not None and name.endswith("float32"):
-        return True
-    value = ctx.fold(expr, site.scope)
-    return value is not None and value.value == "float32"
+            yield Issue(expr, message, found.origin, fix, condition)
 
 
 VALID = [

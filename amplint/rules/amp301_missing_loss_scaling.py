@@ -5,16 +5,20 @@ zero and training silently stalls or diverges. Loss scaling multiplies the loss 
 (and divides the gradients after) to keep them representable. bfloat16 has float32's range and
 needs no scaling: this rule never fires for bfloat16.
 
-Checked, in files that themselves turn on float16 training: MXNet `amp.init()` (contrib, or
-`gluon_amp.init()` without a dtype) or `net.cast('float16')` with a backward outside
-`amp.scale_loss` and no `multi_precision` (that case is AMP306); Keras custom loops under
-`mixed_float16` (`tape.gradient`) without a `LossScaleOptimizer`; PyTorch float16 autocast
-or `.half()` training without `GradScaler`. Not reported: scaling done by a wrapper
-(DeepSpeed `engine.backward(loss)`, apex, `FP16_Optimizer.backward`, a `loss_scaler(...)`
-object, Keras `compile()`/`fit()`), a scaled loss rebound to the same name, static scaling
-(`(loss * K).backward()`, `grad_scale=K`), an explicit head gradient, the float32 side of
-`if args.amp:`, a loss that is a parameter of the function (a generic helper such as
-`def parallel_backward(losses)`: its callers decide whether they pass a scaled loss).
+Checked, per backward, in the configurations in which its gradients are float16: the loss
+was computed under a float16 `autocast` block (also through a name or a function), through a
+model with float16 weights (`net.cast(dtype)`, `.half()`), or the module turns float16 on
+for the whole process (`amp.init()`, a `mixed_float16` policy, apex `amp.initialize`) before
+the backward runs; and in the configurations in which this backward's loss is not scaled.
+Scaling counts per backward, where it applies: inside `amp.scale_loss(...)`, a loss from
+`scaler.scale(loss)` (where that GradScaler is enabled), `loss * K` (static scaling,
+`grad_scale=K`), Keras compile()/fit() or a `LossScaleOptimizer`; a wrapper's own backward
+(DeepSpeed `engine.backward(loss)`, apex/fairseq `optimizer.backward(loss)`,
+`accelerator.backward`, a `loss_scaler(...)` object) is not checked. Not reported: bfloat16,
+`multi_precision` master weights alone (AMP306's case), a loss that is a parameter of the
+function (a generic helper; its callers decide), code that trains nothing (no optimizer step
+reached: a profiler timing backward; `no_grad`, evaluation functions), and reduced precision
+another module brings in (its own conditions cannot be related to this module's).
 
 Example:
 
@@ -39,44 +43,54 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from amplint.conditions import Condition
+from amplint.precision import FLOAT16, union
 from amplint.rules.api import Issue, RuleContext
 from amplint.scaling import (
+    Backward,
     backward_calls,
-    function_scales,
+    gradient_facts,
     loss_from_caller,
-    loss_is_scaled,
     master_weights,
+    scaled,
     static_scaling,
+    trains,
     uses_loss_scaling,
 )
 
 
-def unscaled_float16_backwards(ctx: RuleContext) -> Iterator:
-    """Backward calls of float16 training that no loss-scaling mechanism covers."""
+def unscaled_float16_backwards(ctx: RuleContext) -> Iterator[tuple[Backward, Condition]]:
+    """Backward calls of float16 training, each with the configurations in which no
+    loss-scaling mechanism covers it."""
     if static_scaling(ctx.source):
         return
+    model = ctx.model
     for backward in backward_calls(ctx.index):
-        if "float16" not in ctx.training_precisions_at(backward.site):
+        if loss_from_caller(backward) or model.inference_only(backward.site):
+            continue
+        reduced = union(gradient_facts(backward, model), (FLOAT16,))
+        if not reduced.possible:
             continue
         if backward.keras and uses_loss_scaling(ctx.index):
             continue
-        if loss_is_scaled(backward, ctx.index) or function_scales(ctx.index, backward.site):
-            continue
-        if loss_from_caller(backward):
-            continue
-        yield backward
+        condition = reduced & model.cases.runs(backward.site) & ~scaled(backward, model)
+        if condition.possible and trains(backward.site, model):
+            yield backward, condition
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
     """Backward calls of float16 training without loss scaling or master weights."""
-    if master_weights(ctx.source):
-        return  # float32 master weights: AMP306's case
-    for backward in unscaled_float16_backwards(ctx):
+    master = master_weights(ctx.model)
+    for backward, condition in unscaled_float16_backwards(ctx):
+        condition = condition & ~master  # master weights alone: AMP306's case
+        if not condition.possible:
+            continue
         what = "tape.gradient" if backward.keras else "backward"
         yield Issue(
             backward.site.node,
             f"float16 {what} without loss scaling: small gradients underflow to zero; "
             + _advice(ctx, backward.keras),
+            condition=condition,
         )
 
 
@@ -287,6 +301,7 @@ amp.init()
 with autograd.record():
     loss = loss_fn(net(x), y)
     autograd.backward(loss)  # AMP301
+trainer.step(x.shape[0])
 """,
     """
 from mxnet import autograd
@@ -295,6 +310,7 @@ trainer = gluon.Trainer(params, "sgd", {"learning_rate": 0.1})
 with autograd.record():
     loss = loss_fn(net(x).astype("float32"), y)
 loss.backward()  # AMP301
+trainer.step(x.shape[0])
 """,
     """
 import torch
@@ -302,6 +318,7 @@ model = Net().cuda().half()
 for x, y in loader:
     loss = criterion(model(x.half()).float(), y)
     loss.backward()  # AMP301
+    optimizer.step()
 """,
     """
 import torch
@@ -309,6 +326,7 @@ for x, y in loader:
     with torch.cuda.amp.autocast():
         loss = criterion(model(x), y)
     loss.backward()  # AMP301
+    optimizer.step()
 """,
     """
 import tensorflow as tf
@@ -317,6 +335,7 @@ keras.mixed_precision.set_global_policy("mixed_float16")
 with tf.GradientTape() as tape:
     loss = loss_fn(y, model(x))
 grads = tape.gradient(loss, model.trainable_variables)  # AMP301
+optimizer.apply_gradients(zip(grads, model.trainable_variables))
 """,
     """
 import keras
@@ -325,5 +344,6 @@ keras.config.set_dtype_policy("mixed_float16")
 with tf.GradientTape() as tape:
     loss = loss_fn(y, model(x))
 grads = tape.gradient(loss, model.trainable_variables)  # AMP301
+optimizer.apply_gradients(zip(grads, model.trainable_variables))
 """,
 ]

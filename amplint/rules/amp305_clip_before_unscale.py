@@ -8,8 +8,10 @@ Checked: PyTorch `clip_grad_norm_`/`clip_grad_value_` after `scaler.scale(loss)`
 `scaler.unscale_(optimizer)` in between; Gluon `clip_global_norm` (and GluonNLP's
 `clip_grad_global_norm`) after `amp.scale_loss` without `amp.unscale(trainer)` in between.
 The order is followed through functions of the same file: clipping in a helper called between
-backward and step is reported at that call. Not reported when the threshold itself is
-multiplied by the loss scale, as GluonNLP's BERT scripts do.
+backward and step is reported at that call, in the configurations in which the GradScaler is
+enabled (`GradScaler(enabled=args.amp)`: with `--amp`). Not reported when the threshold
+itself is multiplied by the loss scale, in place or through a variable, as GluonNLP's BERT
+scripts do.
 
 Example:
 
@@ -27,9 +29,11 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from amplint.conditions import NEVER
 from amplint.frameworks import mxnet, torch
-from amplint.index import CallSite
+from amplint.index import CallSite, dotted
 from amplint.rules.api import Issue, RuleContext
+from amplint.scaling import scaler_enabled
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
@@ -45,7 +49,7 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
             scales, unscales, fix_hint = _amp_scale, _amp_unscale, _MXNET_HINT
         else:
             continue
-        if _scaled_threshold(threshold):
+        if _scaled_threshold(threshold, clip, ctx, 0):
             continue
         for runner in index.runners(clip):
             position = index.position(runner, clip)
@@ -57,16 +61,26 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
             scaled = [outer for outer, site in earlier if scales(site)]
             if not scaled or any(unscales(site) for _, site in earlier):
                 continue
+            condition = NEVER
+            for _, site in earlier:
+                if scales(site):
+                    condition = condition | scaler_enabled(site, ctx.model)
+            condition = condition & ctx.model.cases.runs(clip)
+            if not condition.possible:
+                continue
             if top is not clip and all(outer is top for outer in scaled):
                 continue  # scaled and clipped inside one helper: reported there
             if id(top.node) in reported:
                 break
             reported.add(id(top.node))
             if top is clip:
-                yield Issue(clip.node, f"{_MESSAGE}; {fix_hint}")
+                yield Issue(clip.node, f"{_MESSAGE}; {fix_hint}", condition=condition)
             else:
                 yield Issue(
-                    top.node, f"{top.name}() {_HELPER_MESSAGE}; {fix_hint}", (clip.node, "clipping")
+                    top.node,
+                    f"{top.name}() {_HELPER_MESSAGE}; {fix_hint}",
+                    (clip.node, "clipping"),
+                    condition=condition,
                 )
             break
 
@@ -93,11 +107,18 @@ def _amp_unscale(site: CallSite) -> bool:
     return mxnet.amp_function(site.qualname, "unscale")
 
 
-def _scaled_threshold(expr) -> bool:
-    """A threshold multiplied by something named like the loss scale."""
+def _scaled_threshold(expr, clip: CallSite, ctx: RuleContext, depth: int) -> bool:
+    """A threshold multiplied by something named like the loss scale, written in place or
+    through a variable (``max_norm = args.clip * loss_scale``)."""
     if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
         return _mentions_scale(expr.left) or _mentions_scale(expr.right)
-    return False
+    name = dotted(expr) if expr is not None else None
+    if name is None or depth > 3:
+        return False
+    definitions = ctx.model.cases.definitions(name, clip.scope, clip.order)
+    return bool(definitions) and all(
+        d.expr is not None and _scaled_threshold(d.expr, clip, ctx, depth + 1) for d in definitions
+    )
 
 
 def _mentions_scale(node: cst.CSTNode) -> bool:
@@ -154,6 +175,26 @@ with autograd.record():
         autograd.backward(scaled)
 loss_scale = trainer._amp_loss_scaler.loss_scale
 gluon.utils.clip_global_norm(grads, max_norm * loss_scale)
+""",
+    # ... or through a variable.
+    """
+import mxnet as mx
+from mxnet import autograd, gluon
+from mxnet.contrib import amp
+with autograd.record():
+    loss = model(x)
+    with amp.scale_loss(loss, trainer) as scaled:
+        autograd.backward(scaled)
+threshold = args.max_norm * trainer._amp_loss_scaler.loss_scale
+gluon.utils.clip_global_norm(grads, threshold)
+""",
+    # A GradScaler that is off in this configuration leaves the gradients unscaled.
+    """
+import torch
+scaler = torch.cuda.amp.GradScaler(enabled=False)
+scaler.scale(loss).backward()
+torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+scaler.step(optimizer)
 """,
     """
 import gluon_amp as amp

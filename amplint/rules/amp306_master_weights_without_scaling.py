@@ -31,14 +31,18 @@ from amplint.scaling import master_weights
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
     """float16 backward calls covered by ``multi_precision`` alone."""
-    if not master_weights(ctx.source):
+    master = master_weights(ctx.model)
+    if not master.possible:
         return
-    for backward in unscaled_float16_backwards(ctx):
-        yield Issue(
-            backward.site.node,
-            "float16 backward relies on multi_precision master weights alone: gradients below "
-            "6e-8 still underflow; add loss scaling (amp.scale_loss)",
-        )
+    for backward, condition in unscaled_float16_backwards(ctx):
+        condition = condition & master
+        if condition.possible:
+            yield Issue(
+                backward.site.node,
+                "float16 backward relies on multi_precision master weights alone: gradients "
+                "below 6e-8 still underflow; add loss scaling (amp.scale_loss)",
+                condition=condition,
+            )
 
 
 VALID = [
@@ -91,6 +95,17 @@ for data, label in loader:
         loss = [loss_fn(yhat, y.astype(opt.dtype, copy=False)) for yhat, y in zip(outputs, label)]
     for l in loss:
         l.backward()  # AMP306
+    trainer.step(64)
+""",
+    """
+import gluon_amp as amp
+from mxnet import autograd, gluon
+net.cast("float16")
+trainer = gluon.Trainer(net.collect_params(), "sgd", {"multi_precision": True})
+for data, label in loader:
+    with autograd.record():
+        loss = loss_fn(net(data).astype("float32"), label)
+    loss.backward()  # AMP306
     trainer.step(64)
 """,
 ]

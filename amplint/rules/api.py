@@ -8,8 +8,9 @@ from typing import Any, Callable
 
 import libcst as cst
 
+from amplint.conditions import Condition
 from amplint.index import CallSite, FileIndex, Scope
-from amplint.precision import LOCAL_SWITCHES, Signal, in_float32_branch
+from amplint.precision import PrecisionModel, Reduced, dtypes_of
 from amplint.project import Context
 from amplint.settings import Settings
 from amplint.values import Value, fold
@@ -17,13 +18,15 @@ from amplint.values import Value, fold
 
 @dataclass
 class Issue:
-    """What a rule reports: the node, the message, and optionally where a value was written
-    (``origin``: node and a short description) and fix data for codemods."""
+    """What a rule reports: the node, the message, optionally where a value was written
+    (``origin``: node and a short description), fix data for codemods, and the configurations
+    it holds in (``condition``; None: every configuration)."""
 
     node: cst.CSTNode
     message: str
     origin: tuple[cst.CSTNode, str] | None = None
     fix: dict[str, Any] | None = None
+    condition: Condition | None = None
 
 
 @dataclass(frozen=True)
@@ -39,54 +42,31 @@ class Misaligned:
 
 @dataclass
 class RuleContext:
-    """Everything a rule may look at for one file."""
+    """Everything a rule may look at for one file, and the precision model to ask."""
 
     path: str
     source: str
     index: FileIndex
     settings: Settings
     context: Context
-    signals: list[Signal]
-    precisions: frozenset[str] = field(init=False)
-    # Training precisions of the file's strong signals: those that count everywhere, and local
-    # switches (autocast, ``.half()``) inside functions, by id of the function.
-    _everywhere: frozenset[str] = field(init=False, repr=False)
-    _local: dict[int, frozenset[str]] = field(init=False, repr=False)
+    model: PrecisionModel = field(init=False)
 
     def __post_init__(self) -> None:
-        own = {signal.precision for signal in self.signals}
-        assumed = {self.settings.assume_amp} if self.settings.assume_amp else set()
-        self.precisions = frozenset(own | set(self.context.precisions) | assumed)
-        everywhere, local = set(assumed), {}
-        for signal in self.signals:
-            if not signal.strong:
-                continue
-            function = signal.site.function
-            if signal.what not in LOCAL_SWITCHES or function is None:
-                everywhere.add(signal.precision)
-            else:
-                local[id(function)] = local.get(id(function), frozenset()) | {signal.precision}
-        self._everywhere, self._local = frozenset(everywhere), local
+        self.model = PrecisionModel(
+            self.index,
+            self.settings.assume_amp,
+            self.context.spreads,
+            path=self.path,
+        )
 
-    def precisions_at(self, site: CallSite) -> frozenset[str]:
-        """Reduced precisions the code of ``site`` runs in (empty on a float32 branch)."""
-        if not self.precisions or in_float32_branch(site):
-            return frozenset()
-        return self.precisions
-
-    def training_precisions_at(self, site: CallSite) -> frozenset[str]:
-        """Precisions this file itself trains in: its own model-level signals (``amp.init``,
-        ``.cast``, autocast, ``.half()``, policies, options) or ``--assume-amp``; not what an
-        importer says, nor a float16 tensor created as data. Local switches (autocast,
-        ``.half()``) count in their own function and from module level only: a ``.half()`` in
-        an export helper says nothing about the training loop beside it."""
-        if in_float32_branch(site):
-            return frozenset()
-        return self._everywhere | self._local.get(id(site.function), frozenset())
+    def precision_at(self, site: CallSite) -> list[Reduced]:
+        """The configurations (with dtype and reason) in which ``site`` runs in reduced
+        precision; empty: float32 in every configuration."""
+        return self.model.precision_at(site)
 
     def provenance(self) -> str:
         """Why this file counts as reduced precision when the file itself does not say so."""
-        if self.context.reason and not any(s.strong for s in self.signals):
+        if self.context.reason and not self.model.switches:
             return f" [{self.context.reason}]"
         return ""
 
@@ -94,7 +74,9 @@ class RuleContext:
         """The value of ``expr`` as seen from ``scope`` (see :mod:`amplint.values`)."""
         return fold(expr, self.index, scope)
 
-    def misaligned(self, expr: cst.BaseExpression | None, site: CallSite) -> Misaligned | None:
+    def misaligned(
+        self, expr: cst.BaseExpression | None, site: CallSite, facts: list[Reduced]
+    ) -> Misaligned | None:
         """The positive integer ``expr`` of the call ``site`` when it is not a multiple of the
         alignment setting (AMP201, AMP202); None for aligned or unknown values."""
         value = self.fold(expr, site.scope)
@@ -104,8 +86,7 @@ class RuleContext:
         if size <= 0 or size % multiple == 0:
             return None
         origin = (value.origin, value.via or "value") if value.origin is not None else None
-        precision = "/".join(sorted(self.precisions_at(site)))
-        return Misaligned(size, -(-size // multiple) * multiple, precision, origin)
+        return Misaligned(size, -(-size // multiple) * multiple, dtypes_of(facts), origin)
 
     def calls(self, *qualnames: str) -> Iterator[CallSite]:
         """Calls whose callee resolves to one of ``qualnames``."""

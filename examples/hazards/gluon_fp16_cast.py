@@ -30,7 +30,7 @@ net.hybridize()
 
 transform = gluon.data.vision.transforms.ToTensor()
 train_data = gluon.data.vision.CIFAR10(train=True).transform_first(transform)
-loader = gluon.data.DataLoader(train_data, batch_size=args.batch_size, shuffle=True)  # AMP202
+loader = gluon.data.DataLoader(train_data, batch_size=args.batch_size, shuffle=True)
 loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
 trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9})
 metric = mx.metric.Accuracy()

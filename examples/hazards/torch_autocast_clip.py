@@ -30,3 +30,7 @@ def train(model, batches, grad_clip=1.0):
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
+
+
+if __name__ == "__main__":
+    train(TinyGPT().cuda(), batches=load_batches())

@@ -20,6 +20,7 @@ from torch import nn
 model = nn.Linear(128, 30).cuda().half()
 loss = F.cross_entropy(model(x), y)
 loss.backward()
+optimizer.step()
 """
 
 

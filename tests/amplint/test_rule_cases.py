@@ -61,7 +61,9 @@ def test_keras_softmax_with_an_explicit_float16_dtype_is_reported():
 def test_batch_size_advice_names_distinct_sizes(batch, advice):
     source = (
         "import torch\nfrom torch.utils.data import DataLoader\n"
-        f"loader = DataLoader(data, batch_size={batch})\nmodel = model.half()\n"
+        f"loader = DataLoader(data, batch_size={batch})\n"
+        "model = torch.nn.Linear(512, 16).half()\n"
+        "for x, y in loader:\n    model(x).float().sum().backward()\n"
     )
     findings = lint_source(source, "m.py", settings=Settings(select=frozenset({"AMP202"})))
     assert [f.message.rsplit("; ", 1)[1] for f in findings] == [advice]

@@ -61,6 +61,7 @@ def test_mxnet_output_casts_keep_spacing_and_parentheses():
         "metric = mx.metric.Accuracy()\n"
         "loss = loss_fn( out , y)  # l2\n"
         "metric.update([y], [out, (net(x))])\n"
+        "loss.backward()\n"
     )
     after = before.replace("( out ,", "( out.astype('float32') ,").replace(
         "[out, (net(x))]", "[out.astype('float32'), (net(x)).astype('float32')]"

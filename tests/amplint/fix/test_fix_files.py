@@ -149,20 +149,20 @@ def test_a_failing_fixer_leaves_the_file_and_says_why(monkeypatch):
 
 
 def test_overlapping_fixes_are_applied_in_later_rounds():
-    # AMP301 moves the backward into the record() block that AMP101 also changes: two rounds.
+    # AMP302 moves scale_loss into the record() block that AMP101 also changes: two rounds.
     before = (
         "from mxnet import autograd, gluon\n"
         "from mxnet.contrib import amp\n"
-        "amp.init()\n"
         "net.cast('float16')\n"
         "trainer = gluon.Trainer(params, 'sgd')\n"
         "amp.init_trainer(trainer)\n"
         "loss_fn = gluon.loss.L2Loss()\n"
         "with autograd.record():\n"
         "    loss = loss_fn(net(x), y)\n"
-        "loss.backward()\n"
+        "with amp.scale_loss(loss, trainer) as scaled_loss:\n"
+        "    scaled_loss.backward()\n"
     )
-    result = fix(before, "AMP101", "AMP301")
+    result = fix(before, "AMP101", "AMP302")
     assert result.applied == 2 and result.remaining == []
     assert result.fixed.endswith(
         "with autograd.record():\n"

@@ -63,8 +63,10 @@ def test_keras_3_scale_loss_and_apply_unscales():
 
 
 def test_unknown_optimizer_or_optimizer_imported_by_name_is_refused():
-    no_apply = TF_KERAS.replace(
-        "    optimizer.apply_gradients(zip(grads, model.trainable_variables))\n", ""
+    no_apply = TF_KERAS.replace(  # two optimizers apply these gradients
+        "    optimizer.apply_gradients(zip(grads, model.trainable_variables))\n",
+        "    optimizer.apply_gradients(zip(grads, model.trainable_variables))\n"
+        "    other.apply_gradients(zip(grads, model.trainable_variables))\n",
     )
     result = fix(no_apply, "AMP301")
     assert result.fixed == no_apply

@@ -84,6 +84,7 @@ def test_name_clash_gives_a_fresh_name():
         "with autograd.record():\n"
         "    loss = loss_fn(net(x), y)\n"
         "    loss.backward()\n"
+        "trainer.step(1)\n"
     )
     result = fix(before, "AMP301")
     assert "as scaled_loss_2:\n        scaled_loss_2.backward()" in result.fixed
@@ -95,6 +96,8 @@ def test_unidentifiable_trainer_stays_with_reason():
         "with autograd.record():\n"
         "    loss = loss_fn(net(x), y)\n"
         "    loss.backward()\n"
+        "trainer.step(1)\n"
+        "other.step(1)\n"
     )
     result = fix(before, "AMP301")
     assert result.fixed == before
@@ -109,6 +112,7 @@ def test_net_cast_without_amp_is_not_fixed():
         "with autograd.record():\n"
         "    loss = loss_fn(net(x), y)\n"
         "loss.backward()\n"
+        "trainer.step(1)\n"
     )
     result = fix(before, "AMP301")
     assert result.fixed == before
@@ -160,7 +164,10 @@ def test_torch_gradscaler_pattern():
 
 
 def test_torch_half_model_and_missing_loop_are_not_fixed():
-    half = "import torch\nmodel = Net().half()\nloss = criterion(model(x), y)\nloss.backward()\n"
+    half = (
+        "import torch\nmodel = Net().half()\nloss = criterion(model(x), y)\nloss.backward()\n"
+        "optimizer.step()\n"
+    )
     result = fix(half, "AMP301")
     assert result.fixed == half and "autocast" in result.reasons[result.remaining[0]]
     no_loop = (

@@ -39,6 +39,9 @@ def test_argparse_default_and_default_argument():
         "def build(vocab=(33278)):\n"
         "    return gluon.nn.Embedding(vocab, 512)\n"
         "loader = gluon.data.DataLoader(data, args.batch_size)\n"
+        "net = gluon.nn.Dense(16)\n"
+        "for x, y in loader:\n"
+        "    net(x).backward()\n"
     )
     after = before.replace("default=100", "default=104").replace("(33278)", "(33280)")
     assert_fixed(before, after, "AMP201", "AMP202")

@@ -34,13 +34,13 @@ def project(tmp_path, monkeypatch):
     # long after every write of this test, so that the stat of an untouched file is trusted.
     monkeypatch.setattr(stat_cache, "RACY_SECONDS", -AN_HOUR_AGO)
     read: list[str] = []
-    real = runner._facts
+    real = runner._cached_facts  # called for every file read (its facts may come from the cache)
 
-    def spy(data, name):
+    def spy(cache, data, content, name):
         read.append(name)
-        return real(data, name)
+        return real(cache, data, content, name)
 
-    monkeypatch.setattr(runner, "_facts", spy)
+    monkeypatch.setattr(runner, "_cached_facts", spy)
 
     def check(*paths):
         read.clear()
