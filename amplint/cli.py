@@ -236,11 +236,16 @@ def _summary(doc: str) -> str:
 @main.command()
 @click.argument("rule")
 def explain(rule: str) -> None:
-    """Print the documentation of RULE (a code such as AMP201, or a name)."""
+    """Print the documentation of RULE (a code such as AMP201, or a name), or of the topic
+    `configurations` (how amplint decides in which configurations code is reduced)."""
     import textwrap
 
     from amplint.codes import PARSE_ERROR, SOURCE, entry
+    from amplint.topics import TOPICS
 
+    if rule.strip().lower() in TOPICS:
+        click.echo(TOPICS[rule.strip().lower()].rstrip())
+        return
     if rule.strip().upper() == PARSE_ERROR[0] or rule.strip().lower() == PARSE_ERROR[1]:
         click.echo(f"{PARSE_ERROR[0]} {PARSE_ERROR[1]}\n\n{PARSE_ERROR_DOC}")
         return
@@ -252,6 +257,11 @@ def explain(rule: str) -> None:
     else:
         note = "" if found.default else " (off by default: turn it on with --select)"
     click.echo(f"{found.code} {found.name}{note}\n\n{textwrap.dedent(found.doc).strip()}")
+    if found.stage == SOURCE:
+        click.echo(
+            "\nA finding names the configurations of the script it holds in (--dtype float16):\n"
+            "`amplint explain configurations` says how they are found."
+        )
 
 
 PARSE_ERROR_DOC = """A file that cannot be analysed: a syntax error, undecodable bytes, nesting too

@@ -1,0 +1,48 @@
+"""Topics ``amplint explain`` documents besides the codes (pure text)."""
+
+from __future__ import annotations
+
+CONFIGURATIONS = """\
+configurations: how amplint decides where code runs in float16 or bfloat16
+
+A script runs in many configurations. Every option it reads can take any value its type
+allows, not only its default: argparse and click options, absl flags, attributes of a
+configuration object read at run time (cfg.fp16, args.amp, self._cfg.train.dtype), and module
+globals a configurator overrides (nanoGPT's exec(open('configurator.py').read())). A --dtype
+string option can be float16 even when its default is float32; a flag is on or off; an option
+with choices takes one of them. Tests amplint cannot fold (torch.cuda.is_available()) go
+either way.
+
+For every statement amplint works out in which configurations it runs in reduced precision,
+and why. A switch covers its own scope only:
+  - process-wide: mxnet.contrib.amp / gluon_amp init(), a Keras global policy, apex
+    amp.initialize(), torch.set_default_dtype(): what runs after it;
+  - one model: net.cast(dtype), .half(), .bfloat16(), .to(dtype), and the wrappers DeepSpeed
+    (its config's fp16/bf16, a dict or a JSON file), Lightning Trainer(precision=...),
+    Hugging Face TrainingArguments(fp16=...), Accelerate Accelerator(mixed_precision=...):
+    the model's class and the classes and builder functions it is made of, and its outputs;
+  - a block: with torch.autocast(...) (every spelling, also through a name, partial() or
+    a function parameter): the code in it, the functions it calls, the models called there;
+  - one layer: its own dtype=.
+The switch's dtype and on/off arguments are read in each configuration: net.cast(opt.dtype)
+is float16 with --dtype float16; autocast(enabled=args.amp) is on with --amp; dtype =
+'float16' if args.fp16 else 'float32' is float16 with --fp16. A value amplint cannot
+determine (a parameter no call passes, an unknown function's result) turns nothing on.
+Code on the other side of an if runs in the other configurations; a function runs where
+its calls run, also when the script picks one of two functions; modules of the project run
+in what the modules importing them turn on (all of a module for a process-wide switch; the
+classes a model is built from for the others).
+
+A finding lists the configurations it holds in, by the options a user sets: "(with --dtype
+float16)", "(with --amp --amp-dtype float16)", "(without --no-amp)"; nothing when it holds in
+every configuration. JSON and SARIF carry them as "configurations". A finding in a module
+that another one runs in reduced precision names it: "[imported by train.py, which enables
+float16]", "(with train.py: --fp16)".
+
+--assume-amp float16|bfloat16 treats every file as running in that precision everywhere.
+--fix applies a fix to a finding of some configurations only when the fix changes nothing in
+the others (a float32 cast of an output, an unscale_ of a GradScaler that may be off); any
+other fix is not offered for it, and the finding says why.
+"""
+
+TOPICS = {"configurations": CONFIGURATIONS, "configuration": CONFIGURATIONS}
