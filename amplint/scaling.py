@@ -15,6 +15,7 @@ from amplint.cases import Made
 from amplint.conditions import ALWAYS, NEVER, Condition
 from amplint.index import CallSite, FileIndex, Scope, dotted, string_value
 from amplint.precision import PrecisionModel, Reduced
+from amplint.values import fold
 
 _STATIC = re.compile(r"\bgrad_scale\s*=|\bstatic_loss_scale\b")
 # Names of calls that scale a loss or wrap the whole backward (GradScaler, apex, DeepSpeed,
@@ -110,10 +111,11 @@ def _loss(backward: Backward):
 def _scaled(expr, scope: Scope, order: int | None, model: PrecisionModel, depth: int) -> Condition:
     if expr is None or depth > 4:
         return NEVER
-    if isinstance(expr, cst.BinaryOperation) and isinstance(
-        expr.operator, (cst.Multiply, cst.Divide)
-    ):
-        return ALWAYS
+    if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
+        if _scale_factor(expr.left, scope, model) or _scale_factor(expr.right, scope, model):
+            return ALWAYS  # static scaling: ``loss * 1024``, ``loss * loss_scale``
+    if isinstance(expr, cst.BinaryOperation):  # ``loss / accum_steps`` scales nothing
+        return _scaled(expr.left, scope, order, model, depth + 1)
     inner = model.index.site(expr)
     if inner is not None:
         if not is_scaling_call(inner):
@@ -137,6 +139,15 @@ def _scaled(expr, scope: Scope, order: int | None, model: PrecisionModel, depth:
         here = _scaled(definition.expr, definition.scope, definition.order, model, depth + 1)
         result = result | (here & definition.condition)
     return result
+
+
+def _scale_factor(expr, scope: Scope, model: PrecisionModel) -> bool:
+    """A loss scale: named so (``loss_scale``, ``self.scale``) or a number of 2 or more."""
+    name = dotted(expr)
+    if name is not None and "scale" in name.rsplit(".", 1)[-1].lower():
+        return True
+    value = fold(expr, model.index, scope)
+    return value is not None and isinstance(value.value, (int, float)) and value.value >= 2
 
 
 def scaler_enabled(call: CallSite, model: PrecisionModel) -> Condition:
@@ -184,9 +195,9 @@ def _flow(expr, scope: Scope, order: int | None, model: PrecisionModel, depth: i
         source = scope.loops.get(name)
         if source is not None and name not in scope.assigned:
             return _flow(source, scope, order, model, depth + 1, seen)
-        if (name, id(scope)) in seen:
+        if (name, id(scope), order) in seen:
             return []
-        seen.add((name, id(scope)))
+        seen.add((name, id(scope), order))
         definitions = model.cases.definitions(name, scope, order)
         if not definitions or all(d.expr is None for d in definitions):
             return None

@@ -328,6 +328,16 @@ for x, y in loader:
     loss.backward()  # AMP301
     optimizer.step()
 """,
+    # Dividing the loss for gradient accumulation scales nothing; the loss is rebound.
+    """
+import torch
+for x, y in loader:
+    with torch.autocast("cuda"):
+        loss, aux = model(x, y)
+    loss = loss.mean() / 4
+    loss.backward()  # AMP301
+    optimizer.step()
+""",
     """
 import tensorflow as tf
 from tensorflow import keras
