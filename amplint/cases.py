@@ -89,18 +89,42 @@ class Local:
 
 
 @dataclass(frozen=True)
+class Foreign:
+    """An object another module of the project passes in (see :mod:`amplint.interface`):
+    what built it, its precision facts, where it is an enabled GradScaler."""
+
+    kind: str
+    facts: tuple = ()
+    enabled: Condition | None = None
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """An argparse namespace another module passes in: its options by ``dest``."""
+
+    options: tuple[tuple[str, Option], ...]
+
+    def option(self, dest: str) -> Option | None:
+        return next((option for name, option in self.options if name == dest), None)
+
+
+@dataclass(frozen=True)
 class Definition:
     """An expression a name may hold: under ``condition``, evaluated in ``scope`` at
-    ``order`` (``expr`` None: a parameter nobody in this module passes)."""
+    ``order`` (``expr`` None: a parameter nobody in this module passes; ``value``: what
+    another module passes, already a value)."""
 
     condition: Condition
     expr: cst.BaseExpression | None
     scope: Scope
     order: int | None
+    value: object = None
 
     def narrowed(self, condition: Condition) -> Definition | None:
         both = self.condition & condition
-        return Definition(both, self.expr, self.scope, self.order) if both.possible else None
+        if not both.possible:
+            return None
+        return Definition(both, self.expr, self.scope, self.order, self.value)
 
 
 class _Unknown:
@@ -109,7 +133,7 @@ class _Unknown:
 
 
 UNKNOWN = _Unknown()
-Value = Union[int, float, str, bool, None, DType, Symbol, Made, Local, _Unknown]
+Value = Union[int, float, str, bool, None, DType, Symbol, Made, Local, Foreign, Namespace, _Unknown]
 Case = tuple[Condition, Value]
 
 
@@ -137,9 +161,17 @@ def _chain(scope: Scope | None):
 class Evaluator:
     """Cases, conditions and reachability for one module."""
 
-    def __init__(self, index: FileIndex, options: Options | None = None) -> None:
+    def __init__(
+        self,
+        index: FileIndex,
+        options: Options | None = None,
+        received: dict[str, dict[str, list[Case]]] | None = None,
+    ) -> None:
         self.index = index
         self.options = options or Options(index)
+        # what other modules pass: function path ("train", "Trainer.__init__") -> parameter
+        # (name, or position for ``*args``-free calls) -> cases
+        self.received = received or {}
         self._memo: dict[tuple, tuple[Case, ...]] = {}
         self._active: set[tuple] = set()
         self._reach: dict[int, Condition] = {}
@@ -209,7 +241,9 @@ class Evaluator:
             return [(ALWAYS, Symbol(option))]
         found: list[Case] = []
         for definition in self.definitions(name, scope, order):
-            if definition.expr is None:
+            if definition.value is not None:
+                found.append((definition.condition, definition.value))  # type: ignore[arg-type]
+            elif definition.expr is None:
                 free = Symbol(self.options.free(name, definition.scope))
                 found.append((definition.condition, free if name in binding.params else UNKNOWN))
             else:
@@ -254,8 +288,9 @@ class Evaluator:
     def _parameter(self, name: str, scope: Scope) -> list[Definition]:
         bound = self._frames.get(id(scope))
         callers = [bound] if bound is not None else self.callers(scope)
+        received = self._received(name, scope) if bound is None else []
         if not callers:
-            return [Definition(ALWAYS, None, scope, None)]
+            return received or [Definition(ALWAYS, None, scope, None)]
         default = scope.params.get(name)
         positional = _positional(scope)
         found: list[Definition] = []
@@ -271,7 +306,23 @@ class Evaluator:
                 found.append(Definition(where, default, scope.parent or scope, None))
             else:
                 found.append(Definition(where, None, scope, None))
-        return found
+        return found + received
+
+    def _received(self, name: str, scope: Scope) -> list[Definition]:
+        """What other modules of the project pass for parameter ``name`` (by name, or by its
+        position among the parameters a call fills by position)."""
+        path = function_path(scope)
+        given = self.received.get(path or "")
+        if not given:
+            return []
+        positional = _positional(scope)
+        cases = list(given.get(name, []))
+        if name in positional:
+            cases += given.get(str(positional.index(name)), [])
+        if not cases:
+            default = scope.params.get(name)
+            return [Definition(ALWAYS, default, scope.parent or scope, None)] if default else []
+        return [Definition(c, None, scope, None, v) for c, v in cases]
 
     def _attribute(self, expr: cst.Attribute, scope: Scope, order: int | None) -> list[Case]:
         name = dotted(expr)
@@ -290,6 +341,14 @@ class Evaluator:
                         values = self.cases(definition.expr, definition.scope, definition.order)
                         found += _conjoin(values, definition.condition)
                 return found
+        if isinstance(expr.value, cst.Name) and self.received:
+            named = [
+                (c, v.option(expr.attr.value))
+                for c, v in self.cases(expr.value, scope, order)
+                if isinstance(v, Namespace)
+            ]
+            if named and all(option is not None for _, option in named):
+                return [(c, Symbol(option)) for c, option in named]  # type: ignore[arg-type]
         option = self.options.attribute(expr, scope)
         if option is not None:
             return [(ALWAYS, Symbol(option))]
@@ -414,7 +473,7 @@ class Evaluator:
             elif _opaque(value):
                 assert isinstance(value, Made)
                 result = result | (condition & truthy(self.options.test(value.site.node)))
-            elif isinstance(value, (Made, Local, DType)):
+            elif isinstance(value, (Made, Local, DType, Foreign, Namespace)):
                 result = result | condition
             elif value is not UNKNOWN and value:
                 result = result | condition
@@ -461,8 +520,8 @@ class Evaluator:
                         result = result | (both & limit(lv.option, {_plain(rv)}))
                     elif isinstance(rv, Symbol) and _comparable(lv):
                         result = result | (both & limit(rv.option, {_plain(lv)}))
-                    elif (isinstance(lv, (Made, Local)) and rv is None) or (
-                        isinstance(rv, (Made, Local)) and lv is None
+                    elif (isinstance(lv, _OBJECTS) and rv is None) or (
+                        isinstance(rv, _OBJECTS) and lv is None
                     ):
                         continue  # an object is not None
                     elif not (_comparable(lv) and _comparable(rv)):
@@ -690,9 +749,12 @@ def _constants(expr: cst.BaseExpression) -> set | None:
     return None if _NONE in values else values
 
 
+_OBJECTS = (Made, Local, Foreign, Namespace)
+
+
 def _comparable(value: Value) -> bool:
     """A known value a test can compare (a constant or a dtype)."""
-    return not isinstance(value, (Symbol, _Unknown, Made, Local))
+    return not isinstance(value, (Symbol, _Unknown, *_OBJECTS))
 
 
 def _plain(value: Value):
@@ -753,6 +815,17 @@ def _binding(name: str, scope: Scope) -> tuple[Scope | None, bool]:
             return current, current is scope
         current = current.parent
     return None, False
+
+
+def function_path(scope: Scope) -> str | None:
+    """How other modules name a function of this one: ``train``, ``Trainer.__init__``
+    (None for nested functions and lambdas)."""
+    node = scope.node
+    if not isinstance(node, cst.FunctionDef):
+        return None
+    if scope.owner is not None:
+        return f"{scope.owner}.{node.name.value}"
+    return node.name.value if scope.parent is not None and scope.parent.node is None else None
 
 
 def _positional(scope: Scope) -> list[str]:

@@ -38,7 +38,7 @@ def might_hold_hazard(source: str, context: Context, settings: Settings) -> bool
 
     if in_code(source):
         return True
-    if context.precisions or settings.assume_amp:
+    if context.precisions or context.received or context.summaries or settings.assume_amp:
         return bool(_reduced_precision_code().search(source))
     return False
 

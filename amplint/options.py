@@ -113,8 +113,12 @@ class Options:
         return self._make(name, shown=name, kind=_kind_of(written[0]), default=written[-1])
 
     def free(self, name: str, scope: Scope) -> Option:
-        """A parameter of ``scope``'s function that no call of this module passes."""
-        return self._make(f"~{name}@{id(scope.node)}", shown=name, kind=ANY, free=True)
+        """A parameter of ``scope``'s function that no call of this module passes (keyed
+        ``~function:name``: other modules may tell what it is, see amplint.interface)."""
+        from amplint.cases import function_path
+
+        where = function_path(scope) or str(id(scope.node))
+        return self._make(f"~{where}:{name}", shown=name, kind=ANY, free=True)
 
     def test(self, expr: cst.BaseExpression) -> Option:
         """The outcome of a test that cannot be folded, named by its code."""

@@ -35,10 +35,29 @@ from typing import Union
 
 import libcst as cst
 
-from amplint.cases import UNKNOWN, DType, Evaluator, Made, dtype_meaning, spelled
+from amplint.cases import (
+    UNKNOWN,
+    DType,
+    Evaluator,
+    Foreign,
+    Made,
+    Namespace,
+    Symbol,
+    dtype_meaning,
+    spelled,
+)
 from amplint.conditions import ALWAYS, NEVER, Condition
 from amplint.frameworks import deepspeed
-from amplint.index import CALL, WITH, CallSite, FileIndex, Scope, dotted
+from amplint.index import CALL, WITH, CallSite, FileIndex, Scope, dotted, string_value
+from amplint.interface import (
+    Summary,
+    condition_json,
+    fact_from,
+    fact_json,
+    option_json,
+    substitute,
+    values_from,
+)
 from amplint.switches import (
     AUTOCAST,
     BLOCK,
@@ -109,13 +128,21 @@ class PrecisionModel:
     """The precision facts of one module."""
 
     def __init__(
-        self, index: FileIndex, assume: str | None = None, spreads=(), path: str = ""
+        self,
+        index: FileIndex,
+        assume: str | None = None,
+        spreads=(),
+        path: str = "",
+        received: dict | None = None,
+        summaries: dict | None = None,
     ) -> None:
         self.index = index
         self.path = path  # the module's file: JSON configurations it names are beside it
-        self.cases = Evaluator(index)
+        self.cases = Evaluator(index, received=received)
         self.assume = assume
         self.spreads = tuple(spreads)
+        # what calling a function of another module does, by the name this module calls it
+        self.summaries: dict[str, Summary] = summaries or {}
         self._blocks: dict[int, list[Reduced]] = {}
 
     # ---- switches -------------------------------------------------------------------------
@@ -209,7 +236,7 @@ class PrecisionModel:
     def process(self) -> list[Reduced]:
         """What holds for every line of the module: process-wide switches, ``--assume-amp``, and
         what importers spread to the whole module."""
-        facts = [f for switch, _, found in self.switches if switch.scope == PROCESS for f in found]
+        facts = [f for _, found in self._process_sites for f in found]
         if self.assume:
             facts.append(Reduced(ALWAYS, self.assume, AUTOCAST, "--assume-amp"))
         for spread in self.spreads:
@@ -222,10 +249,53 @@ class PrecisionModel:
         the order of this module's calls (``train(use_amp=False)`` before ``amp.init()`` stays
         float32), or whose order with it cannot be told."""
         facts = [fact for fact in self.process if fact.origin is None]
-        for switch, origin, found in self.switches:
-            if switch.scope == PROCESS:
-                facts += self._after(origin, site, found)
+        for origin, found in self._process_sites:
+            facts += self._after(origin, site, found)
         return facts
+
+    @functools.cached_property
+    def _process_sites(self) -> list[tuple[CallSite, list[Reduced]]]:
+        """Calls that switch the process: process-wide switches, and calls of functions of
+        other modules that run one (their summaries)."""
+        found = [(site, facts) for switch, site, facts in self.switches if switch.scope == PROCESS]
+        for site, summary in self._summary_sites:
+            facts = self._summary_facts(site, summary, summary.process)
+            if facts:
+                found.append((site, facts))
+        return found
+
+    @functools.cached_property
+    def _summary_sites(self) -> list[tuple[CallSite, Summary]]:
+        if not self.summaries:
+            return []
+        return [
+            (site, self.summaries[site.qualname])
+            for site in self.index.calls
+            if site.qualname in self.summaries
+        ]
+
+    def _summary_facts(self, site: CallSite, summary: Summary, facts) -> list[Reduced]:
+        """A summary's facts at a call: its parameters replaced by what the call passes."""
+        if not facts:
+            return []
+        bound: dict[str, list] = {}
+        for position, name in enumerate(summary.params):
+            expr = site.arg(position, name)
+            if expr is not None:
+                bound[name] = list(self.cases.cases(expr, site.scope, site.order))
+            elif name in summary.defaults:
+                bound[name] = values_from(summary.defaults[name])
+        runs = self.cases.runs(site)
+        found = []
+        for data in facts:
+            fact = fact_from(data)
+            condition = substitute(fact.condition, bound) & runs
+            if condition.possible:
+                why = f"{site.name or site.qualname}() ({fact.why})"
+                found.append(
+                    dataclasses.replace(fact, condition=condition, why=why, origin=site.node)
+                )
+        return found
 
     def _after(self, origin: CallSite, site: CallSite, found: list[Reduced]) -> list[Reduced]:
         if origin.function is None and site.function is None:
@@ -360,6 +430,8 @@ class PrecisionModel:
                     both = condition & inner
                     if both.possible:
                         found.append((both, site))
+            elif isinstance(value, Foreign):
+                found.append((condition, value))
             elif value is UNKNOWN:
                 key = self._name_key(expr, scope)
                 if key is not None:
@@ -421,6 +493,9 @@ class PrecisionModel:
                 for condition, root in target:
                     for fact in found:
                         add(condition, root, fact)
+        for site, summary in self._summary_sites:  # what a function of the project returns
+            for fact in self._summary_facts(site, summary, summary.returns):
+                add(ALWAYS, site, fact)
         for site in self.index.calls:  # models called inside autocast blocks
             if site.name is None or site.qualname is not None:
                 continue
@@ -469,7 +544,10 @@ class PrecisionModel:
                     yield self.roots(model, call.scope, call.order)
 
     def object_facts(self, root: Root) -> list[Reduced]:
-        """What is done to the objects the call ``root`` builds."""
+        """What is done to the objects the call ``root`` builds (to an object another module
+        passes in: what that module did)."""
+        if isinstance(root, Foreign):
+            return list(root.facts) + self._object_facts.get(_root_key(root), [])
         return self._object_facts.get(_root_key(root), [])
 
     def weights_of(self, callee: cst.BaseExpression, scope: Scope, order: int | None):
@@ -481,7 +559,7 @@ class PrecisionModel:
                     narrowed = fact.narrowed(condition)
                     if narrowed is not None:
                         found.append(narrowed)
-            if isinstance(root, str):
+            if not isinstance(root, CallSite):
                 continue
             for switch in recognise(root.qualname, root.method):  # Net().half() itself
                 if switch.scope == OBJECT and switch.how == WEIGHTS:
@@ -504,7 +582,7 @@ class PrecisionModel:
             facts.append(own)
         named = [spread for spread in self.spreads if spread.names is not None]
         if named:
-            owners = [root for _, root in self._owners(site) if not isinstance(root, str)]
+            owners = [root for _, root in self._owners(site) if isinstance(root, CallSite)]
             for spread in named:
                 if any(self._defined_in(owner, spread.names) for owner in owners):
                     facts.append(spread.fact())
@@ -515,12 +593,157 @@ class PrecisionModel:
         """What is done to the models ``site`` is part of (see :meth:`_owners`)."""
         facts = []
         for condition, root in self._owners(site):
-            own = [] if isinstance(root, str) else self._switch_facts(root)
+            own = self._switch_facts(root) if isinstance(root, CallSite) else []
             for fact in self.object_facts(root) + own:
                 narrowed = fact.narrowed(condition)
                 if narrowed is not None:
                     facts.append(narrowed)
         return facts
+
+    # ---- what crosses module boundaries (see amplint.interface) ---------------------------
+    def summaries_out(self) -> dict[str, list]:
+        """Summaries of this module's functions (by name) that return a reduced-precision
+        object or switch the process, over their parameters."""
+        found = {}
+        for name, scope in sorted(self.index.functions.items()):
+            if scope.parent is None or scope.parent.node is not None:
+                continue
+            returns = []
+            for expr in scope.returns:
+                for condition, root in self.roots(expr, scope, None):
+                    own = self._switch_facts(root) if isinstance(root, CallSite) else []
+                    for fact in self.object_facts(root) + own:
+                        narrowed = fact.narrowed(condition)
+                        if narrowed is not None and _portable_fact(narrowed, name):
+                            returns.append(fact_json(narrowed))
+            process = [
+                fact_json(fact)
+                for origin, facts in self._process_sites
+                if origin.function is scope.node
+                for fact in facts
+                if _portable_fact(fact, name)
+            ]
+            if returns or process:
+                defaults = {}
+                for param, default in scope.params.items():
+                    constant = _literal(default)
+                    if constant is not _NOT_CONSTANT:
+                        defaults[param] = [[condition_json(ALWAYS), ["const", constant]]]
+                params = tuple(p for p in _parameters(scope))
+                found[name] = Summary(params, defaults, tuple(returns), tuple(process)).to_json()
+        return found
+
+    def bindings_out(self) -> list[list]:
+        """Every call of this module into another module of the project (its name as written
+        here), with what it passes, per configuration: [target, {parameter: cases},
+        condition]. Position keys ("0") stand for arguments passed by position."""
+        found = []
+        for site in self.index.calls:
+            target = self._project_target(site)
+            if target is None:
+                continue
+            arguments: dict[str, list] = {}
+            position = 0
+            for argument in site.node.args:
+                if argument.star:
+                    break
+                key = argument.keyword.value if argument.keyword is not None else str(position)
+                if argument.keyword is None:
+                    position += 1
+                cases = self.portable(argument.value, site.scope, site.order, 0)
+                if cases:
+                    arguments[key] = cases
+            found.append([target, arguments, condition_json(self.cases.runs(site))])
+        return found
+
+    def _project_target(self, site: CallSite) -> str | None:
+        """The name a call of a project function or class (or a method of an object a
+        project class built) has, as this module writes it."""
+        if site.qualname is not None:
+            return None if _external(site.qualname) or "." not in site.qualname else site.qualname
+        if site.method is None or site.receiver is None:
+            return None
+        for _, value in self.cases.cases(site.receiver, site.scope, site.order):
+            if (
+                isinstance(value, Made)
+                and value.site.qualname
+                and not _external(value.site.qualname)
+            ):
+                return f"{value.site.qualname}.{site.method}"
+        return None
+
+    def portable(self, expr, scope: Scope, order: int | None, depth: int) -> list:
+        """The cases of ``expr`` in portable form (values nothing is known of left out)."""
+        found = []
+        for condition, value in self.cases.cases(expr, scope, order):
+            data = self._portable_value(value, depth)
+            if data is not None:
+                found.append([condition_json(condition), data])
+        return found
+
+    def _portable_value(self, value, depth: int):
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return ["const", value]
+        if isinstance(value, DType):
+            return ["dtype", value.name]
+        if isinstance(value, Symbol):
+            option = value.option
+            if option.free:
+                where, _, name = option.key[1:].rpartition(":")
+                return ["param", where, name, self._position(where, name)]
+            return ["opt", option_json(option)]
+        if isinstance(value, Namespace):
+            return ["ns", [[dest, option_json(option)] for dest, option in value.options]]
+        if isinstance(value, Foreign):
+            enabled = condition_json(value.enabled) if value.enabled is not None else None
+            return ["obj", value.kind, [fact_json(f) for f in value.facts], enabled]
+        if not isinstance(value, Made):
+            return None
+        site = value.site
+        if site.method in ("parse_args", "parse_known_args"):
+            options = self.cases.options
+            return ["ns", [[d, option_json(options.argument(d))] for d in self.index.arguments]]
+        target = self._project_target(site)
+        if target is not None and depth < 2:
+            arguments = {}
+            for position, argument in enumerate(a for a in site.node.args if a.keyword is None):
+                arguments[str(position)] = self.portable(
+                    argument.value, site.scope, site.order, depth + 1
+                )
+            for argument in site.node.args:
+                if argument.keyword is not None:
+                    arguments[argument.keyword.value] = self.portable(
+                        argument.value, site.scope, site.order, depth + 1
+                    )
+            return ["result", target, arguments]
+        facts = []
+        for condition, root in self._chain(site, 0):
+            own = self._switch_facts(root)
+            for fact in self.object_facts(root) + own:
+                narrowed = fact.narrowed(condition)
+                if narrowed is not None and not any(o.free for o in narrowed.condition.options):
+                    facts.append(fact_json(narrowed))
+        enabled = None
+        if (site.name or "").endswith("GradScaler"):
+            flag = site.arg(None, "enabled")
+            condition = self.cases.truth(flag, site.scope, site.order) if flag else ALWAYS
+            enabled = condition_json(condition)
+        return ["obj", site.qualname or site.name or "", facts, enabled]
+
+    def _position(self, where: str, name: str) -> int | None:
+        """The position of parameter ``name`` of the function ``where`` among those a call
+        fills by position (``self`` left out)."""
+        owner, _, function = where.rpartition(".")
+        if owner:
+            info = self.index.classes.get(owner)
+            scope = info.methods.get(function) if info is not None else None
+        else:
+            scope = self.index.functions.get(function)
+        if scope is None:
+            return None
+        names = _parameters(scope)
+        names = names[1:] if scope.owner is not None else names
+        return names.index(name) if name in names else None
 
     def outgoing(self) -> list[tuple]:
         """What this module turns on in the modules it imports, as (module, names, dtype, how,
@@ -585,7 +808,7 @@ class PrecisionModel:
                 continue
             seen.add(id(current))
             found.append((condition, current))
-            if isinstance(current, str):
+            if not isinstance(current, CallSite):
                 continue
             for container in self._containers(current):
                 pending.append((condition, container))
@@ -724,15 +947,43 @@ def _external(qualname: str) -> bool:
     return not qualname.startswith(".") and (head in _FRAMEWORKS or head in stdlib)
 
 
+def _portable_fact(fact: Reduced, function: str) -> bool:
+    """A fact whose free options are all parameters of ``function`` (a caller can tell)."""
+    return all(
+        option.key.startswith(f"~{function}:") for option in fact.condition.options if option.free
+    )
+
+
+_NOT_CONSTANT = object()
+
+
+def _literal(expr):
+    if isinstance(expr, (cst.Integer, cst.Float)):
+        return expr.evaluated_value
+    if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[expr.value]
+    text = string_value(expr) if expr is not None else None
+    return text if text is not None else _NOT_CONSTANT
+
+
+def _parameters(scope: Scope) -> list[str]:
+    node = scope.node
+    assert isinstance(node, cst.FunctionDef)
+    return [p.name.value for p in (*node.params.posonly_params, *node.params.params)]
+
+
 def _false(site: CallSite) -> bool:
     argument = site.arg(0, "mode")
     return isinstance(argument, cst.Name) and argument.value == "False"
 
 
-Root = Union[CallSite, str]  # the call that built an object, or its name (see roots)
+# the call that built an object, its name (see roots), or an object another module passes in
+Root = Union[CallSite, str, Foreign]
 
 
 def _root_key(root: Root) -> object:
+    if isinstance(root, Foreign):
+        return ("foreign", root)
     return root if isinstance(root, str) else id(root)
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
 import re
 import tokenize
@@ -30,6 +31,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from amplint.linkage import Linkage
 
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w. \t,]+)", re.MULTILINE)
 _FROM = re.compile(
@@ -81,6 +84,10 @@ class Context:
 
     spreads: tuple[Spread, ...] = ()
     files: tuple[tuple[str, str], ...] = ()
+    # what other modules pass to this one's functions, and what calling theirs does
+    # (JSON, see amplint.interface): {function: {parameter: cases}}, {called name: summary}
+    received: str = ""
+    summaries: str = ""
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -117,6 +124,8 @@ class ModuleFacts:
     imports: tuple[str, ...]  # dotted names, relative ones keep their leading dots
     outgoing: tuple[Outgoing, ...] | None = ()
     reads: tuple[str, ...] = ()  # files it names that amplint reads too (JSON)
+    calls: str = ""  # JSON: its calls into the project with what they pass (amplint.interface)
+    summaries: str = ""  # JSON: what calling its functions does
 
     def to_json(self) -> list:
         spreads = None
@@ -125,18 +134,18 @@ class ModuleFacts:
                 [o.module, o.names, o.dtype, o.how, o.framework, list(o.configurations)]
                 for o in self.outgoing
             ]
-        return [list(self.imports), spreads, list(self.reads)]
+        return [list(self.imports), spreads, list(self.reads), self.calls, self.summaries]
 
     @classmethod
     def from_json(cls, data: list) -> ModuleFacts:
-        imports, spreads, reads = data
+        imports, spreads, reads, calls, summaries = data
         outgoing = None
         if spreads is not None:
             outgoing = tuple(
                 Outgoing(m, tuple(n) if n is not None else None, d, h, f, tuple(c))
                 for m, n, d, h, f, c in spreads
             )
-        return cls(tuple(imports), outgoing, tuple(reads))
+        return cls(tuple(imports), outgoing, tuple(reads), calls, summaries)
 
 
 def scan(source: str, path: str = "", parse: bool = True) -> ModuleFacts:
@@ -148,12 +157,13 @@ def scan(source: str, path: str = "", parse: bool = True) -> ModuleFacts:
     from amplint.switches import in_code, mentioned
 
     outgoing: tuple[Outgoing, ...] | None = ()
+    calls = summaries = ""
     if imports and mentioned(text):
         if not parse:
             outgoing = None
         elif in_code(source):
-            outgoing = _outgoing(source, path)
-    return ModuleFacts(tuple(imports), outgoing, reads)
+            outgoing, calls, summaries = _outgoing(source, path)
+    return ModuleFacts(tuple(imports), outgoing, reads, calls, summaries)
 
 
 def _strip(source: str) -> str:
@@ -225,15 +235,24 @@ def _uses(text: str, local: dict[str, str]) -> tuple[tuple[str, tuple[str, ...]]
     return tuple((name, tuple(sorted(found))) for name, found in sorted(used.items()))
 
 
-def _outgoing(source: str, path: str) -> tuple[Outgoing, ...]:
-    """What the module's switches turn on in the modules it imports (a parse; nothing when the
-    file cannot be parsed: its lint reports that)."""
+def _outgoing(source: str, path: str) -> tuple[tuple[Outgoing, ...], str, str]:
+    """What the module's switches turn on in the modules it imports, what it passes to the
+    project functions it calls, what calling its own functions does (a parse; nothing when
+    the file cannot be parsed: its lint reports that)."""
     from amplint.engine import parsed
 
     found = parsed(source, path)
     if found is None:
-        return ()
-    return tuple(Outgoing(*spread) for spread in found.model.outgoing())
+        return (), "", ""
+    model = found.model
+    outgoing = tuple(Outgoing(*spread) for spread in model.outgoing())
+    calls = model.bindings_out()
+    summaries = model.summaries_out()
+    return (
+        outgoing,
+        json.dumps(calls, sort_keys=True) if calls else "",
+        json.dumps(summaries, sort_keys=True) if summaries else "",
+    )
 
 
 def code_only(source: str) -> str | None:
@@ -315,7 +334,7 @@ def analyse(
                 files[str(path)] = tuple(
                     (name, digest_of(os.path.join(folder, name))) for name in fact.reads
                 )
-    if not any(fact.outgoing for fact in facts.values()):  # (None: not known, nothing spreads)
+    if not any(fact.outgoing or fact.calls for fact in facts.values()):  # (None: not known)
         return {Path(p): Context((), f) for p, f in sorted(files.items())}
     by_path = {str(path): path for path in facts}
     paths = sorted(by_path, key=lambda path: path.split(os.sep))  # pathlib's order
@@ -414,10 +433,21 @@ def analyse(
                 why = f"{name} run in {out.dtype} by {shown(source)}"
                 spread = Spread(out.dtype, out.how, None, configurations, why, out.framework)
                 spread_named(source, f"{out.module}.{name}", spread)
+    linkage = Linkage(
+        {p: json.loads(facts[by_path[p]].calls) for p in paths if facts[by_path[p]].calls},
+        {p: json.loads(facts[by_path[p]].summaries) for p in paths if facts[by_path[p]].summaries},
+        targets,
+        lambda path: facts[by_path[path]].imports,
+        lambda path: set(uses_in(path)),
+    )
+    crossing = {path: linkage.context_of(path) for path in linkage.modules()}
     contexts = {}
-    for path in sorted(set(found) | set(files), key=lambda p: p.split(os.sep)):
+    for path in sorted(set(found) | set(files) | set(crossing), key=lambda p: p.split(os.sep)):
         spreads = tuple(sorted(found.get(path, {}).values(), key=_spread_order))
-        contexts[by_path.get(path, Path(path))] = Context(spreads, files.get(path, ()))
+        received, summaries = crossing.get(path, ("", ""))
+        context = Context(spreads, files.get(path, ()), received, summaries)
+        if context != NO_CONTEXT:
+            contexts[by_path.get(path, Path(path))] = context
     return contexts
 
 

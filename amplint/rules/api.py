@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -10,6 +11,7 @@ import libcst as cst
 
 from amplint.conditions import Condition
 from amplint.index import CallSite, FileIndex, Scope
+from amplint.interface import Summary, values_from
 from amplint.precision import PrecisionModel, Reduced, dtypes_of
 from amplint.project import Context
 from amplint.settings import Settings
@@ -57,6 +59,8 @@ class RuleContext:
             self.settings.assume_amp,
             self.context.spreads,
             path=self.path,
+            received=_received(self.context.received),
+            summaries=_summaries(self.context.summaries),
         )
 
     def precision_at(self, site: CallSite) -> list[Reduced]:
@@ -92,6 +96,22 @@ class RuleContext:
         """Calls whose callee resolves to one of ``qualnames``."""
         wanted = set(qualnames)
         return (site for site in self.index.calls if site.qualname in wanted)
+
+
+def _received(text: str) -> dict:
+    """What other modules pass to this module's functions, as the evaluator's cases."""
+    if not text:
+        return {}
+    data = json.loads(text)
+    return {
+        function: {key: values_from(cases) for key, cases in given.items()}
+        for function, given in data.items()
+    }
+
+
+def _summaries(text: str) -> dict:
+    """Summaries of the project functions this module calls, by the name it calls them."""
+    return {name: Summary.from_json(s) for name, s in json.loads(text).items()} if text else {}
 
 
 @dataclass(frozen=True)
