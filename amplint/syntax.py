@@ -36,12 +36,9 @@ _BRACKETS = re.compile(r"[()\[\]{}]")
 def _stops(quote: str, extra: str) -> re.Pattern[str]:
     """Where a string body with this quote can end or change: backslash, quote, ``extra``, and
     for single-quoted strings the end of the line."""
+    extra = f"|[{re.escape(extra)}]" if extra else ""
     eol = "" if len(quote) == 3 else r"|[\r\n]"
-    return re.compile(
-        rf"\\|{re.escape(quote)}|[{re.escape(extra)}]{eol}"
-        if extra
-        else rf"\\|{re.escape(quote)}{eol}"
-    )
+    return re.compile(rf"\\|{re.escape(quote)}{extra}{eol}")
 
 
 _PLAIN = {q: _stops(q, "") for q in ("'", '"', "'''", '"""')}
@@ -67,6 +64,7 @@ def code_only(source: str) -> str | None:
 
 
 def _lex(source: str) -> list[str]:
+    """The pieces of ``code_only``'s result; raises _Malformed."""
     out: list[str] = []
     # Open f-string parts, innermost last: ("field", bracket depth), ("literal", quote) for the
     # text of an f-string, ("spec", quote) for a format spec.
