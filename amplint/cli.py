@@ -84,7 +84,7 @@ def main() -> None:
     "--min-dimension",
     type=click.IntRange(min=0),
     default=None,
-    help="Do not report dimensions smaller than this.",
+    help="Do not report dimensions smaller than this (default: 8; 0 reports all).",
 )
 @click.option(
     "--config",

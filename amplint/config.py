@@ -110,7 +110,7 @@ _KEYS = {
     "exclude": ("exclude", _string_list, "a list of glob patterns"),
     "extend-exclude": ("extend_exclude", _string_list, "a list of glob patterns"),
     "alignment": ("alignment", _positive_int, "a positive integer such as 8"),
-    "min-dimension": ("min_dimension", _non_negative_int, "an integer >= 0 (0: report all)"),
+    "min-dimension": ("min_dimension", _non_negative_int, "an integer >= 0 (0 reports all)"),
     "assume-amp": ("assume_amp", _precision, '"float16" or "bfloat16"'),
     "cache-dir": ("cache_dir", _text, "a folder path"),
 }

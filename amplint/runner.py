@@ -21,7 +21,7 @@ from amplint.cache import Cache, digest
 from amplint.config import Config, ConfigError
 from amplint.findings import Finding, parse_error
 from amplint.project import NO_CONTEXT, Context, ModuleFacts, analyse
-from amplint.settings import Settings
+from amplint.settings import MIN_DIMENSION, Settings
 from amplint.stat_cache import StatCache, stat_of
 
 # Below this many files to check, worker processes cost more than they save.
@@ -89,7 +89,7 @@ def settings_for(config: Config, request: Request) -> Settings:
     return Settings(frozenset(chosen), *_values(config, request))
 
 
-def _values(config: Config, request: Request) -> tuple[int, int | None, str | None]:
+def _values(config: Config, request: Request) -> tuple[int, int, str | None]:
     """alignment, min_dimension and assume_amp: the command line, else the file, else defaults."""
 
     def pick(cli, from_file, default):
@@ -97,7 +97,7 @@ def _values(config: Config, request: Request) -> tuple[int, int | None, str | No
 
     return (
         pick(request.alignment, config.alignment, 8),
-        pick(request.min_dimension, config.min_dimension, None),
+        pick(request.min_dimension, config.min_dimension, MIN_DIMENSION),
         pick(request.assume_amp, config.assume_amp, None),
     )
 

@@ -102,6 +102,30 @@ def test_per_file_ignores_and_excludes_also_for_explicit_files(tmp_path, amplint
     assert "1 file checked" in explicit.stderr  # legacy/old.py is excluded
 
 
+def test_dimensions_below_8_are_not_reported_unless_asked(tmp_path, amplint):
+    """Padding a layer of 1-7 to 8 adds 14% (7) to 700% (1) to a layer that costs little: the
+    default min-dimension is 8. Real odd sizes (10 classes, 21 VOC classes, 75 = 3 anchors x 25,
+    255 = 3 x 85 in YOLO heads, BERT's 30522-token vocabulary) stay findings."""
+    sizes = (1, 4, 6, 7, 10, 21, 75, 255, 30522)
+    layers = "".join(f"net.add(nn.Dense({size}))\n" for size in sizes)
+    (tmp_path / "train.py").write_text(
+        "from mxnet.contrib import amp\nfrom mxnet.gluon import nn\namp.init()\n"
+        "net = nn.HybridSequential()\n" + layers
+    )
+
+    def reported(*options: str) -> list[int]:
+        result = amplint(
+            "check", ".", "--format", "json", "--select", "AMP201", *options, cwd=tmp_path
+        )
+        return [int(d["message"].split("=")[1].split()[0]) for d in json.loads(result.stdout)]
+
+    assert reported() == [10, 21, 75, 255, 30522]
+    assert reported("--min-dimension", "0") == list(sizes)
+    (tmp_path / "pyproject.toml").write_text("[tool.amplint]\nmin-dimension = 0\n")
+    assert reported() == list(sizes)
+    assert reported("--min-dimension", "16") == [21, 75, 255, 30522]
+
+
 def test_sarif_and_github_and_output_file(tmp_path, amplint):
     make_project(tmp_path)
     result = amplint(
@@ -196,7 +220,8 @@ def test_parallel_and_serial_runs_agree(tmp_path, amplint):
     serial = amplint("check", ".", "--format", "json", "--jobs", "1", "--no-cache", cwd=tmp_path)
     parallel = amplint("check", ".", "--format", "json", "--jobs", "2", "--no-cache", cwd=tmp_path)
     assert serial.stdout == parallel.stdout
-    assert len(json.loads(serial.stdout)) == 1 + 21  # 24 layers, 8, 16 and 24 are fine
+    # Dense(1) ... Dense(24): 1-7 are below min-dimension, 8, 16 and 24 are multiples of 8.
+    assert len(json.loads(serial.stdout)) == 1 + 14
     assert not (tmp_path / ".amplint_cache").exists()
 
 
