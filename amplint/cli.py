@@ -169,6 +169,8 @@ def check(
             report_to = sys.stderr
     for problem in outcome.problems:
         click.echo(f"amplint: error: {problem}", err=True)
+    for line in outcome.excluded:
+        click.echo(f"amplint: {line}", err=True)
     problems = len(outcome.problems)
     code = exit_code(found if diff else outcome.findings, problems, exit_zero)
     if diff:  # the patch alone on stdout; what would remain, and why, on stderr

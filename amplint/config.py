@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,8 +236,3 @@ def glob_matches(pattern: str, relative: str) -> bool:
     return any(
         fnmatch.fnmatchcase("/".join(parts[:end]), pattern) for end in range(1, len(parts) + 1)
     )
-
-
-def any_matches(patterns: Iterable[str], relative: str) -> bool:
-    """Whether one of ``patterns`` matches the root-relative path."""
-    return any(glob_matches(pattern, relative) for pattern in patterns)

@@ -126,6 +126,37 @@ def test_dimensions_below_8_are_not_reported_unless_asked(tmp_path, amplint):
     assert reported("--min-dimension", "16") == [21, 75, 255, 30522]
 
 
+def test_named_paths_that_are_all_excluded_say_why_and_pass(tmp_path, amplint):
+    """pre-commit passes every changed file, excluded ones too: each gets one line naming the
+    exclude, and the run passes. Built-in and .gitignore excludes apply as the configured ones."""
+    make_project(tmp_path, '[tool.amplint]\nextend-exclude = ["legacy"]\n')
+    hazard = MODEL + "from mxnet.contrib import amp\namp.init()\n"
+    for name in ("build/train.py", "legacy/old.py", "out/gen.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(hazard)
+    (tmp_path / ".gitignore").write_text("# generated code\nout/\n")
+    assert codes(amplint("check", ".", "--format", "json", cwd=tmp_path)) == [
+        ("src/model.py", 7, "AMP201")
+    ]
+    result = amplint("check", "build/train.py", "legacy/old.py", "out/gen.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "amplint: build/train.py: not checked, excluded by the built-in exclude 'build'",
+        "amplint: legacy/old.py: not checked, excluded by extend-exclude 'legacy' in "
+        "pyproject.toml",
+        "amplint: out/gen.py: not checked, excluded by 'out/' in .gitignore",
+    ]
+    assert "0 files checked" in result.stdout
+    in_folder = amplint("check", "train.py", cwd=tmp_path / "build")
+    assert in_folder.returncode == 0 and "the built-in exclude 'build'" in in_folder.stderr
+    buffer = ("check", "-", "--stdin-filename", "out/gen.py")
+    from_stdin = amplint(*buffer, cwd=tmp_path, stdin=hazard)
+    assert from_stdin.stderr.startswith("amplint: out/gen.py: not checked, excluded by 'out/'")
+    mixed = amplint("check", "build/train.py", "src/model.py", "--format", "json", cwd=tmp_path)
+    assert codes(mixed) == [("src/model.py", 7, "AMP201")]
+    assert mixed.stderr == "Found 1 finding (1 file checked).\n"  # no line per excluded file
+
+
 def test_sarif_and_github_and_output_file(tmp_path, amplint):
     make_project(tmp_path)
     result = amplint(
