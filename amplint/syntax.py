@@ -47,7 +47,11 @@ _LITERAL = {q: _stops(q, "{}") for q in _PLAIN}
 
 class _Malformed(Exception):
     """A string, f-string field or format spec that does not end, or a stray bracket in a field:
-    not valid in any version."""
+    not valid in any version. ``at`` is where it starts (an index of the source)."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__(at)
+        self.at = at
 
 
 def code_only(source: str) -> str | None:
@@ -57,15 +61,23 @@ def code_only(source: str) -> str | None:
 
     Strings are lexed by PEP 701's rules on every Python version, so a 3.12 f-string such as
     ``f"{", ".join(names)}"`` is one string here also on Python 3.11."""
-    try:
-        return "".join(_lex(source))
-    except _Malformed:
-        return None
+    code, malformed = _lexed(source)
+    return code if malformed is None else None
 
 
-def _lex(source: str) -> list[str]:
-    """The pieces of ``code_only``'s result; raises _Malformed."""
+def _lexed(source: str) -> tuple[str, int | None]:
+    """``code_only``'s text, up to the first string that does not end (and where it starts)."""
     out: list[str] = []
+    try:
+        _lex(source, out)
+    except _Malformed as error:
+        return "".join(out), error.at
+    return "".join(out), None
+
+
+def _lex(source: str, out: list[str]) -> None:
+    """Append the pieces of ``code_only``'s result to ``out``; raises _Malformed (``out`` then
+    holds the code up to the malformed string)."""
     # Open f-string parts, innermost last: ("field", bracket depth), ("literal", quote) for the
     # text of an f-string, ("spec", quote) for a format spec.
     stack: list[list] = []
@@ -74,7 +86,7 @@ def _lex(source: str) -> list[str]:
         if not stack or stack[-1][0] == "field":
             i = _lex_code(source, i, out, stack)
             if i < 0:
-                return out
+                return
         else:
             i = _lex_literal(source, i, out, stack)
 
@@ -87,7 +99,7 @@ def _lex_code(source: str, i: int, out: list[str], stack: list[list]) -> int:
         match = pattern.search(source, i)
         if match is None:
             if stack:
-                raise _Malformed
+                raise _Malformed(i)
             out.append(source[i:])
             return -1
         j = match.start()
@@ -118,7 +130,7 @@ def _lex_code(source: str, i: int, out: list[str], stack: list[list]) -> int:
             stack.append(["spec", *stack[-2][1:]])
             return i
         else:
-            raise _Malformed  # a ) or ] closing nothing
+            raise _Malformed(j)  # a ) or ] closing nothing
 
 
 def _lex_string(source: str, i: int, j: int, out: list[str], stack: list[list]) -> int:
@@ -135,19 +147,22 @@ def _lex_string(source: str, i: int, j: int, out: list[str], stack: list[list]) 
         out.append(source[i:body])
         stack.append(["literal", quote, "r" in prefix])
         return body
-    end = _string_end(source, body, quote)
-    literal = source[start:end]
     out.append(source[i:start])
+    end = _string_end(source, body, quote)
+    if end < 0:
+        raise _Malformed(start)
+    literal = source[start:end]
     out.append(literal if _WORD_STRING.fullmatch(literal) else "''")
     return end
 
 
 def _string_end(source: str, i: int, quote: str) -> int:
+    """Where the string whose body starts at ``i`` ends (-1: it does not)."""
     stops = _PLAIN[quote]
     while True:
         match = stops.search(source, i)
         if match is None or match.group() in "\r\n":
-            raise _Malformed
+            return -1
         if match.group() == "\\":
             i = match.start() + 2
         else:
@@ -161,7 +176,7 @@ def _lex_literal(source: str, i: int, out: list[str], stack: list[list]) -> int:
     while True:
         match = stops.search(source, i)
         if match is None or match.group() in "\r\n":
-            raise _Malformed
+            raise _Malformed(i)
         j, found = match.start(), match.group()
         if found == "\\":
             after = source[j + 1 : j + 2]
@@ -179,27 +194,24 @@ def _lex_literal(source: str, i: int, out: list[str], stack: list[list]) -> int:
             return j + 1
         elif found == "}":
             if kind != "spec":
-                raise _Malformed  # a single } in f-string text
+                raise _Malformed(j)  # a single } in f-string text
             out.append("}")
             stack.pop()  # the spec
             stack.pop()  # its field
             return j + 1
         elif kind == "spec":
-            raise _Malformed  # the quote ends the string inside a format spec
+            raise _Malformed(j)  # the quote ends the string inside a format spec
         else:
             out.append(found)
             stack.pop()
             return match.end()
 
 
-def nesting(source: str) -> int | None:
-    """The deepest nesting of brackets and f-string replacement fields (None: a string does not
-    end). Cheap: one pass over the code with strings and comments taken out."""
-    code = code_only(source)
-    if code is None:
-        return None
+def nesting(source: str) -> int:
+    """The deepest nesting of brackets and f-string replacement fields, in the code up to a
+    string that does not end, if any. Cheap: one pass with strings and comments taken out."""
     depth = deepest = 0
-    for match in _BRACKETS.finditer(code):
+    for match in _BRACKETS.finditer(_lexed(source)[0]):
         if match.group() in "([{":
             depth += 1
             deepest = max(deepest, depth)
@@ -219,8 +231,6 @@ def parse_problem(source: str) -> str | None:
     if error is None or not isinstance(error, SyntaxError) or _nesting_error(error):
         return _describe(error)
     depth = nesting(source)
-    if depth is None:
-        return _describe(error)
     if depth > MAX_NESTING:
         return f"too deeply nested to parse ({depth} nested brackets; Python allows {MAX_NESTING})"
     import libcst as cst
@@ -230,7 +240,7 @@ def parse_problem(source: str) -> str | None:
     except cst.ParserSyntaxError as newest:
         if not _newer_syntax_at(source, error):
             return _describe(error)  # Python's message names the mistake better
-        return _syntax(*_libcst_error(newest))
+        return _syntax(*_libcst_error(newest, source))
     except (RecursionError, MemoryError):
         return "too deeply nested to parse"
     return _describe(_python_error(_set_aside_newer_syntax(module, source)))
@@ -289,8 +299,9 @@ def _syntax(line: int | None, column: int | None, message: str) -> str:
 _LIBCST_AT = re.compile(r"^(?:parser error: )?error at (\d+):(\d+): ")
 
 
-def _libcst_error(error) -> tuple[int, int, str]:
-    """Line, 1-based column and message of a libcst ParserSyntaxError."""
+def _libcst_error(error, source: str) -> tuple[int, int, str]:
+    """Line, 1-based column and message of a libcst ParserSyntaxError (its tokenizer errors
+    carry no position: that of the string that does not end, if there is one)."""
     message = error.message.splitlines()[0] if error.message else "invalid syntax"
     found = _LIBCST_AT.match(message)
     if found:
@@ -298,6 +309,10 @@ def _libcst_error(error) -> tuple[int, int, str]:
     else:
         line, column = error.raw_line, error.raw_column + 1
         message = message.replace("tokenizer error: ", "")
+        malformed = _lexed(source)[1]
+        if malformed is not None:
+            line = source.count("\n", 0, malformed) + 1
+            column = malformed - max(source.rfind("\n", 0, malformed), -1)
     if message.startswith("expected one of ") and message.count(",") > 5:
         message = "invalid syntax"  # libcst lists every token the grammar allows there
     return line, column, message

@@ -99,7 +99,7 @@ def test_nesting_deeper_than_python_allows_is_refused_before_libcst(monkeypatch)
 def test_nesting_counts_brackets_and_f_string_fields_outside_strings_and_comments():
     assert nesting("f(a[1], {2: (3,)})  # ((((\n") == 3
     assert nesting('x = "(((("\ny = f"{a[f"{b}"]}"\n') == 3
-    assert nesting("x = '\n") is None
+    assert nesting("x = [(1,\n    'abc\n    ]\n") == 2  # up to the string that does not end
 
 
 def test_strings_are_lexed_by_pep_701_also_on_older_pythons():
