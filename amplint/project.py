@@ -11,10 +11,8 @@ blanked (only files that match pay for tokenizing). The result for one file is a
 
 from __future__ import annotations
 
-import io
 import os
 import re
-import tokenize
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +41,6 @@ _FROM = re.compile(
 )
 _COMMENT = re.compile(r"#[^\n]*")
 _DOCSTRING = re.compile(r"(\"\"\"|\'\'\')[\s\S]*?\1")
-# String literals a switch is written with ('float16', "--amp"); any other string is blanked.
-_WORD_STRING = re.compile(r"""[rRbBuU]?(['"])[\w-]*\1""")
-_FSTRING_MIDDLE = getattr(tokenize, "FSTRING_MIDDLE", None)  # Python 3.12+
 
 
 # A module importing this many modules of the linted tree is a registry (see above).
@@ -111,29 +106,11 @@ def _switches(text: str) -> set[str]:
 
 def code_only(source: str) -> str | None:
     """``source`` with comments removed and string literals other than single words (dtype
-    names, option flags) replaced by ``''``; None when it does not tokenize."""
-    lines = io.StringIO(source).readlines()
-    starts = [0]
-    for line in lines:
-        starts.append(starts[-1] + len(line))
-    pieces, last = [], 0
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.STRING:
-                if _WORD_STRING.fullmatch(token.string):
-                    continue
-                blank = "''"
-            elif token.type == tokenize.COMMENT or token.type == _FSTRING_MIDDLE:
-                blank = ""
-            else:
-                continue
-            start = starts[token.start[0] - 1] + token.start[1]
-            pieces += [source[last:start], blank]
-            last = starts[token.end[0] - 1] + token.end[1]
-    except (tokenize.TokenError, SyntaxError):
-        return None
-    pieces.append(source[last:])
-    return "".join(pieces)
+    names, option flags) replaced by ``''``; None when a string does not end. Strings are lexed
+    by the newest Python's rules whatever Python runs this (:func:`amplint.syntax.code_only`)."""
+    from amplint.syntax import code_only
+
+    return code_only(source)
 
 
 def _module_names(paths: list[str]) -> dict[str, str]:
