@@ -1,0 +1,117 @@
+"""From a read graph to a report's rows, casts and findings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from . import findings as found
+from .gemm import GEMM_OPS, measure
+from .graph import Graph, Node, Tensor
+from .model import Cast, Finding, Row
+from .precision import Policy, decide, has_casts
+
+__all__ = ["casts_of", "findings_for", "forward_bytes", "predates_init", "rows_of"]
+
+_CASTS = ("amp_cast", "amp_multicast")
+
+
+def predates_init(graph: Graph, rules: Policy) -> bool:
+    """Whether a cached graph was built before ``amp.init()``: AMP is on, the graph has no cast
+    and holds operators autocast would have cast."""
+    if rules.target is None or has_casts(graph):
+        return False
+    return any(node.op in rules.target_ops for node in graph.nodes)
+
+
+def rows_of(graph: Graph, rules: Policy, predates: bool) -> list[Row]:
+    """One row per GEMM-family node."""
+    rows = []
+    for node in graph.nodes:
+        if node.op not in GEMM_OPS:
+            continue
+        precision = decide(graph, node, rules, predates)
+        rows.append(
+            Row(
+                node.layer,
+                node.op,
+                node.name,
+                graph.input(node, 0),
+                graph.input(node, 1) if len(node.inputs) > 1 else None,
+                node.outputs[0] if node.outputs else Tensor(None, None),
+                precision.dtype,
+                precision.why,
+                measure(graph, node),
+                precision.code,
+            )
+        )
+    return rows
+
+
+def _kind(graph: Graph, node: Node, slot: int) -> str:
+    """What a cast casts: a data "input", an "activation" computed from one, a "parameter"
+    (also reshaped or concatenated, as RNN layers do) or a "constant" (begin states)."""
+    source = graph.producer(node, slot).index
+    if source in graph.from_data:
+        return "input" if graph.is_data(graph.origin(node, slot)) else "activation"
+    return "parameter" if source in graph.from_params else "constant"
+
+
+def _served(graph: Graph, node: Node, slot: int, kind: str, dtype: str) -> Node:
+    """The operator a cast serves: for an activation, the one on its float32 side."""
+    readers = [c for c in graph.consumers(node) if c.op not in _CASTS] or [node]
+    if kind == "activation" and dtype != "float32":
+        return graph.origin(node, slot)  # casting a float32 result back down
+    return readers[0]
+
+
+def casts_of(graph: Graph) -> list[Cast]:
+    """Every cast that changes a dtype."""
+    casts = []
+    for node in graph.nodes:
+        if node.op not in _CASTS:
+            continue
+        for slot, output in enumerate(node.outputs[: len(node.inputs)]):
+            source = graph.input(node, slot)
+            if None in (source.dtype, output.dtype) or source.dtype == output.dtype:
+                continue
+            kind = _kind(graph, node, slot)
+            served = _served(graph, node, slot, kind, output.dtype)
+            layer = served.layer if kind == "activation" else node.layer
+            casts.append(Cast(layer, source, output.dtype, kind, served.op))
+    return casts
+
+
+def forward_bytes(graph: Graph) -> int:
+    """Bytes every operator of one forward pass reads and writes."""
+    total = 0
+    for node in graph.nodes:
+        if node.op != "null":
+            total += sum(t.nbytes for t in graph.inputs(node))
+            total += sum(t.nbytes for t in node.outputs)
+    return total
+
+
+def findings_for(
+    rows: Sequence[Row],
+    casts: Sequence[Cast],
+    moved: int,
+    rules: Policy,
+    alignment: int,
+    smallest: int,
+    inputs: str,
+    cached: Sequence[Finding] = (),
+) -> list[Finding]:
+    """Every finding, by code: AMP201, AMP202 (GEMMs that run, or should run, in low precision),
+    AMP401 (``cached``), AMP402, AMP403."""
+    if rules.target is None:
+        return []
+    target = rules.target
+    applicable = [row for row in rows if row.low or row.op in rules.kernels]
+    every = [
+        *found.dim_findings(applicable, target, alignment, smallest),
+        *found.batch_findings(applicable, target, alignment, smallest, inputs),
+        *cached,
+        *found.gemm_findings(rows, target),
+        *found.cast_findings(casts, moved),
+    ]
+    return sorted(every, key=lambda finding: finding.code)

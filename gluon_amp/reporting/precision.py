@@ -1,0 +1,99 @@
+"""Why each GEMM ran in the precision it ran in: MXNet's lists, a user override, a graph cached
+before ``amp.init``, or no low-precision kernel for that operator and context.
+
+MXNet's own lists are read as data. A GEMM MXNet's bfloat16 list leaves out (Deconvolution, RNN,
+``dot``, ``batch_dot``) has no bfloat16 kernel in MXNet 1.9 (its CPU bfloat16 kernels are
+oneDNN's FullyConnected and Convolution); on float16, every GEMM has one (GPU; on a CPU the
+emulation stands for the GPU it previews).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mxnet.contrib.amp import amp as contrib_amp
+
+from .. import autocast
+from .gemm import GEMM_OPS
+from .graph import Graph, Node
+
+__all__ = ["LOW", "Policy", "Precision", "decide", "policy"]
+
+LOW = ("float16", "bfloat16")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What autocast was asked to do (``target`` None: AMP is off)."""
+
+    target: str | None
+    target_ops: frozenset[str] = frozenset()
+    fp32_ops: frozenset[str] = frozenset()
+    widest_ops: frozenset[str] = frozenset()
+    custom_target: bool = False
+    custom_fp32: bool = False
+    kernels: frozenset[str] = frozenset()  # GEMM operators with a kernel in the target dtype
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The precision one GEMM ran in, why, and the run-time code it deserves (if any)."""
+
+    dtype: str
+    why: str
+    code: str | None = None
+
+
+def policy() -> Policy:
+    """The policy of the ``amp.init`` in force."""
+    active = autocast._active
+    if active is None:
+        return Policy(None)
+    config = active.config
+    dtype = autocast._DTYPES[config.target_dtype]
+    lists = autocast._op_lists(config, dtype)
+    defaults = frozenset(contrib_amp.list_lp16_ops(dtype))
+    return Policy(
+        config.target_dtype,
+        frozenset(lists["target"]),
+        frozenset(lists["fp32"]),
+        frozenset(lists["widest"]),
+        config.target_precision_ops is not None,
+        config.fp32_ops is not None,
+        GEMM_OPS if config.target_dtype == "float16" else GEMM_OPS & defaults,
+    )
+
+
+def has_casts(graph: Graph) -> bool:
+    """Whether autocast touched this graph (every graph built under ``amp.init`` has casts)."""
+    return any(node.op in ("amp_cast", "amp_multicast") for node in graph.nodes)
+
+
+def decide(graph: Graph, node: Node, rules: Policy, predates_init: bool) -> Precision:
+    """The precision ``node`` (a GEMM) ran in and why."""
+    ran = graph.input(node, 0).dtype or "unknown"
+    target = rules.target
+    if target is None:
+        return Precision(ran, "amp.init() not called")
+    if predates_init:
+        return Precision(ran, "graph cached before amp.init()")
+    op = node.op
+    if ran in LOW:
+        if op in rules.target_ops:
+            source = "your target_precision_ops" if rules.custom_target else f"MXNet's {ran} list"
+            return Precision(ran, source)
+        if op in rules.widest_ops:
+            return Precision(ran, "widest type of its inputs")
+        return Precision(ran, f"its inputs were {ran}")
+    if op not in rules.kernels:
+        return Precision(ran, f"no {target} kernel")
+    if op in rules.fp32_ops:
+        source = "your fp32_ops" if rules.custom_fp32 else "MXNet's float32 list"
+        return Precision(ran, source, "AMP402")
+    if op in rules.widest_ops:
+        return Precision(ran, "widest type of its inputs: one is float32", "AMP402")
+    if op in rules.target_ops:
+        return Precision(ran, "cast back to float32 after autocast", "AMP402")
+    if rules.custom_target:
+        return Precision(ran, "not in your target_precision_ops", "AMP402")
+    return Precision(ran, "in none of MXNet's lists: not autocast", "AMP402")
