@@ -39,7 +39,7 @@ from .lists import (  # noqa: E402
     list_lp16_use_fp32_params,
     list_widest_type_cast,
 )
-from .reporting import report  # noqa: E402
+from .reporting import recording, report  # noqa: E402
 from .scaler import DynamicLossScaler, LossScaler, StaticLossScaler  # noqa: E402
 from .trainer import init_trainer, loss_scaler, scale_loss, unscale  # noqa: E402
 
@@ -52,6 +52,7 @@ __all__ = [
     "scale_loss",
     "unscale",
     "report",
+    "recording",
     "save_states",
     "load_states",
     "LossScaler",

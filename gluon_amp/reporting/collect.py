@@ -63,7 +63,7 @@ def _symbols_for(net: HybridBlock, inputs: tuple) -> tuple[list, symbol.Symbol]:
     return symbols, symbol.Group(outputs, _check_same_symbol_type(outputs))
 
 
-def _class_name(net: Block) -> str:
+def class_name(net: Block) -> str:
     """The network's class, or its first public base (gluon_amp's private SymbolBlock)."""
     return next(c.__name__ for c in type(net).__mro__ if not c.__name__.startswith("_"))
 
@@ -120,7 +120,7 @@ def report(net: Block, *inputs: Any, alignment: int = 8, min_dimension: int = 8)
         else "graph its first call builds"
     )
     return Report(
-        _class_name(net),
+        class_name(net),
         source,
         rules.target,
         _device_line(rules, arrays),
