@@ -29,7 +29,7 @@ def rows_of(graph: Graph, rules: Policy, predates: bool) -> list[Row]:
     for node in graph.nodes:
         if node.op not in GEMM_OPS:
             continue
-        precision = decide(graph, node, rules, predates)
+        precision = decide(node.op, graph.input(node, 0).dtype, rules, predates)
         rows.append(
             Row(
                 node.layer,

@@ -117,12 +117,12 @@ class Graph:
         return source
 
 
-def layer_paths(net: Block) -> list[tuple[str, str]]:
+def layer_paths(net: Block, root: str = "") -> list[tuple[str, str]]:
     """``(prefix, path)`` of ``net`` and every Block below it, longest prefix first.
 
     The path is the one ``save_parameters`` writes (children by attribute name or position,
-    joined by dots; ``""`` for ``net``). Blocks sharing a prefix (model-zoo blocks built with
-    ``prefix=''``) are named by the shallowest of them.
+    joined by dots; ``root`` for ``net``, ``""`` for the outermost network). Blocks sharing a
+    prefix (model-zoo blocks built with ``prefix=''``) are named by the shallowest of them.
     """
     found: dict[str, str] = {}
 
@@ -131,7 +131,7 @@ def layer_paths(net: Block) -> list[tuple[str, str]]:
         for key, child in block._children.items():
             visit(child, f"{path}.{key}" if path else key)
 
-    visit(net, "")
+    visit(net, root)
     return sorted(found.items(), key=lambda item: -len(item[0]))
 
 
@@ -185,18 +185,19 @@ def read(
     shapes: dict[str, tuple[int, ...]],
     dtypes: dict[str, Any],
     net: Block | None = None,
+    root: str = "",
 ) -> Graph:
     """Read the graph ending in ``out`` for data inputs of these shapes and dtypes.
 
     Nothing runs: shapes and dtypes are inferred. ``net`` (the Block owning the graph) names
-    the layers.
+    the layers, ``root`` being its own path.
     """
     internals = out.get_internals()
     names = internals.list_outputs()
     _, out_shapes, _ = internals.infer_shape_partial(**shapes)
     _, out_types, _ = internals.infer_type_partial(**dtypes)
     raw = json.loads(out.tojson(remove_amp_cast=False))["nodes"]
-    paths = layer_paths(net) if net is not None else []
+    paths = layer_paths(net, root) if net is not None else []
     imported = isinstance(net, SymbolBlock)
     nodes = []
     for index, (node, group) in enumerate(zip(raw, _group_outputs(raw, names))):

@@ -15,7 +15,7 @@ from mxnet.contrib.amp import amp as contrib_amp
 
 from .. import autocast
 from .gemm import GEMM_OPS
-from .graph import Graph, Node
+from .graph import Graph
 
 __all__ = ["LOW", "Policy", "Precision", "decide", "policy"]
 
@@ -69,15 +69,14 @@ def has_casts(graph: Graph) -> bool:
     return any(node.op in ("amp_cast", "amp_multicast") for node in graph.nodes)
 
 
-def decide(graph: Graph, node: Node, rules: Policy, predates_init: bool) -> Precision:
-    """The precision ``node`` (a GEMM) ran in and why."""
-    ran = graph.input(node, 0).dtype or "unknown"
+def decide(op: str, ran: str | None, rules: Policy, predates_init: bool) -> Precision:
+    """Why GEMM operator ``op`` ran in ``ran`` (its data input's dtype) under ``rules``."""
+    ran = ran or "unknown"
     target = rules.target
     if target is None:
         return Precision(ran, "amp.init() not called")
     if predates_init:
         return Precision(ran, "graph cached before amp.init()")
-    op = node.op
     if ran in LOW:
         if op in rules.target_ops:
             source = "your target_precision_ops" if rules.custom_target else f"MXNet's {ran} list"
