@@ -118,6 +118,10 @@ class Report:
     def __str__(self) -> str:
         return render.text(self)
 
+    def summary(self) -> str:
+        """The report without its table: device, GEMMs, casts, steps and findings."""
+        return render.summary(self)
+
     def to_json(self) -> str:
         """The report as JSON (keys sorted, with a ``schema_version``)."""
         return render.to_json(self)

@@ -11,7 +11,7 @@ from .graph import Tensor
 if TYPE_CHECKING:
     from .model import Report
 
-__all__ = ["SCHEMA_VERSION", "findings_text", "human_bytes", "text", "to_json"]
+__all__ = ["SCHEMA_VERSION", "findings_text", "human_bytes", "summary", "text", "to_json"]
 
 #: Bumped whenever a key of ``to_json`` changes meaning or goes away.
 SCHEMA_VERSION = 1
@@ -100,19 +100,20 @@ def _steps(report: Report) -> list[str]:
     ]
 
 
-def text(report: Report) -> str:
-    """The report as a readable table with its summary and findings."""
+def _header(report: Report) -> list[str]:
     target = report.target_dtype or "float32 (AMP off)"
-    gemms = [row for row in report.rows if row.gemm is not None] or report.rows
-    low = sum(1 for row in gemms if row.low)
-    lines = [
+    return [
         f"amp.report: {report.net}, {target}, from the {report.source}; shapes from inputs "
         f"{_inputs(report)}",
         f"device: {report.device}",
-        "",
-        *_table(report),
-        "",
-        f"GEMMs in {target}: {low} of {len(gemms)}, {report.low_precision_share:.0%} of "
+    ]
+
+
+def _summary(report: Report) -> list[str]:
+    target = report.target_dtype or "float32 (AMP off)"
+    low = sum(1 for row in report.rows if row.low)
+    lines = [
+        f"GEMMs in {target}: {low} of {len(report.rows)}, {report.low_precision_share:.0%} of "
         f"{_flops(report.gemm_flops)} per forward pass",
         _casts(report),
         *_steps(report),
@@ -121,7 +122,17 @@ def text(report: Report) -> str:
         lines += ["", f"findings ({len(report.findings)}):", findings_text(report).rstrip("\n")]
     else:
         lines += ["", "findings: none"]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def text(report: Report) -> str:
+    """The report as a readable table with its summary and findings."""
+    return "\n".join([*_header(report), "", *_table(report), "", *_summary(report)]) + "\n"
+
+
+def summary(report: Report) -> str:
+    """The report without its table: device, GEMMs and casts, steps, findings."""
+    return "\n".join([*_header(report), *_summary(report)]) + "\n"
 
 
 def _tensor_json(tensor: Tensor | None) -> dict[str, Any] | None:

@@ -432,3 +432,11 @@ def test_text_table_and_findings_in_amplint_form(fixed_device):
     for line in report.findings_text().splitlines():
         layer, rest = line.split(": ", 1)
         assert (layer, rest.split(" ", 1)[0]) == ("ExpHead", "AMP403")
+
+
+def test_summary_is_the_report_without_its_table(fixed_device):
+    amp.init("float16")
+    report = amp.report(exp_head(), mx.nd.ones((32, 32)))
+    full, rows = str(report).splitlines(), len(report.rows)
+    assert full[3].startswith("layer ") and full[4 + rows] == ""  # the table, between blanks
+    assert report.summary().splitlines() == full[:2] + full[5 + rows :]
