@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from mxnet.base import MXNetError
 from mxnet.contrib.amp.amp import bfloat16
 from mxnet.gluon import Block, SymbolBlock
 from mxnet.symbol import Symbol
@@ -194,8 +195,15 @@ def read(
     """
     internals = out.get_internals()
     names = internals.list_outputs()
-    _, out_shapes, _ = internals.infer_shape_partial(**shapes)
-    _, out_types, _ = internals.infer_type_partial(**dtypes)
+    try:
+        _, out_shapes, _ = internals.infer_shape_partial(**shapes)
+        _, out_types, _ = internals.infer_type_partial(**dtypes)
+    except MXNetError as error:
+        problem = str(error).splitlines()[0].replace("MXNetError: ", "")
+        raise ValueError(
+            f"the example inputs do not fit the network ({problem}): pass inputs shaped as the "
+            f"network is called"
+        ) from None
     raw = json.loads(out.tojson(remove_amp_cast=False))["nodes"]
     paths = layer_paths(net, root) if net is not None else []
     imported = isinstance(net, SymbolBlock)

@@ -382,6 +382,11 @@ def test_bad_arguments_are_one_clear_error():
         amp.report(lambda x: x, mx.nd.ones(1))
     with pytest.raises(TypeError, match=r"example inputs, as it is called: amp.report\(net, x\)"):
         amp.report(resnet())
+    dense = nn.Dense(16, in_units=64)
+    dense.initialize()
+    dense.hybridize()
+    with pytest.raises(ValueError, match=r"inputs do not fit the network \(Error in operator .*"):
+        amp.report(dense, mx.nd.ones((8, 32)))
 
 
 def test_report_leaves_the_network_as_it_was():
