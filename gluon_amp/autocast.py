@@ -24,11 +24,13 @@ from mxnet.gluon import Block, HybridBlock, SymbolBlock
 from mxnet.ndarray import NDArray
 from mxnet.symbol import Symbol
 
+from . import emulate as emulation
 from . import outputs
 from .accumulate import Tracker
 from .device import cpu_bfloat16_problem
-from .errors import BFloat16UnavailableError, Float16OnCPUError, first_op_in
-from .np_ops import npx_functions_for
+from .errors import BFloat16UnavailableError, Float16OnCPUError
+from .imports import make_imports
+from .np_ops import NP_NO_CPU_FLOAT16, npx_functions_for
 
 __all__ = ["init", "reset", "target_dtype"]
 
@@ -44,6 +46,7 @@ class _Config(NamedTuple):
     conditional_fp32_ops: tuple | None
     fp32_ops: tuple | None
     cast_outputs: bool
+    emulate: bool
 
 
 class _Active:
@@ -55,6 +58,8 @@ class _Active:
         self.graphs_built_under_amp: weakref.WeakSet = weakref.WeakSet()
         self.warned_blocks: weakref.WeakSet = weakref.WeakSet()
         self.tracker = Tracker()
+        # Operators computed in float32 where float16 meets a CPU (empty without the opt-in).
+        self.emulated = emulation.emulated_ops() if config.emulate else frozenset()
 
     def patch(self, owner: Any, name: str, value: Any) -> None:
         self.patches.append((owner, name, owner.__dict__[name]))
@@ -74,10 +79,11 @@ def target_dtype() -> str | None:
     return _active.config.target_dtype if _active else None
 
 
-def normalize_dtype(target_dtype: Any) -> str:
-    """``'float16'`` or ``'bfloat16'`` for any spelling of them; None picks by GPU presence."""
+def normalize_dtype(target_dtype: Any, emulate: bool = False) -> str:
+    """``'float16'`` or ``'bfloat16'`` for any spelling of them; None picks float16 on a GPU
+    machine or with float16 emulation, else bfloat16."""
     if target_dtype is None:
-        return "float16" if mx.context.num_gpus() > 0 else "bfloat16"
+        return "float16" if emulate or mx.context.num_gpus() > 0 else "bfloat16"
     if target_dtype is bfloat16 or (isinstance(target_dtype, str) and target_dtype == "bfloat16"):
         return "bfloat16"
     try:
@@ -112,30 +118,46 @@ def init(
     fp32_ops: list[str] | None = None,
     *,
     cast_outputs: bool = True,
+    emulate: bool | None = None,
 ) -> None:
     """Turn on automatic mixed precision: autocast MXNet operators by MXNet's AMP op lists.
 
     Parameters
     ----------
     target_dtype : {'float16', 'bfloat16', None}
-        The low precision. None picks float16 when a GPU is visible, else bfloat16.
+        The low precision. None picks float16 when a GPU is visible or float16 emulation is
+        on, else bfloat16.
     target_precision_ops, conditional_fp32_ops, fp32_ops : list, optional
         Override MXNet's lists, exactly as in ``mxnet.contrib.amp.init``.
     cast_outputs : bool, default True
         Return the floating-point outputs of the outermost Block call as float32.
+    emulate : bool, optional
+        Run float16 on CPU contexts with a GPU's numerics: operators without a CPU float16
+        kernel (GEMMs, convolutions, RNN, BatchNorm) compute in float32 between float16 inputs
+        and outputs (see ``gluon_amp/emulate.py``). For checking float16 numerics and loss
+        scaling on a machine without a GPU, not for speed. None (default) reads the
+        ``GLUON_AMP_EMULATE_FLOAT16`` environment variable; the keyword wins over it.
 
     Call it before the first forward pass (before or after building the network). Calling it
     again with the same arguments does nothing; with other arguments it raises ValueError
     (call :func:`reset` first).
     """
     global _active
+    emulating, source = emulation.requested(emulate)
     config = _Config(
-        normalize_dtype(target_dtype),
+        normalize_dtype(target_dtype, emulating),
         _as_tuple(target_precision_ops),
         _as_tuple(conditional_fp32_ops),
         _as_tuple(fp32_ops),
         bool(cast_outputs),
+        emulating,
     )
+    if emulating and config.target_dtype == "bfloat16":
+        raise ValueError(
+            f"{source} emulates float16, but amp.init got target_dtype='bfloat16': use "
+            f"amp.init('float16', emulate=True) to check float16 numerics on a CPU, or "
+            f"amp.init('bfloat16', emulate=False) for bfloat16"
+        )
     if _active is not None:
         if _active.config == config:
             return
@@ -180,14 +202,17 @@ def _describe(config: _Config) -> str:
         if getattr(config, name) is not None
     ]
     extra = f", custom {', '.join(custom)}" if custom else ""
-    return f"target_dtype={config.target_dtype!r}{extra}, cast_outputs={config.cast_outputs}"
+    emulated = ", emulate=True" if config.emulate else ""
+    return (
+        f"target_dtype={config.target_dtype!r}{extra}, cast_outputs={config.cast_outputs}{emulated}"
+    )
 
 
 # --- casting helpers -------------------------------------------------------------------------
 
 
-def _guard(x: Any) -> Any:
-    return _active.tracker.guard(x) if _active is not None else x
+def _guard(x: Any, dtype: Any) -> Any:
+    return _active.tracker.guard(x, dtype) if _active is not None else x
 
 
 def _cast(x: Any, dtype: Any) -> Any:
@@ -195,12 +220,11 @@ def _cast(x: Any, dtype: Any) -> Any:
     if isinstance(x, NDArray):
         if x.dtype == dtype or x.dtype not in _FLOATS:
             return x
-        x = _guard(x)
+        x = _guard(x, dtype)
         if isinstance(x, mx.np.ndarray):
             return ndarray.amp_cast(x.as_nd_ndarray(), dtype=dtype).as_np_ndarray()
         return ndarray.amp_cast(x, dtype=dtype)
     if isinstance(x, Symbol):
-        x = _guard(x)
         if isinstance(x, mx.sym.np._Symbol):
             return symbol.amp_cast(x.as_nd_ndarray(), dtype=dtype).as_np_ndarray()
         return symbol.amp_cast(x, dtype=dtype)
@@ -254,32 +278,53 @@ def _ndarray_wrapper(f, op_name, dtype, keep=None, cond=None, low_precision=Fals
     return _finish(wrapper, f)
 
 
-def _symbol_wrapper(f, op_name, dtype, keep=None, cond=None, low_precision=False):
-    """Build the symbol, then rebuild it on cast inputs (covers implicitly created weights)."""
+def _symbol_wrapper(f, op_name, dtype, keep=None, cond=None, low_precision=False, emulate=False):
+    """Build the symbol, then rebuild it on cast inputs (covers implicitly created weights).
+
+    ``dtype=None`` casts nothing. With ``emulate``, a graph that will run on a CPU computes the
+    rebuilt operator in float32 between float16 inputs and outputs (``emulate.py``): what is
+    rebuilt is the one atomic operator, with the casts around it.
+    """
 
     def wrapper(*args, **kwargs):
-        if not _condition_met(kwargs, cond):
+        cast_to = dtype if _condition_met(kwargs, cond) else None
+        if cast_to is None and not emulate:
             return f(*args, **kwargs)
-        if low_precision:
-            _check_float16_on_cpu(op_name, dtype, args, kwargs)
+        if low_precision and cast_to is not None:
+            _check_float16_on_cpu(op_name, cast_to, args, kwargs)
         sym = f(*args, **kwargs)
         children = sym.get_children()
         if children is None:  # no inputs (e.g. _zeros): nothing to cast
             return sym
         aux = sym.list_auxiliary_states()
-        inputs = [
-            x if x.name in aux or (i < len(keep or []) and keep[i]) else _cast(x, dtype)
+        kept = {
+            i
             for i, x in enumerate(children)
+            if x.name in aux
+            or (i < len(keep or []) and keep[i])
+            or (cast_to is None and x.get_children() is None)  # variables: float32 parameters
+        }
+        inputs = [
+            x if i in kept or cast_to is None else _cast(x, cast_to) for i, x in enumerate(children)
         ]
-        wrapped = sym._gen_atomic_symbol()(*inputs)
-        wrapped._set_attr(name=sym.name)
-        return wrapped
+        atomic = sym._gen_atomic_symbol()
+
+        def build(*values):
+            wrapped = atomic(*values)
+            wrapped._set_attr(name=sym.name)
+            return wrapped
+
+        if emulate and cast_to != np.float32 and emulation.symbols_run_on_cpu():
+            low = cast_to if cast_to == np.float16 else None
+            return emulation.in_float32(build, inputs, op_name, kept, low)
+        return build(*inputs)
 
     return _finish(wrapper, f)
 
 
-def _widest_wrapper(f, target):
-    """Run ``f`` in the widest float type among its inputs (``amp_multicast`` for symbols)."""
+def _widest_wrapper(f, target, emulate=False):
+    """Run ``f`` in the widest float type among its inputs (``amp_multicast`` for symbols; with
+    ``emulate``, static casts in graphs that run on a CPU, see ``emulate.to_widest``)."""
 
     def wrapper(*args, **kwargs):
         args = list(args)
@@ -287,8 +332,10 @@ def _widest_wrapper(f, target):
         slots += [(kwargs, k) for k, v in kwargs.items() if isinstance(v, (Symbol, NDArray))]
         values = [holder[key] for holder, key in slots]
         if any(isinstance(v, Symbol) for v in values):
-            values = [_guard(v) for v in values]
-            cast = symbol.amp_multicast(*values, num_outputs=len(values))
+            if emulate and emulation.symbols_run_on_cpu():
+                cast = emulation.to_widest(values)
+            else:
+                cast = symbol.amp_multicast(*values, num_outputs=len(values))
             for (holder, key), value in zip(slots, cast):
                 holder[key] = value
         elif any(v.dtype == np.float32 for v in values):
@@ -300,11 +347,12 @@ def _widest_wrapper(f, target):
     return _finish(wrapper, f)
 
 
-def _npx_wrapper(f, op_name, dtype, keep=None):
+def _npx_wrapper(f, op_name, dtype, keep=None, check=True):
     """Numpy front end: inputs to low precision, outputs back to float32 (safe for ``_npi_*``)."""
 
     def wrapper(*args, **kwargs):
-        _check_float16_on_cpu(op_name, dtype, args, kwargs)
+        if check:
+            _check_float16_on_cpu(op_name, dtype, args, kwargs)
         args, kwargs = _cast_args(args, kwargs, dtype, keep)
         out = f(*args, **kwargs)
         if isinstance(out, (list, tuple)):
@@ -331,19 +379,51 @@ def _op_locations(name: str, root) -> list[tuple[Any, str]]:
     return places
 
 
+def _install_emulation(active: _Active, root, lists: dict) -> None:
+    """Innermost layer: float32 compute of the operators without a CPU float16 kernel.
+
+    NDArray functions compose, so each emulated function is wrapped before autocast wraps it.
+    A symbol function that autocast rebuilds (listed ops) emulates inside its rebuild; the
+    widest-type wrapper calls its function on cast symbols, which composes too.
+    """
+    rebuilt = {*lists["target"], *lists["fp32"], *(op for op, _, _ in lists["conditional"])}
+    for name in sorted(active.emulated):
+        if root is symbol and name in rebuilt:
+            continue
+        for owner, attr in _op_locations(name, root):
+            f = owner.__dict__[attr]
+            if root is symbol and name not in lists["widest"]:
+                active.patch(owner, attr, _symbol_wrapper(f, name, None, emulate=True))
+            else:
+                active.patch(owner, attr, emulation.wrap(f, name))
+
+
 def _install_legacy(active: _Active, root, dtype: Any, lists: dict) -> None:
     wrap = _symbol_wrapper if root is symbol else _ndarray_wrapper
     fp32_params = lists["fp32_params"] or {}
+    check = not active.config.emulate  # with the opt-in, no listed op is refused on CPU
+
+    def emulating(name: str) -> dict:
+        return {"emulate": name in active.emulated} if root is symbol else {}
+
+    _install_emulation(active, root, lists)
     plan: list[tuple[str, Callable]] = []
     for name in lists["target"]:
-        plan.append((name, lambda f, n: wrap(f, n, dtype, fp32_params.get(n), low_precision=True)))
+        plan.append(
+            (
+                name,
+                lambda f, n: wrap(
+                    f, n, dtype, fp32_params.get(n), low_precision=check, **emulating(n)
+                ),
+            )
+        )
     for name in lists["fp32"]:
-        plan.append((name, lambda f, n: wrap(f, n, np.float32)))
+        plan.append((name, lambda f, n: wrap(f, n, np.float32, **emulating(n))))
     for name, arg, values in lists["conditional"]:
         cond = (arg, list(values))
-        plan.append((name, lambda f, n, c=cond: wrap(f, n, np.float32, cond=c)))
+        plan.append((name, lambda f, n, c=cond: wrap(f, n, np.float32, cond=c, **emulating(n))))
     for name in lists["widest"]:
-        plan.append((name, lambda f, n: _widest_wrapper(f, dtype)))
+        plan.append((name, lambda f, n: _widest_wrapper(f, dtype, active.config.emulate)))
     for name, make in plan:
         for owner, attr in _op_locations(name, root):
             active.patch(owner, attr, make(owner.__dict__[attr], name))
@@ -355,12 +435,31 @@ def _install_npx(active: _Active, dtype: Any, lists: dict) -> None:
     import mxnet.symbol.numpy_extension as sym_npx
 
     fp32_params = lists["fp32_params"] or {}
-    for name, twin in npx_functions_for(list(lists["target"])).items():
+    target = set(lists["target"])
+    for name, twin in npx_functions_for([*target, *active.emulated]).items():
         for package in (nd_npx, sym_npx, npx):
             for owner in (package, package._op):
-                if name in owner.__dict__:
-                    wrapper = _npx_wrapper(owner.__dict__[name], twin, dtype, fp32_params.get(twin))
-                    active.patch(owner, name, wrapper)
+                if name not in owner.__dict__:
+                    continue
+                f = owner.__dict__[name]
+                if twin in active.emulated:
+                    f = emulation.wrap(f, twin)
+                if twin in target:
+                    f = _npx_wrapper(f, twin, dtype, fp32_params.get(twin), not active.emulated)
+                active.patch(owner, name, f)
+
+
+def _install_np_emulation(active: _Active) -> None:
+    """The numpy front end's functions without a CPU float16 kernel (never autocast)."""
+    import mxnet.ndarray.numpy as nd_np
+    import mxnet.numpy as np_
+    import mxnet.symbol.numpy as sym_np
+
+    owners = (np_, np_.multiarray, np_._op, nd_np, nd_np._op, sym_np, sym_np._symbol, sym_np._op)
+    for name in NP_NO_CPU_FLOAT16:
+        for owner in owners:
+            if name in owner.__dict__:
+                active.patch(owner, name, emulation.wrap(owner.__dict__[name], name))
 
 
 def _op_lists(config: _Config, dtype: Any) -> dict:
@@ -383,6 +482,8 @@ def _install(active: _Active) -> None:
     _install_legacy(active, symbol, dtype, lists)
     _install_legacy(active, ndarray, dtype, lists)
     _install_npx(active, dtype, lists)
+    if active.emulated:
+        _install_np_emulation(active)
 
     def on_call(block: Block, outermost: bool) -> None:
         _warn_if_graph_predates_init(active, block)
@@ -394,7 +495,7 @@ def _install(active: _Active) -> None:
         "__call__",
         outputs.make_block_call(Block.__dict__["__call__"], config.cast_outputs, on_call),
     )
-    active.patch(SymbolBlock, "imports", staticmethod(_make_imports(config, lists)))
+    active.patch(SymbolBlock, "imports", staticmethod(make_imports(config, lists)))
 
 
 def _warn_if_graph_predates_init(active: _Active, block: Block) -> None:
@@ -409,44 +510,3 @@ def _warn_if_graph_predates_init(active: _Active, block: Block) -> None:
             "autocast; call net.hybridize() again after amp.init() to rebuild it",
             block.name,
         )
-
-
-def _make_imports(config: _Config, lists: dict) -> Callable:
-    original = SymbolBlock.__dict__["imports"].__func__
-
-    def imports(symbol_file, input_names, param_file=None, ctx=None, **kwargs):
-        block = original(symbol_file, input_names, param_file, ctx, **kwargs)
-        inputs, out = block._cached_graph
-        converted = contrib_amp.convert_symbol(
-            out,
-            config.target_dtype,
-            target_dtype_ops=lists["target"],
-            fp32_ops=lists["fp32"],
-            conditional_fp32_ops=[
-                (op, arg, list(values)) for op, arg, values in lists["conditional"]
-            ],
-            data_names=[i.name for i in inputs],
-        )
-        # The saved model is float32: say so, or type inference cannot see through amp_cast.
-        typed = [symbol.var(i.name, dtype=np.float32) for i in inputs]
-        if mx.util.is_np_array():
-            typed = [i.as_np_ndarray() for i in typed]
-            converted = converted.as_np_ndarray()
-        op = first_op_in(converted, lists["target"]) if config.target_dtype == "float16" else None
-        if op is None:
-            return SymbolBlock(converted, typed, params=block.collect_params())
-        return _Float16SymbolBlock(converted, typed, block.collect_params(), op)
-
-    return _finish(imports, original)
-
-
-class _Float16SymbolBlock(SymbolBlock):
-    """An imported graph autocast to float16: CPU inputs fail at the call, as autocast ops do."""
-
-    def __init__(self, outputs: Symbol, inputs: list, params: Any, op_name: str) -> None:
-        super().__init__(outputs, inputs, params=params)
-        self._amp_float16_op = op_name
-
-    def forward(self, x: Any, *args: Any) -> Any:
-        _check_float16_on_cpu(self._amp_float16_op, np.float16, (x, *args), {})
-        return super().forward(x, *args)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -50,6 +51,13 @@ HOROVOD_BUILD = (
     "build it with: HOROVOD_WITH_MXNET=1 HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 "
     "HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 pip install --no-build-isolation horovod"
 )
+
+
+TIMEOUT_RULE = "must be a finite number of seconds > 0"
+
+
+def _is_timeout(value: float) -> bool:
+    return math.isfinite(value) and value > 0  # NaN or inf would never fire
 
 
 class LaunchError(Exception):
@@ -264,6 +272,8 @@ def launch(
         raise LaunchError("a job needs at least one worker (and, for dist_sync, one server)")
     if not command:
         raise LaunchError("no command to run")
+    if timeout is not None and not _is_timeout(timeout):
+        raise LaunchError(f"timeout {TIMEOUT_RULE}, got {timeout}")
     base = dict(os.environ if env is None else env)
     members: list[Member] = []
     # SIGTERM stops the job like Ctrl-C does (signal handlers live in the main thread only).
@@ -303,10 +313,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not _is_timeout(value):
+        raise argparse.ArgumentTypeError(f"{TIMEOUT_RULE}, got {text}")
     return value
 
 
@@ -332,7 +345,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=_timeout,
         default=None,
         help="watchdog: stop the whole job after this many seconds (default: no limit)",
     )

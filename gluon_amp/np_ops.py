@@ -8,7 +8,7 @@ an ``npx`` function is autocast like its legacy twin is listed. Functions absent
 
 from __future__ import annotations
 
-__all__ = ["NPX_TWINS", "npx_functions_for"]
+__all__ = ["NPX_TWINS", "NP_NO_CPU_FLOAT16", "npx_functions_for"]
 
 #: ``mx.npx`` function name -> legacy operator name in MXNet's AMP lists.
 NPX_TWINS: dict[str, str] = {
@@ -33,6 +33,20 @@ NPX_TWINS: dict[str, str] = {
     "sigmoid": "sigmoid",
     "softmax": "softmax",
 }
+
+
+#: ``mx.np`` functions with no CPU float16 kernel (measured on MXNet 1.9.1): the GEMMs, and
+#: ``sort``. In no AMP list, so never autocast; with float16 emulation on (``emulate.py``), float16
+#: inputs on a CPU compute in float32.
+NP_NO_CPU_FLOAT16: tuple[str, ...] = (
+    "dot",
+    "matmul",
+    "tensordot",
+    "inner",
+    "outer",
+    "vdot",
+    "sort",
+)
 
 
 def npx_functions_for(legacy_ops: list[str]) -> dict[str, str]:

@@ -4,11 +4,13 @@ Gluon forward hooks cannot replace outputs, so ``init`` swaps ``Block.__call__``
 that counts call depth (per thread). The outermost call (one not made from inside another Block)
 records whether its inputs live on a CPU context (float16 graph building consults it) and, with
 ``cast_outputs=True``, returns its float16/bfloat16 outputs as float32, so no bfloat16 array
-reaches numpy as raw uint16 records and no float16 logits reach a metric.
+reaches numpy as raw uint16 records and no float16 logits reach a metric. Outputs keep the
+structure the call returned (lists, tuples, namedtuples, dicts and their subclasses, nested).
 """
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Any, Callable
 
@@ -29,21 +31,49 @@ def outermost_inputs_on_cpu() -> bool:
     return getattr(_local, "depth", 0) > 0 and getattr(_local, "on_cpu", False)
 
 
+def _items(value: Any) -> list | None:
+    """``(key, item)`` pairs of a list, tuple or dict (None for anything else)."""
+    if isinstance(value, dict):
+        return list(value.items())
+    if isinstance(value, (list, tuple)):
+        return list(enumerate(value))
+    return None
+
+
 def _arrays(value: Any):
     if isinstance(value, mx.nd.NDArray):
         yield value
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _arrays(item)
+    for _, item in _items(value) or ():
+        yield from _arrays(item)
+
+
+def _rebuilt(value: list | tuple | dict, items: list) -> Any:
+    """A container of ``value``'s own type holding ``items`` (``(key, item)`` pairs)."""
+    if isinstance(value, tuple):
+        made = getattr(value, "_make", type(value))  # a namedtuple takes no iterable
+        return made(item for _, item in items)
+    container = copy.copy(value)  # keeps a subclass, its attributes, a defaultdict's factory
+    if isinstance(value, list):
+        container[:] = [item for _, item in items]
+    else:
+        for key, item in items:
+            container[key] = item
+    return container
 
 
 def to_float32(value: Any) -> Any:
-    """``value`` (an array or nested lists/tuples of them) with float16/bfloat16 arrays as float32.
+    """``value`` with its float16/bfloat16 arrays as float32, nested in lists, tuples and dicts.
 
-    The cast is MXNet's ``amp_cast``, so it is differentiable and recorded by autograd.
+    Containers keep their type (namedtuples, dict and list subclasses included); one holding no
+    low-precision array is returned as is, and so is any other object. The cast is MXNet's
+    ``amp_cast``, so it is differentiable and recorded by autograd.
     """
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_float32(item) for item in value)
+    items = _items(value)
+    if items is not None:
+        cast = [(key, to_float32(item)) for key, item in items]
+        if all(new is old for (_, new), (_, old) in zip(cast, items)):
+            return value
+        return _rebuilt(value, cast)
     if not isinstance(value, mx.nd.NDArray) or value.dtype not in _LOW_PRECISION:
         return value
     if isinstance(value, mx.np.ndarray):

@@ -6,19 +6,37 @@ finite and reports it with :meth:`LossScaler.update`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import numbers
+import weakref
 from typing import Any
 
-__all__ = ["LossScaler", "DynamicLossScaler", "StaticLossScaler"]
+__all__ = ["LossScaler", "DynamicLossScaler", "StaticLossScaler", "MAX_SCALE"]
 
 logger = logging.getLogger("gluon_amp")
+
+#: The largest scale: the largest power of two a float32 holds. The loss is scaled in float32, so
+#: any larger scale would make every scaled loss infinite.
+MAX_SCALE = 2.0**127
 
 
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ValueError(message)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+# What each saved value must be, by type: a check and its description for the error message.
+_KINDS = {
+    float: (lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool), "a number"),
+    int: (_is_integer, "an integer"),
+    bool: (lambda v: isinstance(v, bool), "True or False"),
+}
 
 
 class LossScaler:
@@ -46,7 +64,21 @@ class LossScaler:
         self.last_skipped = False
         self.num_skipped = 0
         self.num_steps = 0
-        self._trainer = None  # weak reference to the one trainer this scaler serves
+        self._trainer: weakref.ref | None = None  # the one trainer this scaler serves
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy or a pickle (e.g. for a worker process) serves no trainer until attached."""
+        return {**self.__dict__, "_trainer": None}
+
+    def __deepcopy__(self, memo: dict) -> LossScaler:
+        """A copy that serves no trainer; within ``copy.deepcopy(trainer)``, the trainer's copy."""
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        copied.__dict__.update(copy.deepcopy(self.__getstate__(), memo))
+        trainer = self._trainer() if self._trainer is not None else None
+        if trainer is not None and id(trainer) in memo:
+            copied._trainer = weakref.ref(memo[id(trainer)])
+        return copied
 
     @property
     def loss_scale(self) -> float:
@@ -68,15 +100,21 @@ class LossScaler:
 
         return step_hook(self, params)
 
-    # The configuration keys a subclass saves with its state (constructor arguments).
-    _config_keys: tuple[str, ...] = ()
-    # The private counters a subclass saves with its state.
+    # The state every scaler saves, and the type of each value.
+    _common: dict[str, type] = {
+        "scale": float,
+        "last_skipped": bool,
+        "num_skipped": int,
+        "num_steps": int,
+    }
+    # The configuration a subclass saves with its state (constructor arguments), by type.
+    _config: dict[str, type] = {}
+    # The private counters (integers) a subclass saves with its state.
     _counter_keys: tuple[str, ...] = ()
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: configuration, current scale and counters."""
-        keys = ("scale", "last_skipped", "num_skipped", "num_steps")
-        state = {key: getattr(self, key) for key in keys + self._config_keys}
+        state = {key: getattr(self, key) for key in [*self._common, *self._config]}
         state.update({key: getattr(self, "_" + key) for key in self._counter_keys})
         state["type"] = type(self).__name__
         return state
@@ -86,28 +124,33 @@ class LossScaler:
 
         All or nothing: an invalid or incomplete state raises ValueError and changes nothing.
         """
-        kind = state.get("type") if isinstance(state, dict) else type(state).__name__
-        if kind != type(self).__name__:
+        saved_type = state.get("type") if isinstance(state, dict) else type(state).__name__
+        if saved_type != type(self).__name__:
             raise ValueError(
-                f"cannot load a {kind!r} state into a {type(self).__name__}: "
+                f"cannot load a {saved_type!r} state into a {type(self).__name__}: "
                 f"create the scaler with the same type as the saved one"
             )
-        keys = ("scale", "last_skipped", "num_skipped", "num_steps")
-        missing = [k for k in keys + self._config_keys + self._counter_keys if k not in state]
+        types = {**self._common, **self._config, **dict.fromkeys(self._counter_keys, int)}
+        missing = [key for key in types if key not in state]
         if missing:
             raise ValueError(
                 f"loss-scaler state lacks {', '.join(missing)}: pass what state_dict() returned"
             )
+        for key, kind in types.items():
+            is_kind, description = _KINDS[kind]
+            _check(
+                is_kind(state[key]),
+                f"loss-scaler state has {key}={state[key]!r}, not {description}: "
+                f"pass what state_dict() returned",
+            )
+        for key in ("num_skipped", "num_steps", *self._counter_keys):
+            _check(state[key] >= 0, f"loss-scaler state has {key}={state[key]!r}, not >= 0")
         before = dict(self.__dict__)
         try:
-            for key in self._config_keys:
-                setattr(self, key, state[key])
+            for key, kind in {**self._common, **self._config}.items():
+                setattr(self, key, kind(state[key]))
             for key in self._counter_keys:
                 setattr(self, "_" + key, int(state[key]))
-            self.scale = float(state["scale"])
-            self.last_skipped = bool(state["last_skipped"])
-            self.num_skipped = int(state["num_skipped"])
-            self.num_steps = int(state["num_steps"])
             self._validate()
         except BaseException:
             self.__dict__.update(before)
@@ -115,12 +158,13 @@ class LossScaler:
 
     def _validate(self) -> None:
         _check(
-            math.isfinite(self.scale) and self.scale > 0,
-            f"scale must be a finite number > 0, got {self.scale}",
+            math.isfinite(self.scale) and 0 < self.scale <= MAX_SCALE,
+            f"scale must be a finite number > 0 and at most 2**127 (float32's largest power of "
+            f"two), got {self.scale}",
         )
 
     def __repr__(self) -> str:
-        config = ", ".join(f"{key}={getattr(self, key)!r}" for key in self._config_keys)
+        config = ", ".join(f"{key}={getattr(self, key)!r}" for key in self._config)
         return f"{type(self).__name__}(scale={self.scale!r}{', ' if config else ''}{config})"
 
 
@@ -136,7 +180,7 @@ class StaticLossScaler(LossScaler):
         batch cannot poison the weights. False makes the step check-free.
     """
 
-    _config_keys = ("skip_nonfinite",)
+    _config = {"skip_nonfinite": bool}
 
     def __init__(self, scale: float = 1.0, skip_nonfinite: bool = True) -> None:
         super().__init__(scale)
@@ -163,9 +207,9 @@ class DynamicLossScaler(LossScaler):
     Parameters
     ----------
     init_scale : float, default 2**16
-        The first scale, within [min_scale, max_scale].
+        The first scale, within [min_scale, max_scale] and at most 2**127.
     growth_factor : float, default 2.0
-        Growth multiplier, > 1.
+        Growth multiplier, finite and > 1.
     backoff_factor : float, default 0.5
         Back-off multiplier, in (0, 1).
     growth_interval : int, default 2000
@@ -173,19 +217,20 @@ class DynamicLossScaler(LossScaler):
     min_scale : float, default 1.0
         Floor of the scale, > 0 (a scale collapsing towards 0 silences every gradient).
     max_scale : float, default 2**24
-        Ceiling of the scale, >= min_scale.
+        Ceiling of the scale, >= min_scale; ``math.inf`` for none (as in PyTorch). Whatever it
+        is, the scale never exceeds :data:`MAX_SCALE` = 2**127, the largest float32 power of two.
     hysteresis : int, default 1
         Overflows tolerated since the last growth before backing off (DeepSpeed's meaning), >= 1.
     """
 
-    _config_keys = (
-        "growth_factor",
-        "backoff_factor",
-        "growth_interval",
-        "min_scale",
-        "max_scale",
-        "hysteresis",
-    )
+    _config = {
+        "growth_factor": float,
+        "backoff_factor": float,
+        "growth_interval": int,
+        "min_scale": float,
+        "max_scale": float,
+        "hysteresis": int,
+    }
     _counter_keys = ("clean_steps", "overflows_since_growth")
 
     def __init__(
@@ -213,8 +258,8 @@ class DynamicLossScaler(LossScaler):
     def _validate(self) -> None:
         super()._validate()
         _check(
-            self.growth_factor > 1,
-            f"growth_factor must be > 1, got {self.growth_factor}",
+            math.isfinite(self.growth_factor) and self.growth_factor > 1,
+            f"growth_factor must be a finite number > 1, got {self.growth_factor}",
         )
         _check(
             0 < self.backoff_factor < 1,
@@ -223,16 +268,18 @@ class DynamicLossScaler(LossScaler):
         for name in ("growth_interval", "hysteresis"):
             value = getattr(self, name)
             _check(
-                isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1,
+                _is_integer(value) and value >= 1,
                 f"{name} must be an integer >= 1, got {value!r}",
             )
+            setattr(self, name, int(value))
         _check(
-            math.isfinite(self.min_scale) and self.min_scale > 0,
-            f"min_scale must be a finite number > 0, got {self.min_scale}",
+            math.isfinite(self.min_scale) and 0 < self.min_scale <= MAX_SCALE,
+            f"min_scale must be a finite number > 0 and at most 2**127, got {self.min_scale}",
         )
         _check(
-            self.max_scale >= self.min_scale,
-            f"max_scale must be >= min_scale={self.min_scale}, got {self.max_scale}",
+            self.max_scale >= self.min_scale,  # also refuses NaN; inf means no ceiling
+            f"max_scale must be >= min_scale={self.min_scale} (inf for no ceiling), "
+            f"got {self.max_scale}",
         )
         _check(
             self.min_scale <= self.scale <= self.max_scale,
@@ -250,7 +297,7 @@ class DynamicLossScaler(LossScaler):
         else:
             self._clean_steps += 1
             if self._clean_steps >= self.growth_interval:
-                self.scale = min(self.scale * self.growth_factor, self.max_scale)
+                self.scale = min(self.scale * self.growth_factor, self.max_scale, MAX_SCALE)
                 self._clean_steps = 0
                 self._overflows_since_growth = 0
                 if self.scale > self.min_scale:

@@ -5,6 +5,9 @@ The hook is the one Gluon's ``Trainer._update`` already calls, ``trainer._amp_lo
 ``update``. So on every engine the order is allreduce -> finite check -> update or skip, and with
 ``dist_sync`` or Horovod every worker checks identical reduced gradients and decides alike.
 Unscaling rides on the optimizer's ``rescale_grad`` (``trainer._scale``): no extra pass.
+
+Gluon calls the hook before its own checks (stale gradients), so ``_update`` is wrapped to put the
+scaler back as it was when the step raises: a step that fails is not counted.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import weakref
-from collections.abc import Iterator
-from typing import Union
+from collections.abc import Callable, Iterator
+from typing import Any, Union
 
 import mxnet as mx
 from mxnet import autograd
@@ -62,10 +65,12 @@ def init_trainer(trainer: Trainer, loss_scaler: LossScaler | None = None) -> Tra
     owner = loss_scaler._trainer() if getattr(loss_scaler, "_trainer", None) else None
     if owner is not None and owner is not trainer:
         raise ValueError(
-            "this loss scaler already belongs to another trainer: create one per trainer"
+            "this loss scaler already belongs to another trainer: create one per trainer "
+            "(copy.deepcopy(scaler) gives a copy that belongs to none)"
         )
     _keep_updates_off_kvstore(trainer)
-    _wait_for_first_broadcast(trainer)
+    _wrap(trainer, "_init_params", _init_params_then_wait)
+    _wrap(trainer, "_update", _update_or_leave_scaler)
     if isinstance(current, LossScaler):
         current._trainer = None
     loss_scaler._trainer = weakref.ref(trainer)
@@ -113,7 +118,27 @@ def _keep_updates_off_kvstore(trainer: Trainer) -> None:
     trainer._kvstore_params["update_on_kvstore"] = False
 
 
-def _wait_for_first_broadcast(trainer: Trainer) -> None:
+class _Wrapped:
+    """One of a trainer's methods replaced, on the trainer, by ``wrapper(trainer, method, ...)``.
+
+    It holds the trainer, not a bound method, so that ``copy.deepcopy(trainer)`` gives the copy a
+    wrapper of its own instead of one that still calls the original trainer.
+    """
+
+    def __init__(self, trainer: Trainer, name: str, wrapper: Callable[..., Any]) -> None:
+        self.trainer, self.name, self.wrapper = trainer, name, wrapper
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        method = getattr(type(self.trainer), self.name).__get__(self.trainer)
+        return self.wrapper(self.trainer, method, *args, **kwargs)
+
+
+def _wrap(trainer: Trainer, name: str, wrapper: Callable[..., Any]) -> None:
+    if not isinstance(trainer.__dict__.get(name), _Wrapped):
+        setattr(trainer, name, _Wrapped(trainer, name, wrapper))
+
+
+def _init_params_then_wait(trainer: Trainer, init_params: Callable[[], None]) -> None:
     """On a distributed kvstore, finish receiving worker 0's weights before any gradient is pushed.
 
     Gluon broadcasts the initial weights inside the first ``step()``, under the same kvstore keys
@@ -122,17 +147,24 @@ def _wait_for_first_broadcast(trainer: Trainer) -> None:
     gradients: a worker then starts from gradients instead of weights. Waiting for the broadcast
     closes that race; it runs only while parameters are being initialised on the kvstore.
     """
-    if getattr(trainer, "_amp_waits_for_broadcast", False):
-        return
-    init_params = trainer._init_params
+    init_params()
+    if trainer._distributed:
+        mx.nd.waitall()
 
-    def init_params_then_wait() -> None:
-        init_params()
-        if trainer._distributed:
-            mx.nd.waitall()
 
-    trainer._init_params = init_params_then_wait
-    trainer._amp_waits_for_broadcast = True
+def _update_or_leave_scaler(
+    trainer: Trainer, update: Callable[..., None], *args: Any, **kwargs: Any
+) -> None:
+    """Gluon's ``_update``; when it raises (a stale gradient, say) after the step hook counted
+    the step, the scaler and the unscale flag are put back as they were."""
+    scaler = trainer._amp_loss_scaler
+    before, unscaled = dict(scaler.__dict__), trainer._amp_unscaled
+    try:
+        update(*args, **kwargs)
+    except BaseException:
+        scaler.__dict__.update(before)
+        trainer._amp_unscaled = unscaled
+        raise
 
 
 def loss_scaler(trainer: Trainer) -> LossScaler:

@@ -4,6 +4,7 @@ signals, and that no process it started outlives it."""
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -134,7 +135,10 @@ def test_a_killed_launcher_leaves_no_process_behind(tmp_path: Path) -> None:
     [
         (["-n", "0", "--", "true"], "argument -n/--num-workers: must be at least 1, got 0"),
         (["-n", "2", "-s", "1"], "no command given: put it after --, e.g. -- python train.py"),
-        (["-n", "1", "--timeout", "-5", "--", "true"], "must be a positive number of seconds"),
+        (["-n", "1", "--timeout", "-5", "--", "true"], "must be a finite number of seconds > 0"),
+        (["-n", "1", "--timeout", "nan", "--", "true"], "finite number of seconds > 0, got nan"),
+        (["-n", "1", "--timeout", "inf", "--", "true"], "finite number of seconds > 0, got inf"),
+        (["-n", "1", "--timeout", "soon", "--", "true"], "finite number of seconds > 0, got soon"),
     ],
 )
 def test_bad_usage_is_one_clear_error(args: list[str], error: str, capsys) -> None:
@@ -142,6 +146,12 @@ def test_bad_usage_is_one_clear_error(args: list[str], error: str, capsys) -> No
         launch.main(args)
     assert exit_info.value.code == 2
     assert error in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("timeout", [math.nan, math.inf, 0.0])
+def test_launch_refuses_a_timeout_that_could_never_fire(timeout: float) -> None:
+    with pytest.raises(launch.LaunchError, match="timeout must be a finite number of seconds > 0"):
+        launch.launch(["true"], 1, timeout=timeout)
 
 
 def test_horovod_job_has_no_servers(capsys) -> None:

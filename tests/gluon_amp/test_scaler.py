@@ -1,6 +1,7 @@
 """The loss scalers as pure state machines: trajectories, hysteresis, floor, state, validation."""
 
 import logging
+import math
 
 import numpy as np
 import pytest
@@ -8,6 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gluon_amp as amp
+
+INF, NAN = math.inf, math.nan
+MISSING = object()  # a key left out of a state
 
 
 def run(scaler, overflows):
@@ -81,17 +85,26 @@ def test_static_scaler_skips_nonfinite_unless_told_not_to():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"growth_factor": 1.0}, "growth_factor must be > 1"),
+        ({"growth_factor": 1.0}, "growth_factor must be a finite number > 1"),
+        ({"growth_factor": INF, "max_scale": INF}, "growth_factor must be a finite number > 1"),
+        ({"growth_factor": NAN}, "growth_factor must be a finite number > 1"),
         ({"backoff_factor": 1.0}, r"backoff_factor must be in \(0, 1\)"),
         ({"backoff_factor": 0.0}, r"backoff_factor must be in \(0, 1\)"),
+        ({"backoff_factor": NAN}, r"backoff_factor must be in \(0, 1\)"),
         ({"growth_interval": 0}, "growth_interval must be an integer >= 1"),
         ({"growth_interval": 2.5}, "growth_interval must be an integer >= 1"),
         ({"hysteresis": 0}, "hysteresis must be an integer >= 1"),
         ({"min_scale": 0.0}, "min_scale must be a finite number > 0"),
+        ({"min_scale": INF, "max_scale": INF}, "min_scale must be a finite number > 0"),
+        ({"min_scale": NAN}, "min_scale must be a finite number > 0"),
         ({"init_scale": -1.0}, "scale must be a finite number > 0"),
+        ({"init_scale": INF, "max_scale": INF}, "scale must be a finite number > 0"),
+        ({"init_scale": NAN}, "scale must be a finite number > 0"),
+        ({"init_scale": 2.0**128, "max_scale": INF}, r"at most 2\*\*127 \(float32's largest"),
         ({"init_scale": 2.0**30}, r"init_scale must be in \[min_scale, max_scale\]"),
         ({"init_scale": 0.5}, r"init_scale must be in \[min_scale, max_scale\]"),
         ({"min_scale": 4.0, "max_scale": 2.0}, "max_scale must be >= min_scale"),
+        ({"max_scale": NAN}, r"max_scale must be >= min_scale=1.0 \(inf for no ceiling\)"),
     ],
 )
 def test_nonsense_arguments_raise_valueerror_naming_the_range(kwargs, message):
@@ -103,9 +116,22 @@ def test_numpy_integers_are_integers():
     assert amp.DynamicLossScaler(growth_interval=np.int64(3)).growth_interval == 3
 
 
-def test_static_scale_must_be_positive():
-    with pytest.raises(ValueError, match="scale must be a finite number > 0"):
-        amp.StaticLossScaler(0.0)
+@pytest.mark.parametrize("scale", [0.0, INF, NAN, 2.0**128])
+def test_static_scale_must_be_positive_finite_and_a_float32_scale(scale):
+    with pytest.raises(ValueError, match="scale must be a finite number > 0 and at most 2"):
+        amp.StaticLossScaler(scale)
+
+
+@pytest.mark.parametrize("growth_factor", [2.0, 1e300])
+def test_no_ceiling_grows_up_to_float32s_largest_power_of_two_and_stays_finite(growth_factor):
+    s = amp.DynamicLossScaler(
+        init_scale=2.0**120, growth_factor=growth_factor, growth_interval=1, max_scale=INF
+    )
+    scales, _ = run(s, [False] * 12)
+    assert scales[-1] == amp.scaler.MAX_SCALE == 2.0**127 == max(scales)
+    assert all(math.isfinite(scale) for scale in scales)
+    assert run(s, [True])[0] == [2.0**126]  # backs off from there as from any scale
+    assert amp.DynamicLossScaler(max_scale=INF).state_dict()["max_scale"] == INF
 
 
 def test_state_dict_round_trip_resumes_the_same_trajectory():
@@ -134,15 +160,25 @@ def test_loading_another_scaler_type_is_refused():
         ({"scale": -1.0}, "scale must be a finite number > 0"),
         ({"backoff_factor": 2.0}, r"backoff_factor must be in \(0, 1\)"),
         ({"scale": 2.0**30}, r"init_scale must be in \[min_scale, max_scale\]"),
-        ({"hysteresis": None}, "loss-scaler state lacks hysteresis"),
+        ({"hysteresis": MISSING}, "loss-scaler state lacks hysteresis"),
+        # The constructor's rules hold for a loaded state too.
+        ({"growth_factor": INF, "max_scale": INF}, "growth_factor must be a finite number > 1"),
+        ({"scale": INF, "max_scale": INF}, "scale must be a finite number > 0"),
+        ({"scale": 2.0**128, "max_scale": INF}, r"at most 2\*\*127"),
+        ({"min_scale": INF, "max_scale": INF}, "min_scale must be a finite number > 0"),
+        ({"max_scale": NAN}, "max_scale must be >= min_scale"),
+        ({"growth_factor": "2"}, "loss-scaler state has growth_factor='2', not a number"),
+        ({"growth_interval": 2.0}, "loss-scaler state has growth_interval=2.0, not an integer"),
+        ({"last_skipped": 1}, "loss-scaler state has last_skipped=1, not True or False"),
+        ({"num_steps": -1}, "loss-scaler state has num_steps=-1, not >= 0"),
+        ({"clean_steps": None}, "loss-scaler state has clean_steps=None, not an integer"),
     ],
 )
 def test_a_bad_state_is_refused_and_changes_nothing(change, message):
     scaler = amp.DynamicLossScaler(init_scale=8.0, growth_interval=2)
     run(scaler, [False, True, False])
     before = scaler.state_dict()
-    state = {**before, **change}
-    state = {k: v for k, v in state.items() if v is not None}
+    state = {k: v for k, v in {**before, **change}.items() if v is not MISSING}
     with pytest.raises(ValueError, match=message):
         scaler.load_state_dict(state)
     assert scaler.state_dict() == before

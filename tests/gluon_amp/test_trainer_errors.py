@@ -1,6 +1,7 @@
 """Every trainer-side error path: one clear message naming the problem and the fix."""
 
 import mxnet as mx
+import numpy as np
 import pytest
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
@@ -100,3 +101,36 @@ def test_default_scaler_follows_the_autocast_dtype(dtype, expected):
     scaler = amp.loss_scaler(amp.init_trainer(gluon.Trainer(dense().collect_params(), "sgd")))
     assert type(scaler) is expected
     assert scaler.scale == (1.0 if dtype == "bfloat16" else 2.0**16) and scaler.checks_nonfinite
+
+
+@pytest.mark.parametrize("call", ["step", "update"])
+def test_a_step_that_raises_on_a_stale_gradient_leaves_the_scaler_unchanged(call):
+    net = nn.HybridSequential()
+    net.add(nn.Dense(3, in_units=3), nn.Dense(2, in_units=3))
+    net.initialize()
+    trainer = amp.init_trainer(
+        gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1}),
+        amp.DynamicLossScaler(init_scale=8.0, growth_interval=1),
+    )
+    scaler = amp.loss_scaler(trainer)
+    x = mx.nd.ones((1, 3))
+
+    def backward(block):
+        with autograd.record():
+            loss = block(x).sum()
+        with amp.scale_loss(loss, trainer) as scaled:
+            scaled.backward()
+        amp.unscale(trainer)
+
+    backward(net)
+    getattr(trainer, call)(1)
+    before = scaler.state_dict()
+    backward(net[0])  # the second layer's gradients are stale
+    with pytest.raises(UserWarning, match="has not been updated by backward"):
+        getattr(trainer, call)(1)
+    assert scaler.state_dict() == before  # not counted, not grown
+    grad = net[0].weight.grad().asnumpy()
+    amp.unscale(trainer)  # still unscaled: a second call divides nothing
+    np.testing.assert_array_equal(net[0].weight.grad().asnumpy(), grad)
+    getattr(trainer, call)(1, ignore_stale_grad=True)
+    assert scaler.num_steps == before["num_steps"] + 1 and scaler.scale == 2 * before["scale"]
