@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from . import findings as found
+from .emulation import Emulated
 from .gemm import GEMM_OPS, measure
 from .graph import Graph, Node, Tensor
 from .model import Cast, Finding, Row
@@ -23,21 +24,23 @@ def predates_init(graph: Graph, rules: Policy) -> bool:
     return any(node.op in rules.target_ops for node in graph.nodes)
 
 
-def rows_of(graph: Graph, rules: Policy, predates: bool) -> list[Row]:
-    """One row per GEMM-family node."""
+def rows_of(graph: Graph, rules: Policy, predates: bool, emulated: Emulated) -> list[Row]:
+    """One row per GEMM-family node (an emulated one as a GPU would run it)."""
     rows = []
     for node in graph.nodes:
         if node.op not in GEMM_OPS:
             continue
-        precision = decide(node.op, graph.input(node, 0).dtype, rules, predates)
+        inputs, outputs = emulated.inputs(graph, node), emulated.outputs(node)
+        emulating = node.index in emulated.nodes
+        precision = decide(node.op, inputs[0].dtype, rules, predates, emulating)
         rows.append(
             Row(
                 node.layer,
                 node.op,
                 node.name,
-                graph.input(node, 0),
-                graph.input(node, 1) if len(node.inputs) > 1 else None,
-                node.outputs[0] if node.outputs else Tensor(None, None),
+                inputs[0],
+                inputs[1] if len(inputs) > 1 else None,
+                outputs[0] if outputs else Tensor(None, None),
                 precision.dtype,
                 precision.why,
                 measure(graph, node),
@@ -56,38 +59,53 @@ def _kind(graph: Graph, node: Node, slot: int) -> str:
     return "parameter" if source in graph.from_params else "constant"
 
 
-def _served(graph: Graph, node: Node, slot: int, kind: str, dtype: str) -> Node:
-    """The operator a cast serves: for an activation, the one on its float32 side."""
-    readers = [c for c in graph.consumers(node) if c.op not in _CASTS] or [node]
+def _readers(graph: Graph, node: Node) -> list[Node]:
+    """The operators reading ``node``'s value, looking through further casts."""
+    found, queue = [], list(graph.consumers(node))
+    while queue:
+        reader = queue.pop(0)
+        if reader.op in _CASTS:
+            queue.extend(graph.consumers(reader))
+        elif reader not in found:
+            found.append(reader)
+    return found
+
+
+def _served(graph: Graph, node: Node, slot: int, kind: str, dtype: str, rules: Policy) -> Node:
+    """The operator a cast serves: the one reading it, or, for an activation cast back down
+    from float32, the autocast operator that made it float32 (the one an imperative call's
+    wrappers see too)."""
     if kind == "activation" and dtype != "float32":
-        return graph.origin(node, slot)  # casting a float32 result back down
-    return readers[0]
+        origin = graph.origin(node, slot)
+        if origin.op in rules.wrapped:
+            return origin
+    return next(iter(_readers(graph, node)), node)
 
 
-def casts_of(graph: Graph) -> list[Cast]:
-    """Every cast that changes a dtype."""
+def casts_of(graph: Graph, rules: Policy, emulated: Emulated) -> list[Cast]:
+    """Every cast that changes a dtype (but the float16 emulation's own)."""
     casts = []
     for node in graph.nodes:
-        if node.op not in _CASTS:
+        if node.op not in _CASTS or node.index in emulated.casts:
             continue
         for slot, output in enumerate(node.outputs[: len(node.inputs)]):
             source = graph.input(node, slot)
             if None in (source.dtype, output.dtype) or source.dtype == output.dtype:
                 continue
             kind = _kind(graph, node, slot)
-            served = _served(graph, node, slot, kind, output.dtype)
+            served = _served(graph, node, slot, kind, output.dtype, rules)
             layer = served.layer if kind == "activation" else node.layer
             casts.append(Cast(layer, source, output.dtype, kind, served.op))
     return casts
 
 
-def forward_bytes(graph: Graph) -> int:
-    """Bytes every operator of one forward pass reads and writes."""
+def forward_bytes(graph: Graph, emulated: Emulated) -> int:
+    """Bytes every operator of one forward pass reads and writes (emulated ones as on a GPU)."""
     total = 0
     for node in graph.nodes:
-        if node.op != "null":
-            total += sum(t.nbytes for t in graph.inputs(node))
-            total += sum(t.nbytes for t in node.outputs)
+        if node.op != "null" and node.index not in emulated.casts:
+            total += sum(t.nbytes for t in emulated.inputs(graph, node))
+            total += sum(t.nbytes for t in emulated.outputs(node))
     return total
 
 

@@ -30,9 +30,16 @@ class Policy:
     target_ops: frozenset[str] = frozenset()
     fp32_ops: frozenset[str] = frozenset()
     widest_ops: frozenset[str] = frozenset()
+    conditional_ops: frozenset[str] = frozenset()
     custom_target: bool = False
     custom_fp32: bool = False
     kernels: frozenset[str] = frozenset()  # GEMM operators with a kernel in the target dtype
+    emulated: frozenset[str] = frozenset()  # operators emulated in float32 on a CPU
+
+    @property
+    def wrapped(self) -> frozenset[str]:
+        """Operators autocast wraps (on one of its lists)."""
+        return self.target_ops | self.fp32_ops | self.conditional_ops | self.widest_ops
 
 
 @dataclass(frozen=True)
@@ -58,9 +65,11 @@ def policy() -> Policy:
         frozenset(lists["target"]),
         frozenset(lists["fp32"]),
         frozenset(lists["widest"]),
+        frozenset(op for op, _, _ in lists["conditional"]),
         config.target_precision_ops is not None,
         config.fp32_ops is not None,
         GEMM_OPS if config.target_dtype == "float16" else GEMM_OPS & defaults,
+        frozenset(getattr(active, "emulated", ())),
     )
 
 
@@ -69,9 +78,15 @@ def has_casts(graph: Graph) -> bool:
     return any(node.op in ("amp_cast", "amp_multicast") for node in graph.nodes)
 
 
-def decide(op: str, ran: str | None, rules: Policy, predates_init: bool) -> Precision:
-    """Why GEMM operator ``op`` ran in ``ran`` (its data input's dtype) under ``rules``."""
+def decide(
+    op: str, ran: str | None, rules: Policy, predates_init: bool, emulated: bool = False
+) -> Precision:
+    """Why GEMM operator ``op`` ran in ``ran`` (its data input's dtype) under ``rules``;
+    ``emulated``: in float32 between float16 inputs and outputs, on a CPU."""
     ran = ran or "unknown"
+    if emulated:
+        found = decide(op, ran, rules, predates_init)
+        return Precision(found.dtype, f"{found.why} (emulated on CPU)", found.code)
     target = rules.target
     if target is None:
         return Precision(ran, "amp.init() not called")

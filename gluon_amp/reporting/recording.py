@@ -1,9 +1,11 @@
 """``with amp.recording(net, trainer) as report:`` around real training steps.
 
 While the block runs, a forward pre-hook on ``net`` keeps the inputs of its first call (the
-shapes the report is for) and the trainer's loss scaler records, step by step, the scale used,
-whether the step was skipped and the scale after it. On leaving the block the hook and the
-recorder are removed and ``report`` is filled in as ``amp.report`` fills it, plus the steps.
+shapes the report is for; for an imperative network, autocast's wrappers are watched during that
+call) and the trainer's step hook (``trainer.step_hook``, which every loss scaler calls to decide
+a step) records, step by step, the scale used, whether the step was skipped and the scale after
+it. On leaving the block the hooks are removed and ``report`` is filled in as ``amp.report``
+fills it, plus the steps.
 Nothing is recorded outside the block, and nothing is left behind.
 """
 
@@ -16,10 +18,12 @@ from typing import Any
 from mxnet.gluon import Block, Trainer
 from mxnet.ndarray import NDArray
 
+from .. import trainer as trainer_module
 from ..trainer import loss_scaler
-from .collect import class_name
-from .collect import report as build_report
+from .collect import assemble, class_name, from_graph, observed_part, reads_a_graph
+from .imperative import observing
 from .model import Report, Step
+from .precision import policy
 
 __all__ = ["recording"]
 
@@ -56,26 +60,46 @@ def _first_call(net: Block) -> Iterator[list]:
         handle.detach()
 
 
+#: Scalers being recorded (by id) and where their steps go; the trainer's step hook is wrapped
+#: while this is not empty.
+_recorded: dict[int, list[Step]] = {}
+
+
+def _recording_step_hook(scaler: Any, params: list) -> bool:
+    """``trainer.step_hook`` that also records the step of a scaler being recorded."""
+    scale = scaler.scale
+    skip = _step_hook(scaler, params)
+    steps = _recorded.get(id(scaler))
+    if steps is not None:
+        steps.append(Step(scale, bool(skip), scaler.scale))
+    return skip
+
+
+_step_hook = trainer_module.step_hook
+
+
 @contextlib.contextmanager
 def _steps_of(trainer: Trainer | None, steps: list[Step]) -> Iterator[None]:
-    """Append a :class:`Step` to ``steps`` for every update of ``trainer``'s loss scaler."""
+    """Append a :class:`Step` to ``steps`` for every step ``trainer``'s loss scaler decides.
+
+    The scaler itself is left alone (it is saved, pickled and copied as it is): the trainer's
+    step hook, which every scaler calls, is wrapped while a recording runs.
+    """
     if trainer is None:
         yield
         return
     scaler = loss_scaler(trainer)
-    update = scaler.update  # the class's method, bound
-
-    def recorded(found_nonfinite: bool) -> bool:
-        scale = scaler.scale
-        skip = update(found_nonfinite)
-        steps.append(Step(scale, bool(skip), scaler.scale))
-        return skip
-
-    scaler.update = recorded
+    if id(scaler) in _recorded:
+        raise RuntimeError("this trainer's steps are already being recorded")
+    if not _recorded:
+        trainer_module.step_hook = _recording_step_hook
+    _recorded[id(scaler)] = steps
     try:
         yield
     finally:
-        del scaler.update
+        del _recorded[id(scaler)]
+        if not _recorded:
+            trainer_module.step_hook = _step_hook
 
 
 @contextlib.contextmanager
@@ -85,16 +109,25 @@ def recording(
     """Record ``net``'s precision report and, with ``trainer``, the loss scale of every step
     taken inside the block. The report is complete when the block ends.
 
-    ``trainer`` must have been given to ``amp.init_trainer``. Parameters as in ``amp.report``.
+    A hybridized network's report is read from its cached graph for the inputs of its first call
+    in the block; an imperative network's is recorded from autocast's wrappers during that call
+    (in the mode it ran: training or prediction). ``trainer`` must have been given to
+    ``amp.init_trainer``. ``alignment`` and ``min_dimension`` as in ``amp.report``.
     """
     if not isinstance(net, Block):
         raise TypeError(f"amp.recording needs a Gluon Block, got {type(net).__name__}")
+    rules = policy()
     result = _empty(net, alignment, min_dimension)
-    with _first_call(net) as calls, _steps_of(trainer, result.steps):
+    graph = reads_a_graph(net)
+    watching = contextlib.nullcontext(None) if graph else observing(net, rules)
+    with _first_call(net) as calls, _steps_of(trainer, result.steps), watching as seen:
         yield result
-    if calls:
-        steps = result.steps
-        vars(result).update(
-            vars(build_report(net, *calls[0], alignment=alignment, min_dimension=min_dimension))
-        )
-        result.steps = steps
+    if not calls:
+        return
+    if graph:
+        part = from_graph(net, calls[0], rules)
+    else:
+        part = observed_part(net, seen, rules)
+    steps = result.steps
+    vars(result).update(vars(assemble(net, part, calls[0], rules, alignment, min_dimension)))
+    result.steps = steps

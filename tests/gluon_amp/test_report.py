@@ -164,13 +164,13 @@ def test_language_model_vocabulary_from_data_batch_and_rnn():
     [batch] = [f for f in report.findings if f.code == "AMP202"]
     assert (batch.size, batch.padded) == (20, 24)
     assert "make them 16 or 24" in batch.message and "data (12, 20)" in batch.message
-    # The embedding is float32 by MXNet's list: its output is cast for the RNN every step.
+    # The embedding runs in its weights' dtype, float32: its output is cast for the RNN.
     [activation] = [cast for cast in report.casts if cast.of == "activation"]
     assert (activation.layer, activation.source, activation.dtype, activation.around) == (
-        "embedding",
+        "encoder",
         Tensor((12, 20, 64), "float32"),
         "float16",
-        "Embedding",
+        "RNN",
     )
     assert activation.nbytes == 12 * 20 * 64 * (4 + 2)
 

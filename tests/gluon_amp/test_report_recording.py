@@ -2,7 +2,9 @@
 block (real overflows: float32 gradients under a loss scale of 2^120), the report of the network
 as it ran, and nothing recorded or changed outside the block."""
 
+import copy
 import math
+import pickle
 
 import mxnet as mx
 import numpy as np
@@ -11,6 +13,8 @@ from mxnet import gluon
 from nets import batch, build, train_step
 
 import gluon_amp as amp
+from gluon_amp import trainer as trainer_module
+from gluon_amp.trainer import step_hook
 
 
 def overflowing_run():
@@ -46,7 +50,7 @@ def test_steps_inside_the_block_are_recorded_with_the_scale_they_used():
     assert "steps: 8 taken, 2 skipped (steps 3, 7); loss scale 2.07692e+34 at the start" in text
     assert report.source == "cached graph" and [r.op for r in report.rows] == ["FullyConnected"] * 2
     assert {name: t.shape for name, t in report.inputs.items()} == {"data": x.shape}
-    assert "update" not in vars(scaler) and not net._forward_pre_hooks
+    assert trainer_module.step_hook is step_hook and not net._forward_pre_hooks
 
 
 def test_recording_changes_nothing_in_training():
@@ -80,3 +84,26 @@ def test_a_trainer_without_a_loss_scaler_is_refused_before_anything_runs():
         with amp.recording(net, trainer):
             pass
     assert not net._forward_pre_hooks
+
+
+def test_a_scaler_being_recorded_is_left_alone():
+    """Nothing is attached to the scaler: its copies, pickles and state are its own."""
+    net, trainer, x, y = overflowing_run()
+    scaler = amp.loss_scaler(trainer)
+    with amp.recording(net, trainer) as report:
+        train_step(net, trainer, x, y)
+        assert set(vars(scaler)) == set(vars(copy.deepcopy(scaler)))
+        before = scaler.state_dict()
+        copy.deepcopy(scaler).update(True)  # a copy's decision is not this trainer's step
+        assert scaler.state_dict() == before
+        assert pickle.loads(pickle.dumps(scaler)).state_dict() == before
+    assert len(report.steps) == 1
+
+
+def test_two_trainers_recorded_at_once_each_get_their_steps():
+    first, second = overflowing_run(), overflowing_run()
+    with amp.recording(first[0], first[1]) as a, amp.recording(second[0], second[1]) as b:
+        train_step(*first)
+        for _ in range(2):
+            train_step(*second)
+    assert (len(a.steps), len(b.steps)) == (1, 2) and trainer_module.step_hook is step_hook
