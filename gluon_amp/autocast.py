@@ -27,7 +27,7 @@ from mxnet.symbol import Symbol
 from . import emulate as emulation
 from . import outputs
 from .accumulate import Tracker
-from .device import cpu_bfloat16_problem
+from .device import cpu_bfloat16_problem, outlook
 from .errors import BFloat16UnavailableError, Float16OnCPUError
 from .imports import make_imports
 from .np_ops import NP_NO_CPU_FLOAT16, npx_functions_for
@@ -185,6 +185,8 @@ def init(
         raise
     _active = active
     logger.info("gluon_amp: autocasting to %s", config.target_dtype)
+    expected = outlook(config.target_dtype, emulate=config.emulate)
+    logger.log(expected.level, "gluon_amp: %s", expected.line)
 
 
 def reset() -> None:

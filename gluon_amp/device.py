@@ -100,20 +100,26 @@ def gpu_capability(device_id: int = 0) -> tuple[str, tuple[int, int]] | None:
     return name.value.decode(errors="replace"), (major.value, minor.value)
 
 
-def outlook(target_dtype: str, ctx: mx.Context | None = None) -> Outlook:
+def outlook(target_dtype: str, ctx: mx.Context | None = None, emulate: bool = False) -> Outlook:
     """Whether ``target_dtype`` ('float16' or 'bfloat16') is expected to be faster than float32
     on ``ctx`` (default: the first GPU for float16 when one is visible, else the CPU), as Keras
-    says when a mixed-precision policy is set."""
+    says when a mixed-precision policy is set; ``emulate``: float16 emulation is on."""
     if ctx is None:
         gpu = target_dtype == "float16" and mx.context.num_gpus() > 0
         ctx = mx.gpu(0) if gpu else mx.cpu()
     if ctx.device_type == "gpu":
         return _gpu_outlook(target_dtype, ctx.device_id)
-    if target_dtype == "float16":
+    if target_dtype == "float16" and emulate:
         return Outlook(
             logging.WARNING,
             "float16 on CPU is emulated (float16 storage, float32 arithmetic): it shows a GPU's "
             "float16 numerics, but runs slower than float32",
+        )
+    if target_dtype == "float16":
+        return Outlook(
+            logging.ERROR,
+            "float16 cannot run on a CPU: MXNet has no CPU float16 GEMM or convolution; use a "
+            "GPU, amp.init('float16', emulate=True) to check float16 numerics here, or bfloat16",
         )
     problem = cpu_bfloat16_problem()
     if problem is not None:

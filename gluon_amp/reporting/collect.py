@@ -182,7 +182,7 @@ def class_name(net: Block) -> str:
 def _device_line(rules: Policy, arrays: list[NDArray]) -> str:
     if rules.target is None:
         return "AMP is off (amp.init() not called): everything runs in float32"
-    return device.outlook(rules.target, arrays[0].context).line
+    return device.outlook(rules.target, arrays[0].context, bool(rules.emulated)).line
 
 
 def assemble(

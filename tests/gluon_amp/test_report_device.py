@@ -91,9 +91,30 @@ def test_bfloat16_without_avx512_cannot_run(cpu):
 
 def test_float16_on_a_cpu_is_emulated_and_slower(monkeypatch):
     monkeypatch.setattr(mx.context, "num_gpus", lambda: 0)
-    outlook = device.outlook("float16")
+    outlook = device.outlook("float16", emulate=True)
     assert outlook.level == logging.WARNING
     assert "emulated" in outlook.line and "slower than float32" in outlook.line
+    refused = device.outlook("float16")
+    assert refused.level == logging.ERROR
+    assert refused.line.startswith("float16 cannot run on a CPU")
+    assert "amp.init('float16', emulate=True)" in refused.line
+
+
+def test_amp_init_logs_the_line_as_keras_does(gpu, caplog):
+    gpu("Tesla V100-SXM2-16GB", (7, 0))
+    with caplog.at_level(logging.INFO, logger="gluon_amp"):
+        amp.init()  # a GPU is visible: float16
+    [line] = [r for r in caplog.records if "Tensor Cores" in r.getMessage()]
+    assert line.levelno == logging.INFO and line.name == "gluon_amp"
+    assert line.getMessage() == "gluon_amp: " + device.outlook("float16").line
+
+
+def test_amp_init_warns_that_emulated_float16_is_slow(monkeypatch, caplog):
+    monkeypatch.setattr(mx.context, "num_gpus", lambda: 0)
+    with caplog.at_level(logging.INFO, logger="gluon_amp"):
+        amp.init("float16", emulate=True)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["gluon_amp: " + device.outlook("float16", emulate=True).line]
 
 
 def test_the_report_carries_the_line_for_its_inputs_context(gpu):
@@ -104,4 +125,8 @@ def test_the_report_carries_the_line_for_its_inputs_context(gpu):
     net.hybridize()
     report = amp.report(net, mx.nd.ones((8, 8)))
     assert report.device == device.outlook("float16", mx.cpu()).line  # the inputs live on a CPU
+    amp.reset()
+    amp.init("float16", emulate=True)
+    emulated = amp.report(net, mx.nd.ones((8, 8))).device
+    assert emulated == device.outlook("float16", mx.cpu(), emulate=True).line
     assert f"device: {report.device}" in str(report)
