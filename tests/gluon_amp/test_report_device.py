@@ -7,20 +7,23 @@ import mxnet as mx
 import pytest
 
 import gluon_amp as amp
-from gluon_amp import device
+from gluon_amp import device, emulate
 
 AVX512 = frozenset(device.AVX512_CORE)
 
 
 @pytest.fixture
 def gpu(monkeypatch):
-    """Pretend gpu(0) is the named GPU."""
+    """Pretend gpu(0) is the named GPU (emulate.py caches whether a GPU exists: not past this
+    test)."""
 
     def use(name, capability):
         monkeypatch.setattr(device, "gpu_capability", lambda device_id=0: (name, capability))
         monkeypatch.setattr(mx.context, "num_gpus", lambda: 1)
+        emulate._no_gpu.cache_clear()
 
-    return use
+    yield use
+    emulate._no_gpu.cache_clear()
 
 
 @pytest.fixture
