@@ -9,9 +9,10 @@ Found at run time by `gluon_amp.report` and `gluon_amp.recording`, never by `amp
 report counts every dtype-changing cast of a forward pass (backward casts the gradients back
 alike) with the bytes it reads and writes: of the network's input, of parameters (float32 master
 weights cast every step: unavoidable, never a finding), of constants, and of activations. An
-activation cast belongs to the operator on its float32 side, so both casts around one
-float32-listed operator land in its layer; a layer whose activation casts move at least 5% of the
-bytes all operators of the forward pass read and write gets one finding.
+activation cast belongs to the operator on its float32 side where autocast handles that operator
+(else to the one on its other side), so both casts around one float32-listed operator land in
+its layer; a layer whose activation casts move at least 5% of the bytes all operators of the
+forward pass read and write gets one finding.
 
 Example:
 

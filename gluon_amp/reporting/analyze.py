@@ -72,14 +72,15 @@ def _readers(graph: Graph, node: Node) -> list[Node]:
 
 
 def _served(graph: Graph, node: Node, slot: int, kind: str, dtype: str, rules: Policy) -> Node:
-    """The operator a cast serves: the one reading it, or, for an activation cast back down
-    from float32, the autocast operator that made it float32 (the one an imperative call's
-    wrappers see too)."""
-    if kind == "activation" and dtype != "float32":
-        origin = graph.origin(node, slot)
-        if origin.op in rules.wrapped:
-            return origin
-    return next(iter(_readers(graph, node)), node)
+    """The operator an activation cast belongs to: the one on its float32 side where autocast
+    wraps it (the ones an imperative call's wrappers see too), else the other one."""
+    wrapped = rules.wrapped(graph.numpy)
+    reader = next(iter(_readers(graph, node)), node)
+    producer = graph.origin(node, slot)
+    float32_side, other = (reader, producer) if dtype == "float32" else (producer, reader)
+    if float32_side.op in wrapped or other.op not in wrapped:
+        return float32_side if float32_side is not node else other
+    return other
 
 
 def casts_of(graph: Graph, rules: Policy, emulated: Emulated) -> list[Cast]:
@@ -93,8 +94,11 @@ def casts_of(graph: Graph, rules: Policy, emulated: Emulated) -> list[Cast]:
             if None in (source.dtype, output.dtype) or source.dtype == output.dtype:
                 continue
             kind = _kind(graph, node, slot)
-            served = _served(graph, node, slot, kind, output.dtype, rules)
-            layer = served.layer if kind == "activation" else node.layer
+            if kind == "activation":
+                served = _served(graph, node, slot, kind, output.dtype, rules)
+                layer = served.layer
+            else:
+                served, layer = next(iter(_readers(graph, node)), node), node.layer
             casts.append(Cast(layer, source, output.dtype, kind, served.op))
     return casts
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import mxnet as mx
 import numpy as np
 from mxnet.base import MXNetError
 from mxnet.contrib.amp.amp import bfloat16
@@ -69,9 +70,10 @@ class Node:
 class Graph:
     """The nodes of one graph, in topological order, with their tensors."""
 
-    def __init__(self, nodes: list[Node], data_names: Sequence[str]) -> None:
+    def __init__(self, nodes: list[Node], data_names: Sequence[str], numpy: bool = False) -> None:
         self.nodes = nodes
         self.data_names = frozenset(data_names)
+        self.numpy = numpy  # built by the numpy front end (npx functions)
         self._consumers: dict[int, list[Node]] = {}
         self.from_data: set[int] = set()  # nodes computed from a data input
         self.from_params: set[int] = set()  # nodes computed from a parameter
@@ -221,4 +223,4 @@ def read(
                 _layer_of(node["name"], paths, imported),
             )
         )
-    return Graph(nodes, shapes.keys())
+    return Graph(nodes, shapes.keys(), isinstance(out, mx.sym.np._Symbol))

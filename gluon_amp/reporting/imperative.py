@@ -11,6 +11,7 @@ its graph is read instead, under its path.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,7 @@ class _Watcher:
         self.inputs: set[int] = set()
         self.params = {id(data) for p in net.collect_params().values() for data in (p._data or [])}
         self.producers: dict[int, tuple[str, str, Any]] = {}  # id -> (layer, op, array)
+        self.pending: dict[int, int] = {}  # id of an output cast to float32 -> its cast's index
         self._visit(net, "")
 
     def _visit(self, block: Block, path: str) -> None:
@@ -122,6 +124,11 @@ class _Watcher:
         roles = _ARRAYS.get(op, ())
         given = _arrays(args, kwargs, roles)
         used = _arrays(cast_args, cast_kwargs, roles)
+        casts = self.result.casts
+        for _, array in given:  # an output cast to float32 belongs to its first reader
+            index = self.pending.pop(id(array), None)
+            if index is not None:
+                casts[index] = dataclasses.replace(casts[index], layer=layer, around=op)
         for (role, before), (_, after) in zip(given, used):
             self.result.moved += _nbytes(after)
             if before is after or before.dtype == after.dtype:
@@ -138,7 +145,8 @@ class _Watcher:
             self.result.moved += _nbytes(raw_out)
             self.producers[id(returned)] = (layer, op, returned)
             if returned is not raw_out and returned.dtype != raw_out.dtype:
-                self.result.casts.append(
+                self.pending[id(returned)] = len(casts)  # until a wrapped operator reads it
+                casts.append(
                     Cast(layer, tensor(raw_out), dtype_name(returned.dtype), "activation", op)
                 )
                 self.result.moved += _nbytes(raw_out) + _nbytes(returned)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from mxnet.contrib.amp import amp as contrib_amp
 
 from .. import autocast
+from ..np_ops import NPX_TWINS
 from .gemm import GEMM_OPS
 from .graph import Graph
 
@@ -36,9 +37,11 @@ class Policy:
     kernels: frozenset[str] = frozenset()  # GEMM operators with a kernel in the target dtype
     emulated: frozenset[str] = frozenset()  # operators emulated in float32 on a CPU
 
-    @property
-    def wrapped(self) -> frozenset[str]:
-        """Operators autocast wraps (on one of its lists)."""
+    def wrapped(self, numpy: bool) -> frozenset[str]:
+        """Operators autocast wraps: on one of its lists, or, in the numpy front end, those of
+        its target list with an ``npx`` twin."""
+        if numpy:
+            return self.target_ops & frozenset(NPX_TWINS.values())
         return self.target_ops | self.fp32_ops | self.conditional_ops | self.widest_ops
 
 

@@ -47,21 +47,36 @@ def language_model():
     return net
 
 
+def numpy_mlp():
+    """Numpy front end: autocast's npx wrappers return float32, so each Dense's output is cast
+    up (into the next Dense, or into a ReLU the npx wrappers never see) and down again."""
+    net = nn.HybridSequential(prefix="np_")
+    with net.name_scope():
+        net.add(nn.Dense(64, activation="relu", in_units=24), nn.Dense(32, in_units=64))
+        net.add(nn.Dense(10, in_units=32))
+    net.initialize()
+    return net
+
+
 @pytest.mark.parametrize(
     "build, x",
     [
-        (resnet, mx.nd.ones((4, 3, 32, 32))),
-        (language_model, corpus_batch()[1]),
-        (exp_head, mx.nd.ones((32, 32))),
+        (resnet, lambda: mx.nd.ones((4, 3, 32, 32))),
+        (language_model, lambda: corpus_batch()[1]),
+        (exp_head, lambda: mx.nd.ones((32, 32))),
+        (numpy_mlp, lambda: mx.np.ones((32, 24))),
     ],
-    ids=["resnet", "lstm", "exp_head"],
+    ids=["resnet", "lstm", "exp_head", "numpy"],
 )
 def test_the_imperative_table_is_the_graph_table(build, x):
+    if build is numpy_mlp:
+        mx.npx.set_np()
+    x = x()
     imperative, hybridized = twins(build, x)
     amp.init("float16", emulate=True)
     calls, graph = amp.report(imperative, x), amp.report(hybridized, x)
     assert calls.source == "imperative calls" and graph.source == "graph its first call builds"
-    assert table(calls) == table(graph) and calls.rows
+    assert table(calls) == table(graph) and calls.rows and calls.casts
     assert unordered(calls.casts) == unordered(graph.casts)
     assert calls.forward_bytes == graph.forward_bytes
     assert unordered(calls.findings) == unordered(graph.findings)
@@ -100,6 +115,9 @@ def test_an_imperative_report_leaves_everything_as_it_was():
         with autograd.record():
             net(x).sum().backward()
     params = net.collect_params()
+    trainer = amp.init_trainer(gluon.Trainer(params, "sgd"), amp.DynamicLossScaler())
+    amp.loss_scaler(trainer).update(True)  # a skipped step: counters and scale off their start
+    scaler_state = amp.loss_scaler(trainer).state_dict()
     before = {n: p.data().asnumpy().copy() for n, p in params.items()}  # running stats too
     grads = {n: p.grad().asnumpy().copy() for n, p in params.items() if p.grad_req != "null"}
     amp.init("float16", emulate=True)
@@ -120,6 +138,7 @@ def test_an_imperative_report_leaves_everything_as_it_was():
         assert np.array_equal(param.data().asnumpy(), before[name]), name
         if name in grads:
             assert np.array_equal(param.grad().asnumpy(), grads[name]), name
+    assert amp.loss_scaler(trainer).state_dict() == scaler_state
     assert autocast.observer is None and not any(
         block._forward_hooks or block._forward_pre_hooks for block in [net, *net.features]
     )
