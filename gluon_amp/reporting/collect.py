@@ -34,6 +34,7 @@ from .model import Cast, Finding, Report, Row
 from .precision import Policy, policy
 
 __all__ = [
+    "Part",
     "assemble",
     "class_name",
     "from_graph",
@@ -44,7 +45,7 @@ __all__ = [
 
 
 @dataclass
-class _Part:
+class Part:
     """What one graph, or one imperative call, contributes to a report."""
 
     source: str
@@ -98,7 +99,7 @@ def reads_a_graph(net: Block) -> bool:
     return isinstance(net, SymbolBlock) or (isinstance(net, HybridBlock) and net._active)
 
 
-def from_graph(block: HybridBlock, inputs: tuple, rules: Policy, root: str = "") -> _Part:
+def from_graph(block: HybridBlock, inputs: tuple, rules: Policy, root: str = "") -> Part:
     """Rows, casts and bytes of ``block``'s graph for ``inputs`` (its layers under ``root``)."""
     arrays = [a for a in _flatten(list(inputs), "input")[0] if a is not None]
     cached = bool(block._cached_graph)
@@ -115,7 +116,7 @@ def from_graph(block: HybridBlock, inputs: tuple, rules: Policy, root: str = "")
     else:
         source = "cached graph" if cached else "graph its first call builds"
     stale = [graph_cached_finding(root, rows, imported)] if predates else []
-    return _Part(
+    return Part(
         source, rows, casts_of(graph, rules, emulated), forward_bytes(graph, emulated), stale
     )
 
@@ -131,7 +132,7 @@ def _random_state_kept() -> Iterator[None]:
         np.random.set_state(numpy)
 
 
-def _from_calls(net: Block, inputs: tuple, rules: Policy) -> _Part:
+def _from_calls(net: Block, inputs: tuple, rules: Policy) -> Part:
     """Call ``net`` once in prediction mode and record what autocast's wrappers see."""
     pending = [name for name, p in net.collect_params().items() if p._deferred_init]
     if pending:
@@ -158,9 +159,9 @@ def _hybridized(net: Block) -> list[HybridBlock]:
     return found
 
 
-def observed_part(net: Block, seen: Observed, rules: Policy) -> _Part:
+def observed_part(net: Block, seen: Observed, rules: Policy) -> Part:
     """A report's part from one observed call (hybridized Blocks inside read from their graph)."""
-    part = _Part("imperative calls", list(seen.rows), list(seen.casts), seen.moved)
+    part = Part("imperative calls", list(seen.rows), list(seen.casts), seen.moved)
     for path, block, block_inputs, rows, casts in reversed(seen.hybridized):
         inner = from_graph(block, block_inputs, rules, path)
         part.rows[rows:rows] = inner.rows  # where it was called
@@ -186,7 +187,7 @@ def _device_line(rules: Policy, arrays: list[NDArray]) -> str:
 
 
 def assemble(
-    net: Block, part: _Part, inputs: tuple, rules: Policy, alignment: int, min_dimension: int
+    net: Block, part: Part, inputs: tuple, rules: Policy, alignment: int, min_dimension: int
 ) -> Report:
     """The report of ``net`` called on ``inputs``, from what its graph or its call showed."""
     arrays = [a for a in _flatten(list(inputs), "input")[0] if a is not None]
