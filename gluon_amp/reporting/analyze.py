@@ -45,6 +45,7 @@ def rows_of(graph: Graph, rules: Policy, predates: bool, emulated: Emulated) -> 
                 precision.why,
                 measure(graph, node),
                 precision.code,
+                precision.fix,
             )
         )
     return rows

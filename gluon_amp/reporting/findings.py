@@ -110,7 +110,7 @@ def gemm_findings(rows: Iterable[Row], target: str) -> list[Finding]:
             continue
         message = (
             f"{row.op} ran in {row.precision} ({row.why}) where a {target} kernel exists "
-            f"[input {_shape(row.input)}]; leave it to autocast, or cast its input to {target}"
+            f"[input {_shape(row.input)}]; {row.fix}"
         )
         found[(row.layer, row.op)] = finding("AMP402", row.layer, message)
     return list(found.values())

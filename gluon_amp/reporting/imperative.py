@@ -175,6 +175,7 @@ class _Watcher:
                 precision.why,
                 measure_call(op, attrs, shapes, output.shape, image),
                 precision.code,
+                precision.fix,
             )
         )
 

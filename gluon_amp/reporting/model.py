@@ -26,6 +26,7 @@ class Row:
     why: str
     gemm: Gemm | None
     code: str | None = None  # AMP402 where it should have run in low precision
+    fix: str | None = None  # what to change, with the code
 
     @property
     def low(self) -> bool:

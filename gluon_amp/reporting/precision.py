@@ -47,11 +47,12 @@ class Policy:
 
 @dataclass(frozen=True)
 class Precision:
-    """The precision one GEMM ran in, why, and the run-time code it deserves (if any)."""
+    """The precision one GEMM ran in, why, and the run-time code it deserves with its fix."""
 
     dtype: str
     why: str
     code: str | None = None
+    fix: str | None = None
 
 
 def policy() -> Policy:
@@ -89,7 +90,7 @@ def decide(
     ran = ran or "unknown"
     if emulated:
         found = decide(op, ran, rules, predates_init)
-        return Precision(found.dtype, f"{found.why} (emulated on CPU)", found.code)
+        return Precision(found.dtype, f"{found.why} (emulated on CPU)", found.code, found.fix)
     target = rules.target
     if target is None:
         return Precision(ran, "amp.init() not called")
@@ -105,12 +106,18 @@ def decide(
     if op not in rules.kernels:
         return Precision(ran, f"no {target} kernel")
     if op in rules.fp32_ops:
-        source = "your fp32_ops" if rules.custom_fp32 else "MXNet's float32 list"
-        return Precision(ran, source, "AMP402")
+        if rules.custom_fp32:
+            return Precision(ran, "your fp32_ops", "AMP402", f"remove {op} from fp32_ops")
+        fix = f"pass amp.init a fp32_ops list without {op}"
+        return Precision(ran, "MXNet's float32 list", "AMP402", fix)
     if op in rules.widest_ops:
-        return Precision(ran, "widest type of its inputs: one is float32", "AMP402")
+        fix = f"give it {target} inputs (cast the float32 one, or compute it in {target})"
+        return Precision(ran, "widest type of its inputs: one is float32", "AMP402", fix)
     if op in rules.target_ops:
-        return Precision(ran, "cast back to float32 after autocast", "AMP402")
+        fix = "do not cast its input back to float32 after autocast"
+        return Precision(ran, "cast back to float32 after autocast", "AMP402", fix)
     if rules.custom_target:
-        return Precision(ran, "not in your target_precision_ops", "AMP402")
-    return Precision(ran, "in none of MXNet's lists: not autocast", "AMP402")
+        fix = f"add {op} to target_precision_ops"
+        return Precision(ran, "not in your target_precision_ops", "AMP402", fix)
+    fix = f"cast its inputs to {target} (autocast leaves {op} alone)"
+    return Precision(ran, "in none of MXNet's lists: not autocast", "AMP402", fix)

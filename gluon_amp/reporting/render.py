@@ -163,6 +163,7 @@ def to_json(report: Report) -> str:
                 "precision": row.precision,
                 "why": row.why,
                 "code": row.code,
+                "fix": row.fix,
                 "gemm": None
                 if row.gemm is None
                 else {

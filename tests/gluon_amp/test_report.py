@@ -260,8 +260,11 @@ def test_fp32_ops_override_is_amp402_per_layer():
         ("hidden", "float32", "your fp32_ops", "AMP402"),
         ("out", "float32", "your fp32_ops", "AMP402"),
     ]
-    assert [f.layer for f in report.findings if f.code == "AMP402"] == ["hidden", "out"]
-    assert "where a float16 kernel exists" in report.findings[0].message
+    found = [f for f in report.findings if f.code == "AMP402"]
+    assert [f.layer for f in found] == ["hidden", "out"]
+    assert found[0].message.endswith(
+        "where a float16 kernel exists [input (32, 32)]; remove FullyConnected from fp32_ops"
+    )
 
 
 def test_bfloat16_rnn_and_dot_have_no_kernel_so_no_finding(bfloat16_graphs):
