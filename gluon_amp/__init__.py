@@ -39,6 +39,7 @@ from .lists import (  # noqa: E402
     list_lp16_use_fp32_params,
     list_widest_type_cast,
 )
+from .reporting import recording, report  # noqa: E402
 from .scaler import DynamicLossScaler, LossScaler, StaticLossScaler  # noqa: E402
 from .trainer import init_trainer, loss_scaler, scale_loss, unscale  # noqa: E402
 
@@ -50,6 +51,8 @@ __all__ = [
     "loss_scaler",
     "scale_loss",
     "unscale",
+    "report",
+    "recording",
     "save_states",
     "load_states",
     "LossScaler",

@@ -27,7 +27,7 @@ from mxnet.symbol import Symbol
 from . import emulate as emulation
 from . import outputs
 from .accumulate import Tracker
-from .device import cpu_bfloat16_problem
+from .device import cpu_bfloat16_problem, outlook
 from .errors import BFloat16UnavailableError, Float16OnCPUError
 from .imports import make_imports
 from .np_ops import NP_NO_CPU_FLOAT16, npx_functions_for
@@ -72,6 +72,12 @@ class _Active:
 
 
 _active: _Active | None = None
+
+#: Told of every imperative operator call autocast wraps, as ``observer(op_name, args, kwargs,
+#: cast_args, cast_kwargs, raw_out, out)``: the inputs as given and as cast, what the operator
+#: returned and what the wrapper returns. Set by ``gluon_amp.reporting`` while it records one
+#: call; None (the rest of the time) costs one global lookup per call.
+observer: Callable | None = None
 
 
 def target_dtype() -> str | None:
@@ -179,6 +185,8 @@ def init(
         raise
     _active = active
     logger.info("gluon_amp: autocasting to %s", config.target_dtype)
+    expected = outlook(config.target_dtype, emulate=config.emulate)
+    logger.log(expected.level, "gluon_amp: %s", expected.line)
 
 
 def reset() -> None:
@@ -268,12 +276,15 @@ def _check_float16_on_cpu(op_name: str, dtype: Any, args: tuple, kwargs: dict) -
 
 def _ndarray_wrapper(f, op_name, dtype, keep=None, cond=None, low_precision=False):
     def wrapper(*args, **kwargs):
-        if not _condition_met(kwargs, cond):
-            return f(*args, **kwargs)
-        if low_precision:
-            _check_float16_on_cpu(op_name, dtype, args, kwargs)
-        args, kwargs = _cast_args(args, kwargs, dtype, keep)
-        return f(*args, **kwargs)
+        cast_args, cast_kwargs = args, kwargs
+        if _condition_met(kwargs, cond):
+            if low_precision:
+                _check_float16_on_cpu(op_name, dtype, args, kwargs)
+            cast_args, cast_kwargs = _cast_args(args, kwargs, dtype, keep)
+        out = f(*cast_args, **cast_kwargs)
+        if observer is not None:
+            observer(op_name, args, kwargs, cast_args, cast_kwargs, out, out)
+        return out
 
     return _finish(wrapper, f)
 
@@ -327,6 +338,7 @@ def _widest_wrapper(f, target, emulate=False):
     ``emulate``, static casts in graphs that run on a CPU, see ``emulate.to_widest``)."""
 
     def wrapper(*args, **kwargs):
+        given, given_kwargs = args, dict(kwargs)
         args = list(args)
         slots = [(args, i) for i, a in enumerate(args) if isinstance(a, (Symbol, NDArray))]
         slots += [(kwargs, k) for k, v in kwargs.items() if isinstance(v, (Symbol, NDArray))]
@@ -342,7 +354,10 @@ def _widest_wrapper(f, target, emulate=False):
             for holder, key in slots:
                 if holder[key].dtype == target:
                     holder[key] = ndarray.amp_cast(holder[key], dtype=np.float32)
-        return f(*args, **kwargs)
+        out = f(*args, **kwargs)
+        if observer is not None and not any(isinstance(v, Symbol) for v in values):
+            observer(f.__name__, given, given_kwargs, tuple(args), kwargs, out, out)
+        return out
 
     return _finish(wrapper, f)
 
@@ -353,11 +368,15 @@ def _npx_wrapper(f, op_name, dtype, keep=None, check=True):
     def wrapper(*args, **kwargs):
         if check:
             _check_float16_on_cpu(op_name, dtype, args, kwargs)
-        args, kwargs = _cast_args(args, kwargs, dtype, keep)
-        out = f(*args, **kwargs)
-        if isinstance(out, (list, tuple)):
-            return type(out)(_cast(o, np.float32) for o in out)
-        return _cast(out, np.float32)
+        cast_args, cast_kwargs = _cast_args(args, kwargs, dtype, keep)
+        raw = f(*cast_args, **cast_kwargs)
+        if isinstance(raw, (list, tuple)):
+            out = type(raw)(_cast(o, np.float32) for o in raw)
+        else:
+            out = _cast(raw, np.float32)
+        if observer is not None and isinstance(raw, (NDArray, list, tuple)):
+            observer(op_name, args, kwargs, cast_args, cast_kwargs, raw, out)
+        return out
 
     return _finish(wrapper, f)
 
