@@ -40,7 +40,7 @@ from .lists import (  # noqa: E402
     list_widest_type_cast,
 )
 from .reporting import recording, report  # noqa: E402
-from .scaler import DynamicLossScaler, LossScaler, StaticLossScaler  # noqa: E402
+from .scaler import MAX_SCALE, DynamicLossScaler, LossScaler, StaticLossScaler  # noqa: E402
 from .trainer import init_trainer, loss_scaler, scale_loss, unscale  # noqa: E402
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "LossScaler",
     "DynamicLossScaler",
     "StaticLossScaler",
+    "MAX_SCALE",
     "Float16OnCPUError",
     "BFloat16UnavailableError",
     "convert_hybrid_block",
