@@ -21,13 +21,22 @@ against MXNet itself, operator by operator, in subprocesses):
   counterparts (``np_ops.NP_NO_CPU_FLOAT16``, ``npx.batch_dot``);
 - the few dtype-neutral operators measured without a CPU float16 kernel (:data:`NO_CPU_KERNEL`);
 - BatchNorm, by choice (:data:`AS_ON_A_GPU`): cuDNN computes it in float32 with float16 in and
-  out, and MXNet's CPU float16 BatchNorm is several times slower than float32.
+  out, and MXNet's CPU float16 BatchNorm makes a ResNet-18 step twice as slow again.
+
+Two kernels need more: Deconvolution computes in float64 (oneDNN's float32 deconvolution cannot
+differentiate a cast weight; the native float64 one can), and a 3-D one, oneDNN's only, takes its
+float32 weight uncast (:func:`inputs_left_uncast`). In graphs that run on a CPU, casts whose
+target depends on dtypes (``amp_multicast``, output rounding of dtype-neutral operators) are
+decided from the graph's declared dtypes while it is built (:func:`static_dtypes`), because
+MXNet's CPU ``amp_multicast`` fails on float16. Converted and imported models (MXNet's
+``convert_symbol``) are rebuilt node by node the same way (:func:`graph_for_cpu`).
 """
 
 from __future__ import annotations
 
 import ast
 import functools
+import json
 import os
 from collections.abc import Collection, Sequence
 from typing import Any, Callable
@@ -55,6 +64,7 @@ __all__ = [
     "wrap",
     "emulated",
     "inputs_left_uncast",
+    "graph_for_cpu",
 ]
 
 #: The environment variable read by ``amp.init`` when its ``emulate`` keyword is not given.
@@ -336,3 +346,51 @@ def wrap(f: Callable, op_name: str) -> Callable:
 def _is_variable(x: Symbol) -> bool:
     legacy, _ = _legacy(x)
     return legacy.get_children() is None
+
+
+def graph_for_cpu(graph: Symbol, emulated_ops: Collection[str]) -> Symbol:
+    """``graph``, a float16 graph cast by MXNet's ``convert_symbol`` (imported or converted
+    models), rebuilt to run on a CPU: ``emulated_ops`` compute in float32 between float16 inputs
+    and outputs, and ``amp_multicast`` becomes static casts (:func:`to_widest`).
+
+    Every node is rebuilt with its own operator and attributes (``_gen_atomic_symbol``), in the
+    order MXNet saved them; variables (parameters, auxiliary states, data) are kept as they are.
+    """
+    legacy, numpy = _legacy(graph)
+    saved = json.loads(legacy.tojson(remove_amp_cast=False))
+    internals = legacy.get_internals()
+    by_name: dict[str, Symbol] = {}
+    for index in range(len(internals.list_outputs())):
+        by_name.setdefault(internals[index].name, internals[index])
+    aux = set(legacy.list_auxiliary_states())
+    built: list[Symbol] = []
+    for node in saved["nodes"]:
+        original = by_name[node["name"]]
+        if node["op"] == "null":
+            built.append(original)
+            continue
+        inputs = [_output(built[i], j) for i, j, *_ in node["inputs"]]
+        if node["op"] == "amp_multicast":
+            built.append(symbol.Group(to_widest(inputs)))
+            continue
+        atomic = original._gen_atomic_symbol()
+
+        def build(*values, atomic=atomic, name=node["name"]):
+            rebuilt = atomic(*values)
+            rebuilt._set_attr(name=name)
+            return rebuilt
+
+        if node["op"] in emulated_ops:
+            kept = {
+                k for k, (i, *_) in enumerate(node["inputs"]) if saved["nodes"][i]["name"] in aux
+            }
+            built.append(emulated(build, inputs, node["op"], node.get("attrs", {}), kept))
+        else:
+            built.append(build(*inputs))
+    heads = [_output(built[i], j) for i, j, *_ in saved["heads"]]
+    return _back(heads[0] if len(heads) == 1 else symbol.Group(heads), numpy)
+
+
+def _output(node: Symbol, index: int) -> Symbol:
+    """Output ``index`` of a (possibly multi-output) rebuilt node."""
+    return node[index] if len(node.list_outputs()) > 1 else node
