@@ -28,6 +28,7 @@ from layer_zoo import (
     MODEL_FAMILIES,
     MODULES,
     NOT_LAYERS,
+    OpInstance,
     family_of,
     model,
     model_zoo_names,
@@ -337,3 +338,44 @@ def _compare_layer(name, make, shape, hybridize) -> list:
     _assert_close([got[0]], [reference[0]], f"{where} output", name in RANDOM_LAYERS)
     _assert_close(got[1], reference[1], f"{where} gradient", name in RANDOM_LAYERS)
     return [(front, hybridize)]
+
+
+#: Inputs for MXNet's widest-type GEMMs, which no Gluon layer emits (user code and GluonNLP do):
+#: shapes and attributes of one call each.
+WIDEST_GEMM_CALLS = {
+    "dot": ([(3, 8), (8, 5)], {}),
+    "batch_dot": ([(2, 3, 8), (2, 8, 5)], {}),
+    "_contrib_interleaved_matmul_selfatt_qk": ([(4, 2, 3 * 2 * 8)], {"heads": 2}),
+    "_contrib_interleaved_matmul_selfatt_valatt": ([(4, 2, 3 * 2 * 8), (4, 4, 4)], {"heads": 2}),
+    "_contrib_interleaved_matmul_encdec_qk": ([(4, 2, 2 * 8), (5, 2, 2 * 2 * 8)], {"heads": 2}),
+    "_contrib_interleaved_matmul_encdec_valatt": (
+        [(5, 2, 2 * 2 * 8), (4, 4, 5)],
+        {"heads": 2},
+    ),
+}
+
+
+def test_the_widest_type_gemms_are_those_of_mxnets_list():
+    widest = set(contrib_amp.list_widest_type_cast(np.float16))
+    assert set(emulate.WIDEST_TYPE_GEMMS) <= widest
+    assert set(WIDEST_GEMM_CALLS) == set(emulate.WIDEST_TYPE_GEMMS)
+
+
+@pytest.mark.parametrize("op", sorted(WIDEST_GEMM_CALLS))
+def test_the_widest_type_gemm_runs_in_float16_on_cpu_and_matches_float32(op):
+    shapes, attrs = WIDEST_GEMM_CALLS[op]
+    item = OpInstance(
+        "call", op, attrs, tuple(shapes), ("float16",) * len(shapes),
+        ("float16",) * len(shapes), (False,) * len(shapes),
+    )  # fmt: skip
+    reference = _run_nd(item, _inputs(item, [np.float32] * len(shapes)))
+    amp.init("float16", emulate=True)
+    try:
+        runs = {"imperative": _run_nd(item, _inputs(item, item.given))}
+        if mx.context.num_gpus() == 0:
+            runs["graph"] = _run_sym(item, _inputs(item, item.given))
+    finally:
+        amp.reset()
+    for how, (outputs, grads) in runs.items():
+        _assert_close(outputs, reference[0], f"{op} {how} output", False)
+        _assert_close(grads, reference[1], f"{op} {how} gradient", False)
