@@ -79,6 +79,14 @@ def target_dtype() -> str | None:
     return _active.config.target_dtype if _active else None
 
 
+def emulating() -> bool:
+    """Whether float16 emulation is on: ``amp.init`` with it is active, or (amp off) it is asked
+    for by ``GLUON_AMP_EMULATE_FLOAT16``."""
+    if _active is not None:
+        return _active.config.emulate
+    return emulation.requested(None)[0]
+
+
 def normalize_dtype(target_dtype: Any, emulate: bool = False) -> str:
     """``'float16'`` or ``'bfloat16'`` for any spelling of them; None picks float16 on a GPU
     machine or with float16 emulation, else bfloat16."""
