@@ -102,18 +102,6 @@ DEFECTS: list[Defect] = [
         lambda cell: cell.precision == "float16" and cell.build == "imports",
         r"Float16OnCPUError: FullyConnected has no float16 kernel on CPU",
     ),
-    Defect(
-        "float16 emulation, imperative: BatchNorm on float16 data with grad_req='add' gives "
-        "gamma and beta a gradient of exactly 0 (emulate.in_float32 casts the float32 "
-        "parameters float32 -> float32 with amp_cast, which drops accumulation, unrouted)",
-        lambda cell: (
-            cell.precision == "float16"
-            and cell.build == "imperative"
-            and cell.front == "legacy"  # the numpy front end gives BatchNorm float32 data
-            and cell.grad_req != "write"
-        ),
-        r"matrix_batchnorm0_(gamma|beta): cosine 0\.0000",
-    ),
 ]
 
 
