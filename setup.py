@@ -23,7 +23,7 @@ setup(
     include_package_data=True,
     package_data={"amplint": ["py.typed"], "gluon_amp": ["py.typed"]},
     install_requires=[
-        "libcst>=1.0,<2",
+        "libcst>=1.8,<2",  # 1.8 parses every Python version's grammar (PEP 695, 701, 750)
         "click>=8.0",
         "pathspec>=0.12,<2",
         'tomli>=1.1; python_version < "3.11"',

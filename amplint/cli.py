@@ -84,7 +84,7 @@ def main() -> None:
     "--min-dimension",
     type=click.IntRange(min=0),
     default=None,
-    help="Do not report dimensions smaller than this.",
+    help="Do not report dimensions smaller than this (default: 8; 0 reports all).",
 )
 @click.option(
     "--config",
@@ -169,6 +169,8 @@ def check(
             report_to = sys.stderr
     for problem in outcome.problems:
         click.echo(f"amplint: error: {problem}", err=True)
+    for line in outcome.excluded:
+        click.echo(f"amplint: {line}", err=True)
     problems = len(outcome.problems)
     code = exit_code(found if diff else outcome.findings, problems, exit_zero)
     if diff:  # the patch alone on stdout; what would remain, and why, on stderr

@@ -65,6 +65,7 @@ CATALOG: dict[str, Code] = {
             "amp306_master_weights_without_scaling",
             default=False,
         ),
+        _rule("AMP307", "grad-scaler-bypassed", "amp307_grad_scaler_bypassed"),
         _runtime("AMP401", "graph-cached-before-init", "amp401_graph_cached_before_init"),
         _runtime("AMP402", "gemm-in-float32", "amp402_gemm_in_float32"),
         _runtime("AMP403", "cast-overhead", "amp403_cast_overhead"),

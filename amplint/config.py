@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,7 +110,7 @@ _KEYS = {
     "exclude": ("exclude", _string_list, "a list of glob patterns"),
     "extend-exclude": ("extend_exclude", _string_list, "a list of glob patterns"),
     "alignment": ("alignment", _positive_int, "a positive integer such as 8"),
-    "min-dimension": ("min_dimension", _non_negative_int, "an integer >= 0 (0: report all)"),
+    "min-dimension": ("min_dimension", _non_negative_int, "an integer >= 0 (0 reports all)"),
     "assume-amp": ("assume_amp", _precision, '"float16" or "bfloat16"'),
     "cache-dir": ("cache_dir", _text, "a folder path"),
 }
@@ -236,8 +236,3 @@ def glob_matches(pattern: str, relative: str) -> bool:
     return any(
         fnmatch.fnmatchcase("/".join(parts[:end]), pattern) for end in range(1, len(parts) + 1)
     )
-
-
-def any_matches(patterns: Iterable[str], relative: str) -> bool:
-    """Whether one of ``patterns`` matches the root-relative path."""
-    return any(glob_matches(pattern, relative) for pattern in patterns)

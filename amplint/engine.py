@@ -162,21 +162,11 @@ def _internal_error(path: str, where: str, error: Exception) -> Finding:
 
 def _python_parse_problem(source: str) -> str | None:
     """Python's own (C) parser first: clear syntax errors, and a guard against inputs that make
-    libcst's parser crash or take quadratic time (thousands of nested brackets or operators)."""
-    import ast
-    import warnings
+    libcst's parser crash or take quadratic time (thousands of nested brackets or operators);
+    syntax of a newer Python than this one is not an error (:mod:`amplint.syntax`)."""
+    from amplint.syntax import parse_problem
 
-    try:
-        with warnings.catch_warnings():  # "invalid escape sequence" and friends are not ours
-            warnings.simplefilter("ignore")
-            ast.parse(source)
-    except SyntaxError as error:
-        return f"syntax error at {error.lineno}:{error.offset}: {error.msg}"
-    except (RecursionError, MemoryError):
-        return "too deeply nested to parse"
-    except ValueError as error:  # null bytes before Python 3.12
-        return f"cannot parse: {error}"
-    return None
+    return parse_problem(source)
 
 
 def _locate(module, index, source: str, path: str, issues, why: str) -> list[Finding]:

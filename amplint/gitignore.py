@@ -49,9 +49,24 @@ class GitIgnore:
     def ignored(self, path: str, is_dir: bool) -> bool | None:
         """True (ignored) or False (re-included by ``!``) when a pattern decides, else None.
         ``path`` is absolute and resolved, like the folder the file was loaded from."""
+        found = self._check(path, is_dir)
+        return found[1].include if found is not None else None
+
+    def rule(self, path: str, is_dir: bool) -> str | None:
+        """The line of this file that decides for ``path`` (None when none does)."""
+        found = self._check(path, is_dir)
+        if found is None or found[1].index is None:
+            return None
+        spec, result = found
+        if len(spec.patterns) == len(self._files.patterns):
+            spec = self._files  # the line as written ("gen/**", not the "gen/*" folders use)
+        return spec.patterns[result.index].pattern
+
+    def _check(self, path: str, is_dir: bool):
+        """The spec used for ``path`` and pathspec's CheckResult (None outside this folder)."""
         if not path.startswith(self._prefix):
             return None
         relative = path[len(self._prefix) :].replace(os.sep, "/")
         if is_dir:
-            return self._folders.check_file(relative + "/").include
-        return self._files.check_file(relative).include
+            return self._folders, self._folders.check_file(relative + "/")
+        return self._files, self._files.check_file(relative)

@@ -22,11 +22,9 @@ file is a small picklable :class:`Context`, part of its cache key.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import re
-import tokenize
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +38,6 @@ _FROM = re.compile(
 )
 _COMMENT = re.compile(r"#[^\n]*")
 _DOCSTRING = re.compile(r"(\"\"\"|\'\'\')[\s\S]*?\1")
-# String literals a switch is written with ('float16', "--amp"); any other string is blanked.
-_WORD_STRING = re.compile(r"""[rRbBuU]?(['"])[\w-]*\1""")
-_FSTRING_MIDDLE = getattr(tokenize, "FSTRING_MIDDLE", None)  # Python 3.12+
 # Configuration files a module may read (DeepSpeed): their text is part of its cache key.
 _JSON_NAME = re.compile(r"""['"]([^'"\n]+\.json)['"]""")
 
@@ -257,29 +252,11 @@ def _outgoing(source: str, path: str) -> tuple[tuple[Outgoing, ...], str, str]:
 
 def code_only(source: str) -> str | None:
     """``source`` with comments removed and string literals other than single words (dtype
-    names, option flags) replaced by ``''``; None when it does not tokenize."""
-    lines = io.StringIO(source).readlines()
-    starts = [0]
-    for line in lines:
-        starts.append(starts[-1] + len(line))
-    pieces, last = [], 0
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.STRING:
-                if _WORD_STRING.fullmatch(token.string):
-                    continue
-                blank = "''"
-            elif token.type == tokenize.COMMENT or token.type == _FSTRING_MIDDLE:
-                blank = ""
-            else:
-                continue
-            start = starts[token.start[0] - 1] + token.start[1]
-            pieces += [source[last:start], blank]
-            last = starts[token.end[0] - 1] + token.end[1]
-    except (tokenize.TokenError, SyntaxError):
-        return None
-    pieces.append(source[last:])
-    return "".join(pieces)
+    names, option flags) replaced by ``''``; None when a string does not end. Strings are lexed
+    by the newest Python's rules whatever Python runs this (:func:`amplint.syntax.code_only`)."""
+    from amplint.syntax import code_only
+
+    return code_only(source)
 
 
 def _module_names(paths: list[str]) -> dict[str, str]:

@@ -14,14 +14,14 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from amplint import config as config_module
 from amplint.cache import Cache, digest
 from amplint.config import Config, ConfigError
+from amplint.files import Exclude, discover, exclusion, shown_path
 from amplint.findings import Finding, parse_error
 from amplint.project import NO_CONTEXT, Context, ModuleFacts, analyse
-from amplint.settings import Settings
+from amplint.settings import MIN_DIMENSION, Settings
 from amplint.stat_cache import StatCache, stat_of
 
 # Below this many files to check, worker processes cost more than they save.
@@ -49,11 +49,14 @@ class Request:
 
 @dataclass
 class Outcome:
-    """The findings of a run, how many files were checked, and problems with the given paths."""
+    """The findings of a run, how many files were checked, problems with the given paths and
+    what excluded them all."""
 
     findings: list[Finding] = field(default_factory=list)
     files: int = 0
     problems: list[str] = field(default_factory=list)
+    # When every given path is excluded: one line per path naming the exclude (not an error).
+    excluded: list[str] = field(default_factory=list)
 
 
 def _resolve(selectors: Sequence[str], where: str | None) -> set[str]:
@@ -89,7 +92,7 @@ def settings_for(config: Config, request: Request) -> Settings:
     return Settings(frozenset(chosen), *_values(config, request))
 
 
-def _values(config: Config, request: Request) -> tuple[int, int | None, str | None]:
+def _values(config: Config, request: Request) -> tuple[int, int, str | None]:
     """alignment, min_dimension and assume_amp: the command line, else the file, else defaults."""
 
     def pick(cli, from_file, default):
@@ -97,7 +100,7 @@ def _values(config: Config, request: Request) -> tuple[int, int | None, str | No
 
     return (
         pick(request.alignment, config.alignment, 8),
-        pick(request.min_dimension, config.min_dimension, None),
+        pick(request.min_dimension, config.min_dimension, MIN_DIMENSION),
         pick(request.assume_amp, config.assume_amp, None),
     )
 
@@ -114,15 +117,24 @@ def settings_key(config: Config, request: Request) -> str:
     )
 
 
-def excluder(config: Config) -> Callable[[Path], bool]:
-    """Whether a path matches ``exclude``/``extend-exclude`` (relative to the project root)."""
-    patterns = (*(config.exclude or ()), *config.extend_exclude)
+def excluder(config: Config) -> Exclude:
+    """The ``exclude``/``extend-exclude`` pattern matching an absolute path (relative to the
+    project root; only its name outside it), as a reason naming the key and the file."""
+    keyed = [("exclude", p) for p in config.exclude or ()]
+    keyed += [("extend-exclude", p) for p in config.extend_exclude]
+    prefix = str(config.root.absolute()).rstrip(os.sep) + os.sep
 
-    def excluded(path: Path) -> bool:
-        if not patterns:
-            return False
-        relative = config_module.relative_to_root(path, config.root)
-        return config_module.any_matches(patterns, relative or Path(path).name)
+    def excluded(path: str) -> str | None:
+        if not keyed or path + os.sep == prefix:
+            return None
+        if path.startswith(prefix):
+            relative = path[len(prefix) :].replace(os.sep, "/")
+        else:
+            relative = os.path.basename(path)
+        for key, pattern in keyed:
+            if relative and config_module.glob_matches(pattern, relative):
+                return f"{key} {pattern!r} in {shown_path(str(config.path))}"
+        return None
 
     return excluded
 
@@ -245,15 +257,6 @@ def _run_jobs(jobs: list[_Job], workers: int) -> Iterable[tuple[list[Finding], M
         return list(pool.map(_run_job, jobs, chunksize=max(1, len(jobs) // (workers * 32))))
 
 
-def _discover(paths: Sequence[str], exclude: Callable[[Path], bool]):
-    """Files under ``paths`` (explicit files included) that the configuration does not exclude."""
-    from amplint.files import discover
-
-    found = discover(paths)
-    found.files = [(path, shown) for path, shown in found.files if not exclude(path)]
-    return found
-
-
 def _start_paths(request: Request) -> list[str]:
     """The paths that locate the configuration and the project (stdin counts by its name)."""
     return [p for p in request.paths if p != STDIN] or [request.stdin_filename or "."]
@@ -272,9 +275,13 @@ def run(request: Request) -> Outcome:
     config = config_module.resolve(_start_paths(request), request.config_file)
     exclude = excluder(config)
     outcome = Outcome()
+    project = _project_root(config, request)
+    # Excludes below the configuration's folder or the git root; else below the current one.
+    exclude_root = project or Path.cwd()
 
     given = [p for p in request.paths if p != STDIN]
-    discovery = _discover(given, exclude) if given else None
+    discovery = discover(given, str(exclude_root), exclude) if given else None
+    excluded = list(discovery.excluded) if discovery else []
     if discovery is not None:
         outcome.problems.extend(discovery.problems)
     checked: list[tuple[Path, str]] = list(discovery.files) if discovery else []
@@ -282,17 +289,21 @@ def run(request: Request) -> Outcome:
     stdin_display = request.stdin_filename or STDIN
     if STDIN in request.paths:
         stdin_path = Path(stdin_display).absolute()
-        if request.stdin_filename and exclude(stdin_path):
-            stdin_path = None
+        if request.stdin_filename:
+            why = exclusion(request.stdin_filename, str(exclude_root), exclude)
+            if why is not None:
+                excluded.append((request.stdin_filename, why))
+                stdin_path = None
+    if excluded and len(excluded) == len(request.paths):  # pre-commit passes excluded files
+        outcome.excluded = [f"{path}: not checked, excluded by {why}" for path, why in excluded]
 
-    project = _project_root(config, request)
     everything = {path.absolute(): display for path, display in checked}
     # `amplint check .` at the project root has already walked the whole project.
     walked = (
         len(given) == 1 and project is not None and Path(given[0]).resolve() == project.resolve()
     )
     if project is not None and not walked:
-        for path, display in _discover([str(project)], exclude).files:
+        for path, display in discover([str(project)], str(project), exclude).files:
             everything.setdefault(path.absolute(), display)
 
     # Beside the configuration (or at the git root); without either in the current folder.

@@ -1,13 +1,18 @@
-"""Per-step training time: float32, mxnet.contrib.amp bfloat16, gluon_amp bfloat16, casts only.
+"""Per-step training time: float32, mxnet.contrib.amp bfloat16, gluon_amp bfloat16, casts only,
+and gluon_amp's float16 emulation on the CPU.
 
 Run: ``python -m benchmarks.amp_step [--rounds 8] [--steps 2]``
 
 ``mxnet.contrib.amp.init`` patches MXNet for the rest of a process and cannot be undone, so
 float32, contrib and gluon_amp each live in their own worker process, set up once; the three
-gluon_amp variants (default trainer, dynamic scaler, casts only) share one process and alternate
-step by step. The coordinator asks the workers in turn, round after round (rotating the order,
-pausing between turns), for a few timed steps (one worker computes at a time, so the variants
-share the machine's noise alike) and reports medians and minima.
+gluon_amp bfloat16 variants (default trainer, dynamic scaler, casts only) share one process and
+alternate step by step. On a CPU without bfloat16 kernels (no AVX-512) the bfloat16 variants are
+left out, with the reason. The float16 emulation runs twice, each in its own process: as shipped
+(BatchNorm computed in float32 between float16 input and output, as cuDNN does) and with MXNet's
+own CPU float16 BatchNorm kernel instead, the measurement behind that choice.
+The coordinator asks the workers in turn, round after round (rotating the order, pausing between
+turns), for a few timed steps (one worker computes at a time, so the variants share the
+machine's noise alike) and reports medians and minima.
 The overflow check alone is timed in one process per model on its gradients, alternating ours
 and contrib's.
 """
@@ -26,11 +31,21 @@ VARIANTS = {
     "ours": "gluon_amp bfloat16, default trainer (no scaling, skips inf/NaN)",
     "ours_dynamic": "gluon_amp bfloat16 + DynamicLossScaler",
     "casts_only": "casts only: gluon_amp autocast, plain Trainer (floor)",
+    "fp16_emulated": "gluon_amp float16 emulated on CPU + DynamicLossScaler",
+    "fp16_native_bn": "the same, BatchNorm on MXNet's CPU float16 kernel (not shipped)",
 }
+_BFLOAT16 = ("contrib", "ours", "ours_dynamic", "casts_only")
 _SETTLE = 0.5  # seconds between two workers' turns
+_WARM_UP = 4  # untimed steps per variant
 # contrib's init cannot be undone and float32 must stay unpatched: each gets its own process;
 # the gluon_amp variants share one, interleaved step by step (the fairest comparison).
-_PROCESSES = [("float32",), ("contrib",), ("ours", "ours_dynamic", "casts_only")]
+_PROCESSES = [
+    ("float32",),
+    ("contrib",),
+    ("ours", "ours_dynamic", "casts_only"),
+    ("fp16_emulated",),
+    ("fp16_native_bn",),
+]
 MODELS = {
     "resnet18": "resnet18_v1(thumbnail=True), 32x32, batch 32, hybridized",
     "mlp": "MLP 1024-2048-2048-2048-10, batch 256, hybridized",
@@ -67,7 +82,13 @@ def _setup(variant: str, model: str):
         from mxnet.contrib import amp
     elif variant != "float32":
         import gluon_amp as amp
-    if variant != "float32":
+    if variant == "fp16_native_bn":
+        from gluon_amp import emulate
+
+        emulate.AS_ON_A_GPU = ()  # BatchNorm left to MXNet's float16 CPU kernel
+    if variant.startswith("fp16"):
+        amp.init("float16", emulate=True)
+    elif variant != "float32":
         amp.init("bfloat16")
     net, x, y = _model(model)
     trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.01, "momentum": 0.9})
@@ -75,10 +96,10 @@ def _setup(variant: str, model: str):
         amp.init_trainer(trainer)
     elif variant == "ours":
         amp.init_trainer(trainer)
-    elif variant == "ours_dynamic":
+    elif variant in ("ours_dynamic", "fp16_emulated", "fp16_native_bn"):
         amp.init_trainer(trainer, amp.DynamicLossScaler())
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
-    scaled = variant in ("contrib", "ours", "ours_dynamic")
+    scaled = variant not in ("float32", "casts_only")
 
     def step() -> None:
         with autograd.record():  # scale_loss inside record: contrib fails outside it
@@ -103,8 +124,8 @@ def _worker(variants: tuple[str, ...], model: str, conn) -> None:
     """Set the variants up in this process; on request, time steps of each, interleaved."""
     steps = {variant: _setup(variant, model) for variant in variants}
     for step in steps.values():
-        step()  # warm-up: graph building, oneDNN primitive creation
-        step()
+        for _ in range(_WARM_UP):  # graph building, oneDNN primitives, float16's first backoffs
+            step()
     conn.send("ready")
     turn = 0
     while True:
@@ -157,12 +178,15 @@ def _spawn(target, *args):
     return process, parent
 
 
-def bench_model(model: str, rounds: int, steps: int) -> dict[str, tuple[float, float]]:
-    workers = [_spawn(_worker, group, model) for group in _PROCESSES]
+def bench_model(
+    model: str, rounds: int, steps: int, variants: list[str]
+) -> dict[str, tuple[float, float]]:
+    groups = [g for g in _PROCESSES if all(v in variants for v in g)]
+    workers = [_spawn(_worker, group, model) for group in groups]
     try:
         for _, conn in workers:
             assert conn.recv() == "ready"
-        times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        times: dict[str, list[float]] = {v: [] for v in variants}
         for round_index in range(rounds):
             # Rotate who goes first, and let the previous worker's OpenMP threads stop spinning.
             for _, conn in _rotated(workers, round_index):
@@ -206,18 +230,30 @@ def main() -> None:
     parser.add_argument("--check-repeats", type=int, default=20)
     args = parser.parse_args()
 
+    from gluon_amp.device import cpu_bfloat16_problem
+
     print(f"machine: {_machine()}")
+    problem = cpu_bfloat16_problem()
+    variants = [v for v in VARIANTS if problem is None or v not in _BFLOAT16]
+    if problem is not None:
+        print(f"bfloat16 variants left out: {problem}")
     for model, label in MODELS.items():
-        results = bench_model(model, args.rounds, args.steps)
-        floor, fp32 = results["casts_only"][0], results["float32"][0]
+        results = bench_model(model, args.rounds, args.steps, variants)
+        fp32 = results["float32"][0]
+        floor = results["casts_only"][0] if "casts_only" in results else None
         print(f"\n{label}: ms/step over {args.rounds}x{args.steps} interleaved steps")
-        print("| variant | median | min | median vs float32 | median vs casts-only |")
+        print("| variant | median | min | median vs float32 | median vs bfloat16 casts-only |")
         print("|---|---:|---:|---:|---:|")
-        for variant, text in VARIANTS.items():
+        for variant in variants:
             median, fastest = results[variant]
+            versus_floor = (
+                f"{100 * (median / floor - 1):+.1f}%"
+                if floor is not None and variant not in ("fp16_emulated", "fp16_native_bn")
+                else "—"
+            )
             print(
-                f"| {text} | {median:.0f} | {fastest:.0f} | {median / fp32:.2f}x "
-                f"| {100 * (median / floor - 1):+.1f}% |"
+                f"| {VARIANTS[variant]} | {median:.0f} | {fastest:.0f} | {median / fp32:.2f}x "
+                f"| {versus_floor} |"
             )
     print(f"\noverflow check alone (inf/NaN over all gradients), median ms of {args.check_repeats}")
     print("| gradients of | mxnet.contrib.amp (multi_all_finite) | gluon_amp | ratio |")

@@ -1,11 +1,15 @@
-"""The main job: train one small CNN in float32 and with gluon_amp, then lint the examples.
+"""The main job: train one small CNN in float32, bfloat16 and float16, then lint the examples.
 
 Data: scikit-learn's bundled handwritten digits (1,797 8×8 images; nothing is downloaded).
-The same network, initialised from the same seed, is trained twice: in float32, then with
-``gluon_amp`` (float16 when a GPU is visible, bfloat16 on the CPU). The job prints both test
-accuracies and the step-time ratio, writes a per-step log (CSV and JSON) and a PNG plot of the
-loss and the loss scale, and finishes by running ``amplint`` over ``examples/``; the findings in
-``examples/hazards/`` are deliberate, so the job exits 0 all the same.
+The same network, initialised from the same seed, is trained three times: in float32, then with
+``gluon_amp`` in bfloat16 (on the CPU; skipped, with the reason, on a CPU without bfloat16
+kernels) and in float16 (on a GPU when one is visible, else on the CPU with gluon_amp's float16
+emulation, which gives a GPU's float16 numerics). The float16 run's dynamic loss scaler meets
+real overflows: its scale backs off and grows again. The job prints each run's test accuracy,
+skipped steps, final loss scale and step time, writes a per-step log (CSV and JSON) and a PNG
+plot of the losses and the float16 loss scale, and finishes by running ``amplint`` over
+``examples/``; the findings in ``examples/hazards/`` are deliberate, so the job exits 0 all the
+same.
 
     python -m examples.main [--epochs 8] [--out examples/output]
 """
@@ -43,6 +47,8 @@ EXAMPLES = Path(__file__).resolve().parent
 # (nanoGPT pads its vocabulary for the same reason). The spare logits simply learn to lose.
 NUM_LOGITS = 16
 BATCH_SIZE = 64
+# Small enough for the float16 scale to grow (and overflow again) several times in a short run.
+GROWTH_INTERVAL = 20
 
 
 @dataclass
@@ -52,7 +58,7 @@ class StepRecord:
     run: str
     step: int
     loss: float
-    loss_scale: float
+    loss_scale: float  # the scale this step's loss was multiplied by
     skipped: bool
     seconds: float
 
@@ -83,25 +89,68 @@ def build_net() -> gluon.nn.HybridSequential:
     return net
 
 
+@dataclass
+class Run:
+    """One training run: its precision, where it runs, or why it cannot run here."""
+
+    name: str
+    ctx: mx.Context
+    skip_reason: str | None = None
+
+    @property
+    def uses_amp(self) -> bool:
+        return self.name != "float32"
+
+    @property
+    def emulated(self) -> bool:
+        return self.name == "float16" and self.ctx.device_type == "cpu"
+
+
+def plan_runs(gpu: bool) -> list[Run]:
+    """float32 and float16 where the work runs (GPU or CPU); bfloat16 on the CPU if it can."""
+    ctx = mx.gpu(0) if gpu else mx.cpu()
+    return [
+        Run("float32", ctx),
+        Run("bfloat16", mx.cpu(), cpu_bfloat16_problem()),
+        Run("float16", ctx),
+    ]
+
+
 def train(
-    run: str,
+    run: Run,
     data: tuple[np.ndarray, ...],
-    ctx: mx.Context,
     epochs: int,
     seed: int,
     max_steps: int | None,
-    use_amp: bool,
-) -> tuple[float, list[StepRecord]]:
-    """Train a fresh network; return its test accuracy and one record per step."""
+) -> tuple[float, list[StepRecord], float]:
+    """Train a fresh network; return its test accuracy, one record per step and the final
+    loss scale."""
     x_train, x_test, y_train, y_test = data
+    ctx = run.ctx
+    if run.uses_amp:  # from here on, operators autocast to the reduced precision
+        amp.init(run.name, emulate=run.emulated)
     mx.random.seed(seed)
     np.random.seed(seed)
     net = build_net()
     net.initialize(mx.init.Xavier(), ctx=ctx)
     net.hybridize(static_alloc=True, static_shape=True)
     trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 2e-3})
-    if use_amp:
-        amp.init_trainer(trainer)
+    if run.name == "float16":
+        amp.init_trainer(trainer, amp.DynamicLossScaler(growth_interval=GROWTH_INTERVAL))
+    elif run.uses_amp:
+        amp.init_trainer(trainer)  # bfloat16: no scaling, inf/NaN steps still skipped
+    try:
+        records = _train_steps(run.name, net, trainer, data, ctx, epochs, max_steps)
+        final_scale = amp.loss_scaler(trainer).scale if run.uses_amp else 1.0
+        return accuracy(net, x_test, y_test, ctx), records, final_scale
+    finally:
+        amp.reset()
+
+
+def _train_steps(name, net, trainer, data, ctx, epochs, max_steps) -> list[StepRecord]:
+    """The training loop of one run; one record per step."""
+    x_train, _, y_train, _ = data
+    use_amp = name != "float32"
     loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
     loader = gluon.data.DataLoader(
         gluon.data.ArrayDataset(x_train, y_train),
@@ -113,12 +162,14 @@ def train(
     if max_steps is not None:
         total = min(total, max_steps)
     records: list[StepRecord] = []
-    with tqdm(total=total, desc=f"{run:>8}", unit="step", leave=True) as bar:
+    with tqdm(total=total, desc=f"{name:>8}", unit="step", leave=True) as bar:
         while len(records) < total:
             for x, y in loader:
                 if len(records) == total:
                     break
                 x, y = x.as_in_context(ctx), y.as_in_context(ctx)
+                scaler = amp.loss_scaler(trainer) if use_amp else None
+                used_scale = scaler.scale if scaler else 1.0
                 start = time.perf_counter()
                 with autograd.record():
                     loss = loss_fn(net(x), y)
@@ -130,20 +181,19 @@ def train(
                 trainer.step(BATCH_SIZE)
                 mean_loss = float(loss.mean().asscalar())  # also waits for the step to finish
                 seconds = time.perf_counter() - start
-                scaler = amp.loss_scaler(trainer) if use_amp else None
                 records.append(
                     StepRecord(
-                        run=run,
+                        run=name,
                         step=len(records) + 1,
                         loss=mean_loss,
-                        loss_scale=scaler.scale if scaler else 1.0,
+                        loss_scale=used_scale,
                         skipped=bool(scaler and scaler.last_skipped),
                         seconds=seconds,
                     )
                 )
                 bar.set_postfix(loss=f"{mean_loss:.3f}")
                 bar.update()
-    return accuracy(net, x_test, y_test, ctx), records
+    return records
 
 
 def accuracy(net: gluon.Block, images: np.ndarray, labels: np.ndarray, ctx: mx.Context) -> float:
@@ -164,26 +214,35 @@ def write_logs(records: list[StepRecord], out: Path) -> tuple[Path, Path]:
     return csv_path, json_path
 
 
-def plot(records: list[StepRecord], amp_run: str, out: Path) -> Path:
-    """Loss of both runs, and the loss scale of the AMP run, per step."""
-    fig, (ax_loss, ax_scale) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+def plot(records: list[StepRecord], out: Path) -> Path:
+    """The loss of every run, and the float16 run's loss scale, per step."""
+    fig, (ax_loss, ax_scale) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True)
     for run in dict.fromkeys(r.run for r in records):
         steps = [r for r in records if r.run == run]
-        ax_loss.plot([r.step for r in steps], [r.loss for r in steps], label=run)
-    amp_steps = [r for r in records if r.run == amp_run]
-    ax_scale.step([r.step for r in amp_steps], [r.loss_scale for r in amp_steps], where="post")
-    skipped = [r.step for r in amp_steps if r.skipped]
-    if skipped:
-        ax_scale.plot(skipped, [amp_steps[s - 1].loss_scale for s in skipped], "rx", label="skip")
-        ax_scale.legend()
+        ax_loss.plot([r.step for r in steps], [r.loss for r in steps], label=run, linewidth=1)
     ax_loss.set(ylabel="training loss", yscale="log", title="Digits CNN: float32 vs gluon_amp")
     ax_loss.legend()
-    scales = {r.loss_scale for r in amp_steps}
-    note = f" (constant: {amp_run} needs no scaling)" if len(scales) == 1 else ""
-    if not amp_steps:
-        note = f" (no {amp_run} run on this machine)"
-    scale_axis = "log" if amp_steps else "linear"
-    ax_scale.set(xlabel="step", ylabel="loss scale", yscale=scale_axis, title=f"loss scale{note}")
+    fp16 = [r for r in records if r.run == "float16"]
+    if fp16:
+        ax_scale.step(
+            [r.step for r in fp16],
+            [r.loss_scale for r in fp16],
+            where="post",
+            label=f"float16 scale: DynamicLossScaler(growth_interval={GROWTH_INTERVAL}): "
+            f"halves on overflow, doubles after {GROWTH_INTERVAL} clean steps",
+        )
+        skipped = [r for r in fp16 if r.skipped]
+        ax_scale.plot(
+            [r.step for r in skipped],
+            [r.loss_scale for r in skipped],
+            "rx",
+            label=f"step skipped: float16 gradients overflowed ({len(skipped)})",
+        )
+        ax_scale.set_yscale("log", base=2)
+        ax_scale.set_ylim(top=max(r.loss_scale for r in fp16) * 16)  # room for the legend
+        ax_scale.legend(fontsize="small", loc="upper right")
+    title = "float16 loss scale" if fp16 else "loss scale (no float16 run)"
+    ax_scale.set(xlabel="step", ylabel="loss scale", title=title)
     fig.tight_layout()
     path = out / "training.png"
     fig.savefig(path, dpi=100)
@@ -222,42 +281,51 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("error: --epochs and --max-steps must be at least 1")
     args.out.mkdir(parents=True, exist_ok=True)
     gpu = mx.context.num_gpus() > 0
-    ctx = mx.gpu(0) if gpu else mx.cpu()
-    dtype = "float16" if gpu else "bfloat16"
     data = load_data(args.seed)
-    print(f"digits: {len(data[0])} training / {len(data[1])} test images on {ctx}")
+    print(f"digits: {len(data[0])} training / {len(data[1])} test images")
 
-    run_kwargs = dict(data=data, ctx=ctx, epochs=args.epochs, seed=args.seed)
-    fp32_acc, records = train("float32", **run_kwargs, max_steps=args.max_steps, use_amp=False)
-    problem = None if gpu else cpu_bfloat16_problem()
-    if problem is None:
-        amp.init(dtype)  # from here on, operators autocast to the reduced precision
-        try:
-            amp_acc, amp_records = train(
-                dtype, **run_kwargs, max_steps=args.max_steps, use_amp=True
-            )
-        finally:
-            amp.reset()
-        records += amp_records
+    runs = plan_runs(gpu)
+    results: dict[str, tuple[float, list[StepRecord], float]] = {}
+    for run in runs:
+        if run.skip_reason is None:
+            results[run.name] = train(run, data, args.epochs, args.seed, args.max_steps)
+    records = [record for _, run_records, _ in results.values() for record in run_records]
     csv_path, json_path = write_logs(records, args.out)
-    png_path = plot(records, dtype, args.out)
+    png_path = plot(records, args.out)
 
-    print(f"\nfloat32   test accuracy: {fp32_acc:.2%}")
-    if problem is not None:
-        print(f"{dtype} run skipped: {problem}")
-    else:
-        skipped = sum(r.skipped for r in amp_records)
-        ratio = median_step(records, dtype) / median_step(records, "float32")
-        print(f"{dtype:<9} test accuracy: {amp_acc:.2%} ({skipped} steps skipped for overflow)")
-        print(f"step time {dtype} / float32: {ratio:.2f}x (median per step on {ctx})")
-    if not gpu:
-        print("  (bfloat16 speed on a CPU depends on the CPU's oneDNN kernels: faster than float32")
-        print("   on some, slower on others; float16 on GPU Tensor Cores is where AMP pays most)")
+    print()
+    for run in runs:
+        print(summary_line(run, results.get(run.name), records, runs[0].ctx))
     print(f"plot: {png_path}\nlogs: {csv_path}, {json_path}")
     if not args.no_lint:
         run_amplint(EXAMPLES)
         print("(the findings above are the deliberate mistakes in examples/hazards/)")
     return 0
+
+
+def summary_line(
+    run: Run,
+    result: tuple[float, list[StepRecord], float] | None,
+    records: list[StepRecord],
+    float32_ctx: mx.Context,
+) -> str:
+    """One run's accuracy, skipped steps, final loss scale and step time (or why it was skipped)."""
+    if result is None:
+        return f"{run.name:<9} skipped: {run.skip_reason}"
+    acc, run_records, final_scale = result
+    line = f"{run.name:<9} test accuracy {acc:.2%} on {run.ctx}"
+    if run.uses_amp:
+        skipped = sum(r.skipped for r in run_records)
+        line += (
+            f", {skipped} of {len(run_records)} steps skipped for overflow, "
+            f"final loss scale {final_scale:g}"
+        )
+    if run.uses_amp and run.ctx == float32_ctx:
+        ratio = median_step(records, run.name) / median_step(records, "float32")
+        line += f", step time {ratio:.2f}x float32"
+    if run.emulated:
+        line += " (float16 emulated on the CPU: a GPU's numerics, not its speed)"
+    return line
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ from .lists import (  # noqa: E402
     list_lp16_use_fp32_params,
     list_widest_type_cast,
 )
-from .scaler import DynamicLossScaler, LossScaler, StaticLossScaler  # noqa: E402
+from .reporting import recording, report  # noqa: E402
+from .scaler import MAX_SCALE, DynamicLossScaler, LossScaler, StaticLossScaler  # noqa: E402
 from .trainer import init_trainer, loss_scaler, scale_loss, unscale  # noqa: E402
 
 __all__ = [
@@ -50,11 +51,14 @@ __all__ = [
     "loss_scaler",
     "scale_loss",
     "unscale",
+    "report",
+    "recording",
     "save_states",
     "load_states",
     "LossScaler",
     "DynamicLossScaler",
     "StaticLossScaler",
+    "MAX_SCALE",
     "Float16OnCPUError",
     "BFloat16UnavailableError",
     "convert_hybrid_block",

@@ -11,6 +11,7 @@ hybridized graphs alike, and gradients flow back through the casts.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import weakref
 from typing import Any, Callable, NamedTuple
@@ -27,7 +28,7 @@ from mxnet.symbol import Symbol
 from . import emulate as emulation
 from . import outputs
 from .accumulate import Tracker
-from .device import cpu_bfloat16_problem
+from .device import cpu_bfloat16_problem, outlook
 from .errors import BFloat16UnavailableError, Float16OnCPUError
 from .imports import make_imports
 from .np_ops import NP_NO_CPU_FLOAT16, npx_functions_for
@@ -73,10 +74,24 @@ class _Active:
 
 _active: _Active | None = None
 
+#: Told of every imperative operator call autocast wraps, as ``observer(op_name, args, kwargs,
+#: cast_args, cast_kwargs, raw_out, out)``: the inputs as given and as cast, what the operator
+#: returned and what the wrapper returns. Set by ``gluon_amp.reporting`` while it records one
+#: call; None (the rest of the time) costs one global lookup per call.
+observer: Callable | None = None
+
 
 def target_dtype() -> str | None:
     """The low-precision dtype autocast is active for (``'float16'``/``'bfloat16'``), or None."""
     return _active.config.target_dtype if _active else None
+
+
+def emulating() -> bool:
+    """Whether float16 emulation is on: ``amp.init`` with it is active, or (amp off) it is asked
+    for by ``GLUON_AMP_EMULATE_FLOAT16``."""
+    if _active is not None:
+        return _active.config.emulate
+    return emulation.requested(None)[0]
 
 
 def normalize_dtype(target_dtype: Any, emulate: bool = False) -> str:
@@ -179,6 +194,8 @@ def init(
         raise
     _active = active
     logger.info("gluon_amp: autocasting to %s", config.target_dtype)
+    expected = outlook(config.target_dtype, emulate=config.emulate)
+    logger.log(expected.level, "gluon_amp: %s", expected.line)
 
 
 def reset() -> None:
@@ -266,14 +283,28 @@ def _check_float16_on_cpu(op_name: str, dtype: Any, args: tuple, kwargs: dict) -
 # --- wrappers ----------------------------------------------------------------------------------
 
 
-def _ndarray_wrapper(f, op_name, dtype, keep=None, cond=None, low_precision=False):
+def _kept(keep: list | None, op_name: str, kwargs: dict, emulate: bool) -> list | None:
+    """The inputs to leave uncast: ``keep`` (float32 parameters), and with float16 emulation
+    those the emulation needs float32 (``emulate.inputs_left_uncast``)."""
+    extra = emulation.inputs_left_uncast(op_name, kwargs) if emulate else ()
+    if not extra:
+        return keep
+    keep = list(keep or [])
+    return [a or b for a, b in itertools.zip_longest(keep, extra, fillvalue=False)]
+
+
+def _ndarray_wrapper(f, op_name, dtype, keep=None, cond=None, low_precision=False, emulate=False):
     def wrapper(*args, **kwargs):
-        if not _condition_met(kwargs, cond):
-            return f(*args, **kwargs)
-        if low_precision:
-            _check_float16_on_cpu(op_name, dtype, args, kwargs)
-        args, kwargs = _cast_args(args, kwargs, dtype, keep)
-        return f(*args, **kwargs)
+        cast_args, cast_kwargs = args, kwargs
+        if _condition_met(kwargs, cond):
+            if low_precision:
+                _check_float16_on_cpu(op_name, dtype, args, kwargs)
+            kept = _kept(keep, op_name, kwargs, emulate)
+            cast_args, cast_kwargs = _cast_args(args, kwargs, dtype, kept)
+        out = f(*cast_args, **cast_kwargs)
+        if observer is not None:
+            observer(op_name, args, kwargs, cast_args, cast_kwargs, out, out)
+        return out
 
     return _finish(wrapper, f)
 
@@ -297,12 +328,13 @@ def _symbol_wrapper(f, op_name, dtype, keep=None, cond=None, low_precision=False
         if children is None:  # no inputs (e.g. _zeros): nothing to cast
             return sym
         aux = sym.list_auxiliary_states()
+        keep_now = _kept(keep, op_name, kwargs, emulate) or []
         kept = {
             i
             for i, x in enumerate(children)
             if x.name in aux
-            or (i < len(keep or []) and keep[i])
-            or (cast_to is None and x.get_children() is None)  # variables: float32 parameters
+            or (i < len(keep_now) and keep_now[i])
+            or (cast_to is None and _float32_variable(x))  # parameters: float32 already
         }
         inputs = [
             x if i in kept or cast_to is None else _cast(x, cast_to) for i, x in enumerate(children)
@@ -316,10 +348,15 @@ def _symbol_wrapper(f, op_name, dtype, keep=None, cond=None, low_precision=False
 
         if emulate and cast_to != np.float32 and emulation.symbols_run_on_cpu():
             low = cast_to if cast_to == np.float16 else None
-            return emulation.in_float32(build, inputs, op_name, kept, low)
+            return emulation.emulated(build, inputs, op_name, kwargs, kept, low)
         return build(*inputs)
 
     return _finish(wrapper, f)
+
+
+def _float32_variable(x: Symbol) -> bool:
+    """Whether ``x`` is a graph variable not declared float16 (a parameter, or float32 data)."""
+    return x.get_children() is None and emulation.static_dtypes([x])[0] != np.float16
 
 
 def _widest_wrapper(f, target, emulate=False):
@@ -327,6 +364,7 @@ def _widest_wrapper(f, target, emulate=False):
     ``emulate``, static casts in graphs that run on a CPU, see ``emulate.to_widest``)."""
 
     def wrapper(*args, **kwargs):
+        given, given_kwargs = args, dict(kwargs)
         args = list(args)
         slots = [(args, i) for i, a in enumerate(args) if isinstance(a, (Symbol, NDArray))]
         slots += [(kwargs, k) for k, v in kwargs.items() if isinstance(v, (Symbol, NDArray))]
@@ -342,22 +380,33 @@ def _widest_wrapper(f, target, emulate=False):
             for holder, key in slots:
                 if holder[key].dtype == target:
                     holder[key] = ndarray.amp_cast(holder[key], dtype=np.float32)
-        return f(*args, **kwargs)
+        out = f(*args, **kwargs)
+        if observer is not None and not any(isinstance(v, Symbol) for v in values):
+            observer(f.__name__, given, given_kwargs, tuple(args), kwargs, out, out)
+        return out
 
     return _finish(wrapper, f)
 
 
-def _npx_wrapper(f, op_name, dtype, keep=None, check=True):
-    """Numpy front end: inputs to low precision, outputs back to float32 (safe for ``_npi_*``)."""
+def _npx_wrapper(f, op_name, dtype, keep=None, emulate=False):
+    """Numpy front end: inputs to low precision, outputs back to float32 (safe for ``_npi_*``).
+
+    With ``emulate`` (float16 emulation on), ``f`` is emulated and nothing is refused on CPU.
+    """
 
     def wrapper(*args, **kwargs):
-        if check:
+        if not emulate:
             _check_float16_on_cpu(op_name, dtype, args, kwargs)
-        args, kwargs = _cast_args(args, kwargs, dtype, keep)
-        out = f(*args, **kwargs)
-        if isinstance(out, (list, tuple)):
-            return type(out)(_cast(o, np.float32) for o in out)
-        return _cast(out, np.float32)
+        kept = _kept(keep, op_name, kwargs, emulate)
+        cast_args, cast_kwargs = _cast_args(args, kwargs, dtype, kept)
+        raw = f(*cast_args, **cast_kwargs)
+        if isinstance(raw, (list, tuple)):
+            out = type(raw)(_cast(o, np.float32) for o in raw)
+        else:
+            out = _cast(raw, np.float32)
+        if observer is not None and isinstance(raw, (NDArray, list, tuple)):
+            observer(op_name, args, kwargs, cast_args, cast_kwargs, raw, out)
+        return out
 
     return _finish(wrapper, f)
 
@@ -402,10 +451,7 @@ def _install_legacy(active: _Active, root, dtype: Any, lists: dict) -> None:
     wrap = _symbol_wrapper if root is symbol else _ndarray_wrapper
     fp32_params = lists["fp32_params"] or {}
     check = not active.config.emulate  # with the opt-in, no listed op is refused on CPU
-
-    def emulating(name: str) -> dict:
-        return {"emulate": name in active.emulated} if root is symbol else {}
-
+    emulated = active.emulated
     _install_emulation(active, root, lists)
     plan: list[tuple[str, Callable]] = []
     for name in lists["target"]:
@@ -413,15 +459,17 @@ def _install_legacy(active: _Active, root, dtype: Any, lists: dict) -> None:
             (
                 name,
                 lambda f, n: wrap(
-                    f, n, dtype, fp32_params.get(n), low_precision=check, **emulating(n)
+                    f, n, dtype, fp32_params.get(n), low_precision=check, emulate=n in emulated
                 ),
             )
         )
     for name in lists["fp32"]:
-        plan.append((name, lambda f, n: wrap(f, n, np.float32, **emulating(n))))
+        plan.append((name, lambda f, n: wrap(f, n, np.float32, emulate=n in emulated)))
     for name, arg, values in lists["conditional"]:
         cond = (arg, list(values))
-        plan.append((name, lambda f, n, c=cond: wrap(f, n, np.float32, cond=c, **emulating(n))))
+        plan.append(
+            (name, lambda f, n, c=cond: wrap(f, n, np.float32, cond=c, emulate=n in emulated))
+        )
     for name in lists["widest"]:
         plan.append((name, lambda f, n: _widest_wrapper(f, dtype, active.config.emulate)))
     for name, make in plan:
@@ -445,7 +493,8 @@ def _install_npx(active: _Active, dtype: Any, lists: dict) -> None:
                 if twin in active.emulated:
                     f = emulation.wrap(f, twin)
                 if twin in target:
-                    f = _npx_wrapper(f, twin, dtype, fp32_params.get(twin), not active.emulated)
+                    keep = fp32_params.get(twin)
+                    f = _npx_wrapper(f, twin, dtype, keep, active.config.emulate)
                 active.patch(owner, name, f)
 
 
@@ -462,6 +511,22 @@ def _install_np_emulation(active: _Active) -> None:
                 active.patch(owner, name, emulation.wrap(owner.__dict__[name], name))
 
 
+#: gluon_amp's one correction to MXNet's lists: PReLU's slope is a float32 parameter that must have
+#: its data's dtype, so ``LeakyReLU(act_type='prelu')`` fails type inference inside any
+#: low-precision network; it runs in float32, as MXNet's lists run elu and selu.
+_PRELU = ("LeakyReLU", "act_type", "prelu")
+
+
+def _conditional_fp32_ops(dtype: Any) -> list:
+    """MXNet's conditional float32 list, with PReLU added to LeakyReLU's float32 cases."""
+    ops = []
+    for name, arg, values in contrib_amp.list_conditional_fp32_ops(dtype):
+        if (name, arg) == _PRELU[:2] and _PRELU[2] not in values:
+            values = [*values, _PRELU[2]]
+        ops.append((name, arg, list(values)))
+    return ops
+
+
 def _op_lists(config: _Config, dtype: Any) -> dict:
     def pick(custom, default):
         return list(custom) if custom is not None else list(default(dtype))
@@ -469,7 +534,7 @@ def _op_lists(config: _Config, dtype: Any) -> dict:
     return {
         "target": pick(config.target_precision_ops, contrib_amp.list_lp16_ops),
         "fp32": pick(config.fp32_ops, contrib_amp.list_fp32_ops),
-        "conditional": pick(config.conditional_fp32_ops, contrib_amp.list_conditional_fp32_ops),
+        "conditional": pick(config.conditional_fp32_ops, _conditional_fp32_ops),
         "widest": list(contrib_amp.list_widest_type_cast(dtype)),
         "fp32_params": contrib_amp.list_lp16_use_fp32_params(dtype),
     }

@@ -21,12 +21,22 @@ against MXNet itself, operator by operator, in subprocesses):
   counterparts (``np_ops.NP_NO_CPU_FLOAT16``, ``npx.batch_dot``);
 - the few dtype-neutral operators measured without a CPU float16 kernel (:data:`NO_CPU_KERNEL`);
 - BatchNorm, by choice (:data:`AS_ON_A_GPU`): cuDNN computes it in float32 with float16 in and
-  out, and MXNet's CPU float16 BatchNorm is several times slower than float32.
+  out, and MXNet's CPU float16 BatchNorm makes a ResNet-18 step twice as slow again.
+
+Two kernels need more: Deconvolution computes in float64 (oneDNN's float32 deconvolution cannot
+differentiate a cast weight; the native float64 one can), and a 3-D one, oneDNN's only, takes its
+float32 weight uncast (:func:`inputs_left_uncast`). In graphs that run on a CPU, casts whose
+target depends on dtypes (``amp_multicast``, output rounding of dtype-neutral operators) are
+decided from the graph's declared dtypes while it is built (:func:`static_dtypes`), because
+MXNet's CPU ``amp_multicast`` fails on float16. Converted and imported models (MXNet's
+``convert_symbol``) are rebuilt node by node the same way (:func:`graph_for_cpu`).
 """
 
 from __future__ import annotations
 
+import ast
 import functools
+import json
 import os
 from collections.abc import Collection, Sequence
 from typing import Any, Callable
@@ -52,7 +62,9 @@ __all__ = [
     "static_dtypes",
     "to_widest",
     "wrap",
-    "in_float32",
+    "emulated",
+    "inputs_left_uncast",
+    "graph_for_cpu",
 ]
 
 #: The environment variable read by ``amp.init`` when its ``emulate`` keyword is not given.
@@ -70,17 +82,26 @@ WIDEST_TYPE_GEMMS = (
     "_contrib_interleaved_matmul_encdec_valatt",
 )
 #: Operators MXNet runs in their input's dtype that have no CPU float16 kernel (measured on
-#: MXNet 1.9.1: ``sort`` and bilinear ``UpSampling``, a deconvolution, fail in float16 on CPU).
-NO_CPU_KERNEL = ("sort", "UpSampling", "ROIPooling")
+#: MXNet 1.9.1): ``sort``, bilinear ``UpSampling`` (a deconvolution), ``ROIPooling``, ``Crop`` and
+#: oneDNN's fused ``BatchNormWithReLU`` fail in float16 on CPU; ``SequenceLast``'s float16
+#: backward returns zeros and corrupts the heap.
+NO_CPU_KERNEL = (
+    "sort",
+    "UpSampling",
+    "ROIPooling",
+    "Crop",
+    "SequenceLast",
+    "_contrib_BatchNormWithReLU",
+)
 #: Emulated to match the GPU: cuDNN's BatchNorm computes in float32 (float16 data in and out).
 AS_ON_A_GPU = ("BatchNorm",)
 #: Outputs to round to float16 where not all are (BatchNorm's mean and variance stay float32).
-_LOW_OUTPUTS = {"BatchNorm": 1}
+_LOW_OUTPUTS = {"BatchNorm": 1, "_contrib_BatchNormWithReLU": 1}
 
 _F16 = np.dtype(np.float16)
-# Captured before autocast wraps anything (amp_cast is in MXNet's dtype-neutral list).
-_nd_amp_cast = ndarray.amp_cast
-_sym_amp_cast = symbol.amp_cast
+# Captured before autocast wraps anything (amp_cast and Cast are in MXNet's dtype-neutral list).
+_nd_amp_cast, _nd_cast = ndarray.amp_cast, ndarray.Cast
+_sym_amp_cast, _sym_cast = symbol.amp_cast, symbol.Cast
 
 
 def requested(emulate: bool | None) -> tuple[bool, str]:
@@ -174,6 +195,11 @@ def _narrow_to(x: Symbol, reference: Symbol) -> Symbol:
     return _amp_cast(x, _F16) if static_dtypes([reference])[0] == _F16 else x
 
 
+def _dtype(x: Any) -> Any:
+    """An array's dtype; None for a symbol (unknown until its graph runs)."""
+    return x.dtype if isinstance(x, NDArray) else None
+
+
 def _is_array(x: Any) -> bool:
     return isinstance(x, (NDArray, Symbol))
 
@@ -215,27 +241,72 @@ def _nd_cast_float(x: NDArray, dtype: Any) -> NDArray:
     return _amp_cast(x, _F16)
 
 
-def in_float32(
+def _kernel_dims(attrs: dict) -> int:
+    kernel = attrs.get("kernel", ())
+    return len(ast.literal_eval(kernel) if isinstance(kernel, str) else kernel)
+
+
+def _wide_dtype(op_name: str, attrs: dict) -> Any:
+    """float32, but float64 for a 1-D/2-D Deconvolution: MXNet's CPU float32 deconvolution
+    (oneDNN) fails to differentiate a computed (cast) weight; its native float64 kernel does
+    not, and a float64 sum rounded to float16 is as close to a GPU's as a float32 one."""
+    if op_name == "Deconvolution" and _kernel_dims(attrs) <= 2:
+        return np.float64
+    return np.float32
+
+
+def inputs_left_uncast(op_name: str, attrs: dict) -> tuple[bool, ...]:
+    """Inputs autocast leaves float32 for the emulation: a 3-D Deconvolution's weight and bias.
+
+    MXNet's CPU 3-D deconvolution (oneDNN only, no float64 kernel) cannot differentiate a
+    computed weight, so there the float32 parameters go in unrounded (the data is float16).
+    """
+    if op_name == "Deconvolution" and _kernel_dims(attrs) == 3:
+        return (False, True, True)
+    return ()
+
+
+def _widen(x: Any, dtype: Any) -> Any:
+    if dtype == np.float32:
+        return _amp_cast(x, np.float32)
+    legacy, numpy = _legacy(x)
+    cast = _sym_cast if isinstance(legacy, Symbol) else _nd_cast
+    return _back(cast(legacy, dtype=dtype), numpy)
+
+
+def _float64_to_float32(x: Any) -> Any:
+    """The output of a float64 computation as float32, where amp_cast takes over."""
+    legacy, numpy = _legacy(x)
+    cast = _sym_cast if isinstance(legacy, Symbol) else _nd_cast
+    return _back(cast(legacy, dtype=np.float32), numpy)
+
+
+def emulated(
     build: Callable[..., Any],
     inputs: Sequence[Any],
     op_name: str,
+    attrs: dict,
     skip: Collection[int] = (),
     low: Any = None,
     reference: Any = None,
 ) -> Any:
-    """``build(*inputs)`` (operator ``op_name``) computed in float32, rounded back to float16.
+    """``build(*inputs)`` (operator ``op_name`` with ``attrs``) computed in float32 (float64 for
+    a Deconvolution) and rounded back to float16.
 
-    The inputs (but those at the positions in ``skip``, e.g. auxiliary states) are cast to
-    float32; the outputs are cast to ``low``, or, when ``low`` is None, to the dtype of
-    ``reference`` (default ``inputs[0]``) where that is float16. Arrays or symbols, legacy or
-    numpy front end.
+    The inputs (but those at the positions in ``skip``, e.g. auxiliary states) are widened;
+    the outputs are cast to ``low``, or, when ``low`` is None, to the dtype of ``reference``
+    (default ``inputs[0]``) where that is float16. Arrays or symbols, legacy or numpy front end.
     """
+    wide = _wide_dtype(op_name, attrs)
     cast = [
-        _amp_cast(x, np.float32) if _is_array(x) and i not in skip else x
+        _widen(x, wide) if _is_array(x) and i not in skip and _dtype(x) != wide else x
         for i, x in enumerate(inputs)
     ]
+    out = build(*cast)
+    if wide != np.float32:
+        out = _float64_to_float32(out)  # Deconvolution: one output
     reference = inputs[0] if reference is None else reference
-    return _round_outputs(build(*cast), reference, low, _LOW_OUTPUTS.get(op_name))
+    return _round_outputs(out, reference, low, _LOW_OUTPUTS.get(op_name))
 
 
 def wrap(f: Callable, op_name: str) -> Callable:
@@ -260,7 +331,7 @@ def wrap(f: Callable, op_name: str) -> Callable:
         def build(*values):
             return f(*values[: len(args)], **dict(zip(names, values[len(args) :])))
 
-        result = in_float32(build, slots, op_name, skip, reference=reference)
+        result = emulated(build, slots, op_name, kwargs, skip, reference=reference)
         if out is not None:
             _nd_amp_cast(_legacy(result)[0], dtype=out.dtype, out=_legacy(out)[0])
             return out
@@ -275,3 +346,51 @@ def wrap(f: Callable, op_name: str) -> Callable:
 def _is_variable(x: Symbol) -> bool:
     legacy, _ = _legacy(x)
     return legacy.get_children() is None
+
+
+def graph_for_cpu(graph: Symbol, emulated_ops: Collection[str]) -> Symbol:
+    """``graph``, a float16 graph cast by MXNet's ``convert_symbol`` (imported or converted
+    models), rebuilt to run on a CPU: ``emulated_ops`` compute in float32 between float16 inputs
+    and outputs, and ``amp_multicast`` becomes static casts (:func:`to_widest`).
+
+    Every node is rebuilt with its own operator and attributes (``_gen_atomic_symbol``), in the
+    order MXNet saved them; variables (parameters, auxiliary states, data) are kept as they are.
+    """
+    legacy, numpy = _legacy(graph)
+    saved = json.loads(legacy.tojson(remove_amp_cast=False))
+    internals = legacy.get_internals()
+    by_name: dict[str, Symbol] = {}
+    for index in range(len(internals.list_outputs())):
+        by_name.setdefault(internals[index].name, internals[index])
+    aux = set(legacy.list_auxiliary_states())
+    built: list[Symbol] = []
+    for node in saved["nodes"]:
+        original = by_name[node["name"]]
+        if node["op"] == "null":
+            built.append(original)
+            continue
+        inputs = [_output(built[i], j) for i, j, *_ in node["inputs"]]
+        if node["op"] == "amp_multicast":
+            built.append(symbol.Group(to_widest(inputs)))
+            continue
+        atomic = original._gen_atomic_symbol()
+
+        def build(*values, atomic=atomic, name=node["name"]):
+            rebuilt = atomic(*values)
+            rebuilt._set_attr(name=name)
+            return rebuilt
+
+        if node["op"] in emulated_ops:
+            kept = {
+                k for k, (i, *_) in enumerate(node["inputs"]) if saved["nodes"][i]["name"] in aux
+            }
+            built.append(emulated(build, inputs, node["op"], node.get("attrs", {}), kept))
+        else:
+            built.append(build(*inputs))
+    heads = [_output(built[i], j) for i, j, *_ in saved["heads"]]
+    return _back(heads[0] if len(heads) == 1 else symbol.Group(heads), numpy)
+
+
+def _output(node: Symbol, index: int) -> Symbol:
+    """Output ``index`` of a (possibly multi-output) rebuilt node."""
+    return node[index] if len(node.list_outputs()) > 1 else node

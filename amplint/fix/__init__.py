@@ -41,6 +41,7 @@ _MODULES = {
     "AMP304": ("early_init", True),
     "AMP305": ("unscale", True),
     "AMP306": ("loss_scaling", True),
+    "AMP307": ("scaler_step", True),
 }
 
 

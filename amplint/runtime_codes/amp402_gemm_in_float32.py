@@ -3,13 +3,18 @@
 Why it matters: GEMM-family operators (FullyConnected, Convolution, Deconvolution, dot,
 batch_dot, RNN) do nearly all of a network's arithmetic; AMP pays off only when they run in
 float16 (GPU Tensor Cores) or bfloat16 (CPUs with avx512_bf16 or AMX). One left in float32 — an
-operator a user moved to the float32 list, a custom block that casts its input back up, a graph
-built outside autocast — costs its full float32 time and the casts around it.
+operator a user moved to the float32 list or left out of a custom target list, a `dot` whose
+other input is float32, a custom block that casts its input back up — costs its full float32
+time and the casts around it.
 
-Found at run time by `gluon_amp.report` and `gluon_amp.recording`, never by `amplint check`.
-Where no low-precision kernel exists for that operator and context (RNN, `dot` and `batch_dot`
-in bfloat16 on a CPU) the report's table says "float32 (no bfloat16 kernel)" and there is no
-finding: nothing can be done about it.
+Found at run time by `gluon_amp.report` and `gluon_amp.recording`, never by `amplint check`: the
+report's table gives each GEMM's precision and why ("your fp32_ops", "not in your
+target_precision_ops", "widest type of its inputs: one is float32", ...), one finding per layer.
+Where no low-precision kernel exists for that operator and context the table says "float32 (no
+bfloat16 kernel)" and there is no finding: nothing can be done about it. MXNet 1.9's bfloat16
+kernels are oneDNN's FullyConnected and Convolution (its bfloat16 list); RNN, Deconvolution,
+`dot` and `batch_dot` have none. On float16 every GEMM has one (on a GPU; emulated float16 on a
+CPU stands for the GPU it previews).
 
 Example:
 

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--vocab-size", type=int, default=30522)
-parser.add_argument("--classes", type=int, default=5)
+parser.add_argument("--classes", type=int, default=20)
 parser.add_argument("--batch-size", type=int, default=50)
 args = parser.parse_args()
 

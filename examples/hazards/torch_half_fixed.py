@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--vocab-size", type=int, default=30528)  # 30522 padded to a multiple of 8
-parser.add_argument("--classes", type=int, default=8)  # 5 classes padded; extra logits unused
+parser.add_argument("--classes", type=int, default=24)  # 20 classes padded; extra logits unused
 parser.add_argument("--batch-size", type=int, default=48)
 args = parser.parse_args()
 

@@ -33,6 +33,7 @@ def test_selection_by_code_name_prefix_and_all():
         "AMP303",
         "AMP304",
         "AMP305",
+        "AMP307",
     }
     assert "AMP306" not in resolve(["ALL"]) | resolve(["AMP"])  # off by default: explicit only
     assert resolve(["master-weights-without-scaling"]) == {"AMP306"}

@@ -107,5 +107,76 @@ def test_explicit_files_and_display_names(tmp_path, monkeypatch):
     tree(tmp_path, ["build/gen.py", "src/a.py"])
     monkeypatch.chdir(tmp_path)
     found = discover(["build/gen.py", "src", "src/a.py", "missing.py"])
-    assert [name for _, name in found.files] == ["build/gen.py", "src/a.py"]
+    assert [name for _, name in found.files] == ["src/a.py"]
     assert found.problems == ["missing.py: no such file or folder"]
+    assert found.excluded == [("build/gen.py", "the built-in exclude 'build'")]
+
+
+def test_named_files_and_folders_get_the_excludes_a_walk_applies(tmp_path, monkeypatch):
+    """pre-commit names every changed file: a file under build/, a virtual environment, an
+    egg-info folder or a .gitignore'd path is excluded as `check .` excludes it, and the
+    exclude that removed it is named."""
+    tree(
+        tmp_path,
+        [
+            "build/gen.py",
+            "pkg/dist/x.py",
+            "gluon_amp.egg-info/h.py",
+            "myenv/lib/b.py",
+            "out/gen.py",
+            "data/raw.py",
+            "data/keep_me.py",
+            "sub/deep/x.py",
+            "src/a.py",
+        ],
+    )
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "myenv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (tmp_path / ".gitignore").write_text("out/\ndata/*\n!data/keep_me.py\n")
+    (tmp_path / "sub" / ".gitignore").write_text("# generated\ndeep\n")
+    monkeypatch.chdir(tmp_path)
+    expected = {
+        "build/gen.py": "the built-in exclude 'build'",
+        "build": "the built-in exclude 'build'",
+        "pkg/dist/x.py": "the built-in exclude 'dist'",
+        "gluon_amp.egg-info/h.py": "the built-in exclude '*.egg-info'",
+        "myenv/lib/b.py": "the built-in exclude of virtual environments ('myenv' is one)",
+        "myenv": "the built-in exclude of virtual environments ('myenv' is one)",
+        "out/gen.py": "'out/' in .gitignore",
+        "out": "'out/' in .gitignore",
+        "data/raw.py": "'data/*' in .gitignore",
+        "sub/deep/x.py": "'deep' in sub/.gitignore",
+    }
+    found = discover([*expected, "data/keep_me.py", "src", "sub"])
+    assert found.excluded == list(expected.items())
+    names = [name for _, name in found.files]
+    assert names == ["data/keep_me.py", "src/a.py"]
+    assert names == sorted(name for _, name in discover(["."]).files)  # what a walk keeps
+
+
+def test_only_folders_below_the_project_root_count(tmp_path, monkeypatch):
+    """A project that lives in a folder named build, or whose root holds a virtual
+    environment (`python -m venv .`), is checked."""
+    root = tmp_path / "build" / "proj"
+    tree(root, ["train.py", "src/model.py"])
+    (root / ".git").mkdir()
+    (root / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    monkeypatch.chdir(root / "src")
+    found = discover(["model.py", str(root / "train.py"), "."], root=str(root))
+    assert (found.excluded, [name for _, name in found.files]) == (
+        [],
+        ["model.py", str(root / "train.py")],
+    )
+
+
+def test_a_configured_exclude_prunes_the_walk(tmp_path):
+    tree(tmp_path, ["keep.py", "legacy/old.py", "legacy/deeper/older.py"])
+    asked = []
+
+    def exclude(path: str):
+        asked.append(path)
+        return "exclude 'legacy'" if path.endswith("legacy") else None
+
+    found = discover([str(tmp_path)], root=str(tmp_path), exclude=exclude)
+    assert [Path(name).name for _, name in found.files] == ["keep.py"]
+    assert not any("deeper" in path for path in asked)  # the folder was not entered

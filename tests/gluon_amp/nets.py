@@ -1,6 +1,9 @@
 """Tiny real Gluon networks and data for the gluon_amp tests (legacy and numpy front ends)."""
 
+import functools
+
 import mxnet as mx
+import numpy as np
 from mxnet import autograd, gluon
 from mxnet.gluon import nn, rnn
 
@@ -56,3 +59,30 @@ def train_step(net, trainer, x, y, loss_fn=None):
         scaled.backward()
     trainer.step(x.shape[0])
     return float(loss.mean().item() if hasattr(loss, "item") else loss.mean().asscalar())
+
+
+@functools.lru_cache(maxsize=1)
+def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 digits (nothing downloaded): x_train, y_train, x_test, y_test,
+    the images as (N, 1, 8, 8) float32 in [0, 1], the last 360 images held out."""
+    from sklearn.datasets import load_digits
+
+    images, labels = load_digits(return_X_y=True)
+    images = (images / 16.0).reshape(-1, 1, 8, 8).astype(np.float32)
+    labels = labels.astype(np.float32)
+    return images[:-360], labels[:-360], images[-360:], labels[-360:]
+
+
+def digits_cnn() -> nn.HybridSequential:
+    """A small CNN for the digits; its per-sample losses overflow float16 at a 2**16 scale."""
+    net = nn.HybridSequential()
+    net.add(
+        nn.Conv2D(16, 3, padding=1),
+        nn.BatchNorm(),
+        nn.Activation("relu"),
+        nn.Conv2D(32, 3, padding=1, activation="relu"),
+        nn.MaxPool2D(2),
+        nn.Dense(64, activation="relu"),
+        nn.Dense(10),
+    )
+    return net

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dist_scripts.processes import REPO, child_env, survivors
-from machine import needs_bfloat16
+from machine import LOW_PRECISIONS
 
 TRAIN = Path(__file__).with_name("dist_scripts") / "train.py"
 GUARD_SECONDS = 180  # watchdog and subprocess timeouts: failure guards only
@@ -97,10 +97,9 @@ def test_plain_dist_sync_matches_single_process(tmp_path: Path) -> None:
     assert workers[0][0].std() > 0.1  # really trained: not all zeros or a constant
 
 
-@needs_bfloat16
 def test_amp_workers_skip_the_same_inf_step_and_match_the_reference(tmp_path: Path) -> None:
-    """bfloat16 + DynamicLossScaler(2**10, growth_interval=3); worker 0 injects an inf."""
-    flags = ("--amp", "--steps", str(STEPS), "--inf-step", str(INF_STEP))
+    """float16 + DynamicLossScaler(2**10, growth_interval=3); worker 0 injects an inf."""
+    flags = ("--amp", "float16", "--steps", str(STEPS), "--inf-step", str(INF_STEP))
     reference = _reference(tmp_path, *flags)
     result = _job(tmp_path, *flags, servers=2)
     _wait(reference)
@@ -123,15 +122,14 @@ def test_amp_workers_skip_the_same_inf_step_and_match_the_reference(tmp_path: Pa
     halves = _log(tmp_path, "reference_halves")
     assert halves["steps"] == steps and halves["state"] == state
     _assert_close(workers[0], _params(tmp_path, "reference_halves"), rtol=1e-6)
-    # One backward on the whole batch rounds its bfloat16 gradients differently (~1e-3).
+    # One backward on the whole batch rounds its float16 gradients differently.
     assert _log(tmp_path, "reference_full")["steps"] == steps
     _assert_close(workers[0], _params(tmp_path, "reference_full"), rtol=1e-2)
 
 
-@needs_bfloat16
 def test_amp_switches_off_update_on_kvstore_requested_true(tmp_path: Path) -> None:
     """Trainer(update_on_kvstore=True) on dist_sync: the servers must never apply an inf step."""
-    flags = ("--amp", "--steps", "3", "--inf-step", "1", "--update-on-kvstore")
+    flags = ("--amp", "float16", "--steps", "3", "--inf-step", "1", "--update-on-kvstore")
     result = _job(tmp_path, *flags, servers=1)
     assert result.returncode == 0, result.stderr
     assert "update_on_kvstore=True switched off" in result.stderr
@@ -145,6 +143,34 @@ def test_amp_switches_off_update_on_kvstore_requested_true(tmp_path: Path) -> No
     assert all(np.isfinite(p).all() for p in workers[0])
 
 
+def test_float16_workers_skip_the_same_real_overflow_steps_and_end_bit_identical(
+    tmp_path: Path,
+) -> None:
+    """float16 (emulated) + DynamicLossScaler(2**16): no injected infinity. Each worker's own
+    float16 gradients overflow in the first steps; the summed gradients carry the inf to both,
+    and both skip, back off and end with the same parameters, bit for bit."""
+    flags = ("--amp", "float16", "--init-scale", str(2.0**16), "--steps", str(STEPS))
+    reference = _reference(tmp_path, *flags)
+    result = _job(tmp_path, *flags, servers=1)
+    _wait(reference)
+    assert result.returncode == 0, result.stderr
+    logs = [_log(tmp_path, f"worker{rank}") for rank in range(2)]
+    assert logs[0] == logs[1]
+    skipped = [s["skipped"] for s in logs[0]["steps"]]
+    first_clean = skipped.index(False)
+    assert first_clean >= 1  # real overflows at 2**16 first
+    assert [s["scale"] for s in logs[0]["steps"][: first_clean + 1]] == [
+        2.0 ** (16 - i) for i in range(first_clean + 1)
+    ]
+    workers = [_params(tmp_path, f"worker{rank}") for rank in range(2)]
+    _assert_same_params(*workers)
+    assert all(np.isfinite(p).all() for p in workers[0])
+    # The single process that sums the same two half-batch gradients decides alike.
+    halves = _log(tmp_path, "reference_halves")
+    assert halves["steps"] == logs[0]["steps"] and halves["state"] == logs[0]["state"]
+    _assert_close(workers[0], _params(tmp_path, "reference_halves"), rtol=1e-6)
+
+
 def test_crashed_worker_fails_the_job_fast_with_no_leftover_process(tmp_path: Path) -> None:
     """Worker 1 dies mid-training (os._exit(3)); its peers block in MXNet until stopped."""
     result = _job(tmp_path, "--steps", str(STEPS), "--crash-step", "2", servers=1)
@@ -156,16 +182,19 @@ def test_crashed_worker_fails_the_job_fast_with_no_leftover_process(tmp_path: Pa
     assert not (tmp_path / "worker0.npz").exists()
 
 
-@needs_bfloat16
-def test_example_trains_identically_on_two_local_workers(tmp_path: Path) -> None:
-    """examples/distributed/train.py as its README runs it, one epoch."""
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS)
+def test_example_trains_identically_on_two_local_workers(tmp_path: Path, dtype: str) -> None:
+    """examples/distributed/train.py as its README runs it, one epoch; float16 is turned on as
+    CI would: GLUON_AMP_EMULATE_FLOAT16=1 makes its plain amp.init() pick float16 on a CPU."""
     example = REPO / "examples" / "distributed" / "train.py"
     command = [
         *(sys.executable, "-m", "gluon_amp.launch", "-n", "2", "-s", "1"),
         *("--timeout", str(GUARD_SECONDS), "--", sys.executable, str(example), "--epochs", "1"),
+        *(("--dtype", "bfloat16") if dtype == "bfloat16" else ()),
     ]
+    env = {**_env(), "GLUON_AMP_EMULATE_FLOAT16": "1" if dtype == "float16" else "0"}
     result = subprocess.run(
-        command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=GUARD_SECONDS + 30
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=GUARD_SECONDS + 30
     )
     assert result.returncode == 0, result.stderr
     finals = sorted(line for line in result.stdout.splitlines() if line.startswith("worker "))

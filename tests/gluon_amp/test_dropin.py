@@ -7,7 +7,7 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 import pytest
-from machine import needs_bfloat16
+from machine import LOW_PRECISIONS, amp_init, needs_bfloat16
 from mxnet.contrib.amp import lists
 from mxnet.gluon import nn
 
@@ -47,14 +47,14 @@ print("out_dtype", out.dtype.__name__ if hasattr(out.dtype, "__name__") else out
 """
 
 
-def run(code, extra_path=()):
+def run(code, extra_path=(), **env):
     env_path = [str(p) for p in extra_path] + [str(ROOT)]
     return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={"PYTHONPATH": ":".join(env_path), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": ":".join(env_path), "PATH": "/usr/bin:/bin", **env},
         timeout=120,
     )
 
@@ -69,6 +69,23 @@ def test_contrib_script_runs_unchanged_with_only_the_import_swapped():
     # contrib scales bfloat16 by 2**16 and returns raw bfloat16 outputs; gluon_amp does neither.
     assert "loss_scale 65536.0" in contrib.stdout
     assert "loss_scale 1.0" in ours.stdout and "out_dtype float32" in ours.stdout
+
+
+def test_an_unmodified_float16_script_runs_on_a_cpu_with_the_variable_set():
+    """``amp.init()`` means float16 to contrib (it fails on a CPU at the first sync); with
+    GLUON_AMP_EMULATE_FLOAT16=1 the same script on gluon_amp trains in float16, with float16's
+    dynamic loss scaler (bfloat16 would get a static 1.0)."""
+    script = CONTRIB_SCRIPT.replace('amp.init(target_dtype="bfloat16")', "amp.init()")
+    contrib = run(script)
+    assert contrib.returncode != 0
+    assert "only supported by CuDNN" in contrib.stderr
+    ours = run(
+        script.replace("from mxnet.contrib import amp", "import gluon_amp as amp"),
+        GLUON_AMP_EMULATE_FLOAT16="1",
+    )
+    assert ours.returncode == 0, ours.stderr
+    assert "learned True" in ours.stdout and "out_dtype float32" in ours.stdout
+    assert "loss_scale 65536.0" in ours.stdout
 
 
 @pytest.mark.parametrize(
@@ -105,23 +122,26 @@ def test_init_after_contrib_init_in_the_same_process_is_refused():
     assert "mxnet.contrib.amp.init was already called" in result.stdout
 
 
-def test_editing_mxnets_lists_through_amp_lists_before_init_is_honoured():
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS)
+def test_editing_mxnets_lists_through_amp_lists_before_init_is_honoured(dtype):
     """GluonCV appends to ``amp.lists.symbol_fp16.FP32_FUNCS`` before ``amp.init()``."""
     assert amp.lists.symbol_fp16 is lists.symbol_fp16
+    edited = amp.lists.symbol_bf16 if dtype == "bfloat16" else amp.lists.symbol_fp16
     net = nn.HybridSequential()
     net.add(nn.Conv2D(2, 3), nn.MaxPool2D())
     net.initialize()
     seen = []
     net[1].register_forward_hook(lambda block, inputs, out: seen.append(out.dtype))
-    amp.lists.symbol_bf16.FP32_FUNCS.append("Pooling")
+    edited.FP32_FUNCS.append("Pooling")
     try:
-        amp.init("bfloat16")
+        amp_init(dtype)
         net(mx.nd.ones((1, 1, 6, 6)))
         amp.reset()
-        amp.lists.symbol_bf16.FP32_FUNCS.remove("Pooling")
-        amp.init("bfloat16")
+        edited.FP32_FUNCS.remove("Pooling")
+        amp_init(dtype)
         net(mx.nd.ones((1, 1, 6, 6)))
     finally:
-        if "Pooling" in lists.symbol_bf16.FP32_FUNCS:
-            lists.symbol_bf16.FP32_FUNCS.remove("Pooling")
-    assert seen[0] == np.float32 and seen[1] == amp.autocast.bfloat16
+        if "Pooling" in edited.FP32_FUNCS:
+            edited.FP32_FUNCS.remove("Pooling")
+    low = amp.autocast.bfloat16 if dtype == "bfloat16" else np.float16
+    assert seen[0] == np.float32 and seen[1] == low

@@ -333,3 +333,76 @@ def test_a_sym_graph_built_by_hand_runs_emulated_on_a_cpu_only_machine():
     block.initialize()
     result = block(mx.nd.ones((2, 5)))
     assert result.dtype == np.float32 and np.isfinite(result.asnumpy()).all()
+
+
+# --- converted models --------------------------------------------------------------------------
+
+
+def _conv_bn_net():
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(8, 3), nn.BatchNorm(), nn.Activation("relu"), nn.Dense(4))
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    return net
+
+
+@pytest.mark.parametrize("how", ["keyword", "amp.init", "variable"])
+def test_convert_hybrid_block_to_float16_runs_emulated_on_cpu(how, monkeypatch):
+    net = _conv_bn_net()
+    x = mx.nd.random.uniform(shape=(2, 3, 8, 8))
+    reference = net(x).asnumpy()
+    if how == "amp.init":
+        amp.init("float16", emulate=True)
+    if how == "variable":
+        monkeypatch.setenv(emulate.ENV_VAR, "1")
+    converted = amp.convert_hybrid_block(net, "float16", emulate=True if how == "keyword" else None)
+    out = converted(x).asnumpy().astype(np.float32)
+    relative = np.abs(out - reference).max() / np.abs(reference).max()
+    assert 0 < relative < 1e-2  # float16 rounding, not float32 and not broken
+
+
+def test_a_converted_resnet_matches_its_float32_self():
+    from mxnet.gluon.model_zoo import vision
+
+    net = vision.resnet18_v1(thumbnail=True, classes=10)
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    x = mx.nd.random.uniform(shape=(2, 3, 32, 32))
+    reference = net(x).asnumpy()
+    out = amp.convert_hybrid_block(net, "float16", emulate=True)(x).asnumpy()
+    assert np.abs(out.astype(np.float32) - reference).max() < 1e-2 * np.abs(reference).max()
+
+
+def test_a_converted_graph_mixing_float16_and_float32_runs_on_cpu():
+    class Joined(gluon.HybridBlock):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Dense(4, in_units=4)
+
+        def hybrid_forward(self, F, x):
+            return F.concat(self.dense(x), F.softmax(x), dim=1)  # float16 and float32
+
+    net = Joined()
+    net.initialize()
+    net.hybridize()
+    x = mx.nd.random.uniform(shape=(2, 4))
+    reference = net(x).asnumpy()
+    out = amp.convert_hybrid_block(net, "float16", emulate=True)(x).asnumpy()
+    np.testing.assert_allclose(out.astype(np.float32), reference, rtol=1e-3, atol=1e-3)
+
+
+def test_amp_multicast_in_a_saved_graph_becomes_static_casts():
+    """MXNet's CPU amp_multicast fails on float16; a graph that holds one runs once rebuilt."""
+    a, b = mx.sym.var("a", dtype="float16"), mx.sym.var("b", dtype="float32")
+    joined = mx.sym.amp_multicast(a, b, num_outputs=2)
+    graph = mx.sym.FullyConnected(joined[0] + joined[1], num_hidden=2, no_bias=True, name="fc")
+    args = {
+        "a": mx.nd.ones((1, 3), dtype="float16"),
+        "b": mx.nd.ones((1, 3)),
+        "fc_weight": mx.nd.ones((2, 3)),
+    }
+    with pytest.raises(mx.base.MXNetError):
+        graph.bind(mx.cpu(), args).forward()[0].asnumpy()
+    rebuilt = emulate.graph_for_cpu(graph, emulate.emulated_ops())
+    assert "amp_multicast" not in rebuilt.tojson(remove_amp_cast=False)
+    assert rebuilt.bind(mx.cpu(), args).forward()[0].asnumpy().tolist() == [[6.0, 6.0]]

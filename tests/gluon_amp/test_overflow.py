@@ -1,10 +1,15 @@
-"""Overflow injection: exactly the poisoned steps are skipped, nothing they touch changes."""
+"""Overflow injection: exactly the poisoned steps are skipped, nothing they touch changes.
+
+Each test runs in every low precision this machine has (``machine.LOW_PRECISIONS``): the
+machinery must not depend on the dtype.
+"""
 
 import logging
 
 import mxnet as mx
 import numpy as np
 import pytest
+from machine import LOW_PRECISIONS, amp_init
 from mxnet import autograd, gluon
 from mxnet.gluon import nn
 
@@ -67,12 +72,15 @@ def assert_same(a, b):
 LOSS = gluon.loss.SoftmaxCrossEntropyLoss()
 
 
-def run(net, trainer, data, poison=None, scales_used=None):
+def run(net, trainer, data, poison=None, scales_used=None, scales=None):
     """Train on ``data``; ``poison[step]`` is 'inf', 'nan' (written into a gradient) or 'loss'
-    (an overflowing loss). Returns per-step (skipped, scale after the step, params changed)."""
+    (an overflowing loss); ``scales[step]``, if given, is set as the scale before each step.
+    Returns per-step (skipped, scale after the step)."""
     poison = poison or {}
     log = []
     for step, (x, y) in enumerate(data):
+        if scales is not None:
+            amp.loss_scaler(trainer).scale = scales[step]
         with autograd.record():
             loss = LOSS(net(x), y)
             if poison.get(step) == "loss":
@@ -93,8 +101,9 @@ def run(net, trainer, data, poison=None, scales_used=None):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_injected_inf_nan_and_loss_overflow_skip_exactly_those_steps(optimizer):
-    amp.init("bfloat16")
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS)
+def test_injected_inf_nan_and_loss_overflow_skip_exactly_those_steps(optimizer, dtype):
+    amp_init(dtype)
     net = dense_net()
     params = {"learning_rate": 0.01, **({"momentum": 0.9} if optimizer == "sgd" else {})}
     trainer = amp.init_trainer(
@@ -112,22 +121,26 @@ def test_injected_inf_nan_and_loss_overflow_skip_exactly_those_steps(optimizer):
     assert trainer._optimizer.num_update == 5
 
 
-def test_skipped_steps_leave_the_same_weights_as_never_seeing_those_batches():
-    """Power-of-two scales are exact: a run with skips equals a clean run without those steps."""
-    amp.init("bfloat16")
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS)
+def test_skipped_steps_leave_the_same_weights_as_never_seeing_those_batches(dtype):
+    """A run with skips equals a clean run without those steps, at the same scales (float16
+    rounds a gradient differently at another scale only where it is subnormal)."""
+    amp_init(dtype)
     data = batches(6)
     net = dense_net()
     trainer = amp.init_trainer(
         gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 0.01}),
         amp.DynamicLossScaler(init_scale=256.0, growth_interval=1000),
     )
-    run(net, trainer, data, {1: "inf", 4: "nan"})
+    used = []
+    run(net, trainer, data, {1: "inf", 4: "nan"}, scales_used=used)
+    kept = [i for i in range(len(data)) if i not in (1, 4)]
     clean = dense_net()
     clean_trainer = amp.init_trainer(
         gluon.Trainer(clean.collect_params(), "adam", {"learning_rate": 0.01}),
         amp.StaticLossScaler(1.0),
     )
-    run(clean, clean_trainer, [d for i, d in enumerate(data) if i not in (1, 4)])
+    run(clean, clean_trainer, [data[i] for i in kept], scales=[used[i] for i in kept])
     for (name, p), q in zip(net.collect_params().items(), clean.collect_params().values()):
         np.testing.assert_array_equal(p.data().asnumpy(), q.data().asnumpy(), err_msg=name)
 
@@ -158,8 +171,9 @@ def test_huge_but_finite_gradients_are_not_skipped():
     assert trainer._optimizer.num_update == 1
 
 
-def test_gradient_accumulation_skip_zeroes_the_accumulated_gradients():
-    amp.init("bfloat16")
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS)
+def test_gradient_accumulation_skip_zeroes_the_accumulated_gradients(dtype):
+    amp_init(dtype)
     net = dense_net()
     net.collect_params().setattr("grad_req", "add")
     trainer = amp.init_trainer(
@@ -191,8 +205,9 @@ def test_gradient_accumulation_skip_zeroes_the_accumulated_gradients():
             net.collect_params().zero_grad()
 
 
-def test_unscale_is_idempotent_and_the_step_does_not_unscale_again():
-    amp.init("bfloat16")
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS)
+def test_unscale_is_idempotent_and_the_step_does_not_unscale_again(dtype):
+    amp_init(dtype)
     (x, y), results = batches(1)[0], []
     for clip in (False, True):
         net = dense_net()
@@ -216,8 +231,9 @@ def test_unscale_is_idempotent_and_the_step_does_not_unscale_again():
     np.testing.assert_array_equal(results[0], results[1])
 
 
-def test_scale_loss_works_outside_record_and_for_several_losses():
-    amp.init("bfloat16")
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS)
+def test_scale_loss_works_outside_record_and_for_several_losses(dtype):
+    amp_init(dtype)
     (x, y), grads = batches(1)[0], []
     for inside in (True, False):
         net = dense_net()
@@ -240,8 +256,9 @@ def test_scale_loss_works_outside_record_and_for_several_losses():
     assert np.abs(grads[0]).max() > 0
 
 
-def test_each_trainer_has_its_own_scaler():
-    amp.init("bfloat16")
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS)
+def test_each_trainer_has_its_own_scaler(dtype):
+    amp_init(dtype)
     nets = [dense_net(), dense_net()]
     trainers = [
         amp.init_trainer(
@@ -267,8 +284,9 @@ class ReducingTrainer(gluon.Trainer):
             self._params[0].list_grad()[0][:] = np.inf
 
 
-def test_the_check_sees_the_reduced_gradients_of_a_subclassed_allreduce():
-    amp.init("bfloat16")
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS)
+def test_the_check_sees_the_reduced_gradients_of_a_subclassed_allreduce(dtype):
+    amp_init(dtype)
     net = dense_net()
     trainer = amp.init_trainer(
         ReducingTrainer(net.collect_params(), "sgd", {"learning_rate": 0.1}, kvstore=None),
@@ -287,8 +305,9 @@ def test_the_check_sees_the_reduced_gradients_of_a_subclassed_allreduce():
 
 
 @pytest.mark.parametrize("update_on_kvstore", [None, True])
-def test_two_cpu_contexts_with_device_kvstore_skip_together(update_on_kvstore, caplog):
-    amp.init("bfloat16")
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS)
+def test_two_cpu_contexts_with_device_kvstore_skip_together(update_on_kvstore, caplog, dtype):
+    amp_init(dtype)
     ctx = [mx.cpu(0), mx.cpu(1)]
     net = dense_net(ctx=ctx)
     trainer = gluon.Trainer(
@@ -361,9 +380,10 @@ def test_float16_elementwise_model_backs_off_until_the_scaled_loss_fits(autocast
     assert (net.w.data().asnumpy() < 1).all()
 
 
-def test_a_stale_inf_gradient_does_not_skip_every_later_step():
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS)
+def test_a_stale_inf_gradient_does_not_skip_every_later_step(dtype):
     """A branch unused after a skipped step keeps its inf gradient; ignore_stale_grad steps on."""
-    amp.init("bfloat16")
+    amp_init(dtype)
     used, unused = dense_net(), dense_net()
     params = {**used.collect_params(), **unused.collect_params()}
     trainer = amp.init_trainer(
@@ -399,8 +419,9 @@ def test_a_stale_inf_gradient_does_not_skip_every_later_step():
         trainer.step(BATCH)
 
 
-def test_allreduce_grads_then_update_skips_like_step():
-    amp.init("bfloat16")
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS)
+def test_allreduce_grads_then_update_skips_like_step(dtype):
+    amp_init(dtype)
     net = dense_net()
     trainer = amp.init_trainer(
         gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9}),
@@ -422,9 +443,10 @@ def test_allreduce_grads_then_update_skips_like_step():
     assert (trainer._optimizer.num_update, amp.loss_scaler(trainer).scale) == (2, 16.0)
 
 
-def test_numpy_front_end_scales_skips_and_unscales():
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS)
+def test_numpy_front_end_scales_skips_and_unscales(dtype):
     mx.npx.set_np()
-    amp.init("bfloat16")
+    amp_init(dtype)
     net = dense_net()
     trainer = amp.init_trainer(
         gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1, "momentum": 0.9}),

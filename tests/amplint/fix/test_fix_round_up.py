@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from fixcase import assert_fixed, fix, lint
 
+from amplint.engine import lint_source
+from amplint.fix.apply import fix_source
+from amplint.settings import Settings
+
 HEADER = """\
 import argparse
 from mxnet import gluon
@@ -59,6 +63,12 @@ def test_a_single_output_is_not_padded():
     before = HEADER + "score = gluon.nn.Dense(1, in_units=100)\n"
     result = fix(before, "AMP201")
     assert result.fixed == before.replace("100", "104")
+    assert result.remaining == []  # below min-dimension (8 by default): not even reported
+    everything = Settings(select=frozenset({"AMP201"}), min_dimension=0)
+    findings = lint_source(before, "case.py", settings=everything)
+    result = fix_source(
+        before, findings, lambda new: lint_source(new, "case.py", settings=everything), True
+    )
     (finding,) = result.remaining
     assert "single output" in result.reasons[finding]
 

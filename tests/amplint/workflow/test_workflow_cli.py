@@ -102,6 +102,61 @@ def test_per_file_ignores_and_excludes_also_for_explicit_files(tmp_path, amplint
     assert "1 file checked" in explicit.stderr  # legacy/old.py is excluded
 
 
+def test_dimensions_below_8_are_not_reported_unless_asked(tmp_path, amplint):
+    """Padding a layer of 1-7 to 8 adds 14% (7) to 700% (1) to a layer that costs little: the
+    default min-dimension is 8. Real odd sizes (10 classes, 21 VOC classes, 75 = 3 anchors x 25,
+    255 = 3 x 85 in YOLO heads, BERT's 30522-token vocabulary) stay findings."""
+    sizes = (1, 4, 6, 7, 10, 21, 75, 255, 30522)
+    layers = "".join(f"net.add(nn.Dense({size}))\n" for size in sizes)
+    (tmp_path / "train.py").write_text(
+        "from mxnet.contrib import amp\nfrom mxnet.gluon import nn\namp.init()\n"
+        "net = nn.HybridSequential()\n" + layers
+    )
+
+    def reported(*options: str) -> list[int]:
+        result = amplint(
+            "check", ".", "--format", "json", "--select", "AMP201", *options, cwd=tmp_path
+        )
+        return [int(d["message"].split("=")[1].split()[0]) for d in json.loads(result.stdout)]
+
+    assert reported() == [10, 21, 75, 255, 30522]
+    assert reported("--min-dimension", "0") == list(sizes)
+    (tmp_path / "pyproject.toml").write_text("[tool.amplint]\nmin-dimension = 0\n")
+    assert reported() == list(sizes)
+    assert reported("--min-dimension", "16") == [21, 75, 255, 30522]
+
+
+def test_named_paths_that_are_all_excluded_say_why_and_pass(tmp_path, amplint):
+    """pre-commit passes every changed file, excluded ones too: each gets one line naming the
+    exclude, and the run passes. Built-in and .gitignore excludes apply as the configured ones."""
+    make_project(tmp_path, '[tool.amplint]\nextend-exclude = ["legacy"]\n')
+    hazard = MODEL + "from mxnet.contrib import amp\namp.init()\n"
+    for name in ("build/train.py", "legacy/old.py", "out/gen.py"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(hazard)
+    (tmp_path / ".gitignore").write_text("# generated code\nout/\n")
+    assert codes(amplint("check", ".", "--format", "json", cwd=tmp_path)) == [
+        ("src/model.py", 7, "AMP201")
+    ]
+    result = amplint("check", "build/train.py", "legacy/old.py", "out/gen.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "amplint: build/train.py: not checked, excluded by the built-in exclude 'build'",
+        "amplint: legacy/old.py: not checked, excluded by extend-exclude 'legacy' in "
+        "pyproject.toml",
+        "amplint: out/gen.py: not checked, excluded by 'out/' in .gitignore",
+    ]
+    assert "0 files checked" in result.stdout
+    in_folder = amplint("check", "train.py", cwd=tmp_path / "build")
+    assert in_folder.returncode == 0 and "the built-in exclude 'build'" in in_folder.stderr
+    buffer = ("check", "-", "--stdin-filename", "out/gen.py")
+    from_stdin = amplint(*buffer, cwd=tmp_path, stdin=hazard)
+    assert from_stdin.stderr.startswith("amplint: out/gen.py: not checked, excluded by 'out/'")
+    mixed = amplint("check", "build/train.py", "src/model.py", "--format", "json", cwd=tmp_path)
+    assert codes(mixed) == [("src/model.py", 7, "AMP201")]
+    assert mixed.stderr == "Found 1 finding (1 file checked).\n"  # no line per excluded file
+
+
 def test_sarif_and_github_and_output_file(tmp_path, amplint):
     make_project(tmp_path)
     result = amplint(
@@ -196,7 +251,8 @@ def test_parallel_and_serial_runs_agree(tmp_path, amplint):
     serial = amplint("check", ".", "--format", "json", "--jobs", "1", "--no-cache", cwd=tmp_path)
     parallel = amplint("check", ".", "--format", "json", "--jobs", "2", "--no-cache", cwd=tmp_path)
     assert serial.stdout == parallel.stdout
-    assert len(json.loads(serial.stdout)) == 1 + 21  # 24 layers, 8, 16 and 24 are fine
+    # Dense(1) ... Dense(24): 1-7 are below min-dimension, 8, 16 and 24 are multiples of 8.
+    assert len(json.loads(serial.stdout)) == 1 + 14
     assert not (tmp_path / ".amplint_cache").exists()
 
 

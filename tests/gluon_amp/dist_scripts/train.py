@@ -8,8 +8,8 @@ kvstore, written twice:
 
 - ``halves``: one backward per half, gradients accumulated (``grad_req='add'``): float32 sums
   of the same two half-batch gradients the kvstore sums across the workers;
-- ``full``: one backward on the whole batch (under bfloat16 this differs from the sum of the
-  halves by bfloat16 rounding of the gradients).
+- ``full``: one backward on the whole batch (in low precision this differs from the sum of
+  the halves by the rounding of the gradients).
 
 The scheduler and server processes of a job never get past ``import mxnet``: the pid of every
 process is recorded first (``pids/``), so the tests can check that none outlives the job.
@@ -41,7 +41,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--reference", action="store_true", help="single process, no kvstore")
     parser.add_argument("--horovod", action="store_true", help="a worker of a Horovod job")
-    parser.add_argument("--amp", action="store_true", help="gluon_amp bfloat16 + DynamicLossScaler")
+    parser.add_argument(
+        "--amp",
+        nargs="?",
+        choices=["bfloat16", "float16"],
+        const="bfloat16",
+        default=None,
+        help="gluon_amp in this dtype (default bfloat16; float16 emulated on CPU) + "
+        "DynamicLossScaler",
+    )
+    parser.add_argument("--init-scale", type=float, default=2.0**10, help="of the loss scaler")
     parser.add_argument("--inf-step", type=int, default=None, help="worker 0 injects an inf here")
     parser.add_argument("--update-on-kvstore", action="store_true", help="request it (dist only)")
     parser.add_argument("--crash-step", type=int, default=None, help="worker 1 dies here")
@@ -111,7 +120,7 @@ class Run:
             import gluon_amp as amp
 
             self.amp = amp
-            scaler = amp.DynamicLossScaler(init_scale=2.0**10, growth_interval=3)
+            scaler = amp.DynamicLossScaler(init_scale=args.init_scale, growth_interval=3)
             amp.init_trainer(self.trainer, scaler)
             self.scaler = amp.loss_scaler(self.trainer)
 
@@ -156,7 +165,7 @@ def main() -> None:
     if args.amp:
         import gluon_amp as amp
 
-        amp.init("bfloat16")
+        amp.init(args.amp, emulate=args.amp == "float16")
     if args.reference:
         runs = {
             "reference_halves": Run(args, None, accumulate=True),
