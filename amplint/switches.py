@@ -214,14 +214,32 @@ LAYER_DTYPE = Switch(
     framework=None,
 )
 
+# Calls that make a PyTorch GradScaler (or an object with its API), and where they take
+# ``init_scale`` and ``enabled`` by position (AMP305 and AMP307 read scalers, see
+# amplint.rules.amp307_grad_scaler_bypassed).
+GRAD_SCALERS: dict[str, tuple[int | None, int | None]] = {
+    "torch.cuda.amp.GradScaler": (0, 4),
+    "torch.cuda.amp.grad_scaler.GradScaler": (0, 4),
+    "torch.cpu.amp.GradScaler": (0, 4),
+    "torch.amp.GradScaler": (1, 5),
+    "torch.amp.grad_scaler.GradScaler": (1, 5),
+    "torch.GradScaler": (1, 5),
+    "torch.distributed.fsdp.sharded_grad_scaler.ShardedGradScaler": (1, 5),
+    "fairscale.optim.grad_scaler.ShardedGradScaler": (0, 4),
+    "accelerate.utils.get_grad_scaler": (None, None),
+}
+# A scaler's own call on an object named like one, also one a helper receives as a parameter
+# (``grad_scaler.scale(loss)``): rules check those without any precision switch in the file.
+SCALER_CALL = r"[Ss]caler\w*\s*\.\s*(?:scale|step|unscale_)\s*\("
+
 # What scales losses or wraps backward (words for the pre-filter; amplint.scaling reads calls),
 # and contrib.amp calls rules check without any switch (AMP302-AMP304).
 SCALING_WORDS = (
     ("scale_loss", None),
     ("init_trainer", None),
-    ("GradScaler", None),
     ("LossScaleOptimizer", None),
-    ("scaler.scale(", None),
+    *((name.rsplit(".", 1)[1], None) for name in GRAD_SCALERS),
+    ("caler", SCALER_CALL),
 )
 # Options that choose a precision (``--fp16``, ``--amp``, ``--dtype``, ``--precision``...).
 OPTION_WORDS = (

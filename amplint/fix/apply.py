@@ -7,7 +7,6 @@ Edits replace nodes of the parse, so everything outside a changed node is kept b
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Callable
@@ -169,11 +168,16 @@ def _render(ctx: FixContext, plans: list[_Plan]) -> str | None:
 
 
 def parses(text: str) -> bool:
-    """Whether ``text`` is valid Python for this interpreter and for libcst."""
+    """Whether ``text`` is valid Python in some supported version (syntax newer than this
+    interpreter's counts, as for the check: :func:`amplint.syntax.parse_problem`) and for
+    libcst."""
+    from amplint.syntax import parse_problem
+
+    if parse_problem(text) is not None:
+        return False
     try:
-        ast.parse(text)
         cst.parse_module(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError, cst.ParserSyntaxError):
+    except (RecursionError, MemoryError, cst.ParserSyntaxError):
         return False
     return True
 

@@ -44,20 +44,8 @@ import libcst as cst
 from amplint.index import IF_BODY, IF_ELSE, CallSite, FileIndex, Scope, dotted
 from amplint.rules.api import Issue, RuleContext
 from amplint.scaling import backward_calls, loss_from_caller, scaled
+from amplint.switches import GRAD_SCALERS
 
-# Calls that make a GradScaler (or an object with its API), and where they take `init_scale`
-# and `enabled` by position.
-GRAD_SCALERS: dict[str, tuple[int | None, int | None]] = {
-    "torch.cuda.amp.GradScaler": (0, 4),
-    "torch.cuda.amp.grad_scaler.GradScaler": (0, 4),
-    "torch.cpu.amp.GradScaler": (0, 4),
-    "torch.amp.GradScaler": (1, 5),
-    "torch.amp.grad_scaler.GradScaler": (1, 5),
-    "torch.GradScaler": (1, 5),
-    "torch.distributed.fsdp.sharded_grad_scaler.ShardedGradScaler": (1, 5),
-    "fairscale.optim.grad_scaler.ShardedGradScaler": (0, 4),
-    "accelerate.utils.get_grad_scaler": (None, None),
-}
 # Optimizers whose update divides by a running gradient magnitude: the scale nearly cancels.
 ADAPTIVE = {
     f"torch.optim.{name}"

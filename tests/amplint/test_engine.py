@@ -152,3 +152,27 @@ def test_only_code_that_mentions_reduced_precision_is_parsed(source, parsed):
     from amplint.project import NO_CONTEXT
 
     assert might_hold_hazard(source, NO_CONTEXT, Settings()) is parsed
+
+
+@pytest.mark.parametrize(
+    "helper",
+    [
+        # a helper of a training script: the scaler and the optimizer arrive as parameters
+        "def step(loss, optimizer, grad_scaler):\n"
+        "    grad_scaler.scale(loss).backward()\n"
+        "    optimizer.step()\n",
+        # Accelerate's factory, a scaler named like nothing in particular
+        "from accelerate.utils import get_grad_scaler\n"
+        "def train(model, loader, optimizer):\n"
+        "    gs = get_grad_scaler()\n"
+        "    for x, y in loader:\n"
+        "        gs.scale(model(x, y)).backward()\n"
+        "        optimizer.step()\n",
+    ],
+)
+def test_a_grad_scaler_without_any_precision_switch_is_parsed_and_checked(helper):
+    """AMP307 needs no switch in the file: the pre-filter holds the words of the scalers of the
+    switch table (its constructors, and calls of objects named like a scaler)."""
+    source = "import torch\n" + helper
+    [finding] = lint_source(source, "step.py")
+    assert finding.code == "AMP307" and "bypasses the GradScaler" in finding.message

@@ -112,3 +112,17 @@ def test_keras_and_torch_layers():
         """,
         "AMP201",
     )
+
+
+def test_a_file_in_newer_syntax_is_fixed_not_rolled_back():
+    """PEP 695 aliases and PEP 701 f-strings are valid Python 3.12+: a fix of such a file is
+    kept on any Python amplint runs on (it was rolled back on 3.11, whose own parser refuses
+    them)."""
+    before = HEADER + (
+        "type Batch = list[int]\n"
+        "def label[T](names: list[T]) -> str:\n"
+        '    return f"{", ".join(names)}"\n'
+        "net = gluon.nn.Dense(1000, in_units=100)\n"
+    )
+    result = assert_fixed(before, before.replace("in_units=100", "in_units=104"), "AMP201")
+    assert result.applied == 1 and not result.reasons
