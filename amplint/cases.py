@@ -137,6 +137,47 @@ Value = Union[int, float, str, bool, None, DType, Symbol, Made, Local, Foreign, 
 Case = tuple[Condition, Value]
 
 
+@dataclass(frozen=True)
+class Size:
+    """A whole number an expression has in the configurations of ``condition``: written as a
+    constant, or an option's default (``option``); ``computed`` when arithmetic made it."""
+
+    condition: Condition
+    value: int
+    option: Option | None = None
+    computed: bool = False
+
+    def narrowed(self, condition: Condition) -> Size:
+        return Size(self.condition & condition, self.value, self.option, self.computed)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _as_sizes(cases) -> list[Size] | None:
+    """Cases as whole numbers (a constant, or the default of a numeric option); None when one
+    of them is anything else."""
+    found = []
+    for condition, value in cases:
+        if _whole(value):
+            found.append(Size(condition, value))
+        elif isinstance(value, Symbol) and not value.option.free and _whole(value.option.default):
+            found.append(Size(condition, value.option.default, value.option))
+        else:
+            return None
+    return found
+
+
+_ARITHMETIC: dict[type, Callable[[int, int], object]] = {
+    cst.Add: lambda a, b: a + b,
+    cst.Subtract: lambda a, b: a - b,
+    cst.Multiply: lambda a, b: a * b,
+    cst.FloorDivide: lambda a, b: a // b,
+    cst.Modulo: lambda a, b: a % b,
+}
+
+
 def _dtype_attribute(name: str | None, index: FileIndex, scope: Scope) -> DType | None:
     if name is None or "." not in name:
         return None
@@ -429,6 +470,81 @@ class Evaluator:
         if site is None:
             return [(ALWAYS, UNKNOWN)]
         return [(ALWAYS, Made(site))]
+
+    def sizes(
+        self, expr: cst.BaseExpression | None, scope: Scope, order: int | None = None
+    ) -> list[Size]:
+        """The whole numbers ``expr`` (a layer's width, a batch size) has, each with the
+        configurations it has it in: constants, simple arithmetic, and an option's default where
+        a number is needed (``args.unit`` is 650 unless the user says otherwise), followed
+        through names, ternaries, parameters (also those other modules pass), attributes and
+        items. Empty when any of its values cannot be told (never a finding)."""
+        return self._sizes(expr, scope, order, 0) or []
+
+    def _sizes(
+        self, expr: cst.BaseExpression | None, scope: Scope, order: int | None, depth: int
+    ) -> list[Size] | None:
+        if expr is None or depth > _MAX_DEPTH:
+            return None
+        constant = _constant(expr)
+        if constant is not _NONE:
+            return [Size(ALWAYS, constant)] if _whole(constant) else None
+        deeper = depth + 1
+        if isinstance(expr, cst.BinaryOperation):
+            operate = _ARITHMETIC.get(type(expr.operator))
+            lefts = self._sizes(expr.left, scope, order, deeper) if operate else None
+            rights = self._sizes(expr.right, scope, order, deeper) if lefts else None
+            if operate is None or lefts is None or rights is None:
+                return None
+            found = []
+            for left in lefts:
+                for right in rights:
+                    both = left.condition & right.condition
+                    try:
+                        value = operate(left.value, right.value)
+                    except (ArithmeticError, ValueError):
+                        return None
+                    if not _whole(value):
+                        return None
+                    if both.possible:
+                        found.append(Size(both, value, left.option or right.option, True))
+            return found[:_MAX_CASES]
+        if isinstance(expr, cst.IfExp):
+            test = self.condition(expr.test, scope, order)
+            body = self._sizes(expr.body, scope, order, deeper)
+            orelse = self._sizes(expr.orelse, scope, order, deeper)
+            if body is None or orelse is None:
+                return None
+            found = [s.narrowed(test) for s in body] + [s.narrowed(~test) for s in orelse]
+            return [s for s in found if s.condition.possible][:_MAX_CASES]
+        if isinstance(expr, cst.Call) and dotted(expr.func) == "int" and len(expr.args) == 1:
+            return self._sizes(expr.args[0].value, scope, order, deeper)
+        name = dotted(expr)
+        definitions = self.expressions(name, scope, order) if name is not None else []
+        if definitions and not (isinstance(expr, cst.Name) and self._read_as_option(name, scope)):
+            found = []
+            for definition in definitions:
+                if definition.value is not None:
+                    inner = _as_sizes([(definition.condition, definition.value)])
+                else:
+                    where = (definition.scope, definition.order, deeper)
+                    inner = self._sizes(definition.expr, *where)
+                if inner is None:
+                    return None
+                found += [s.narrowed(definition.condition) for s in inner]
+            return [s for s in found if s.condition.possible][:_MAX_CASES]
+        return _as_sizes(self.cases(expr, scope, order))
+
+    def _read_as_option(self, name: str, scope: Scope) -> bool:
+        """A name the evaluator reads as an option itself (a configurable global, a click
+        command's parameter)."""
+        binding, _ = _binding(name, scope)
+        if binding is None:
+            return False
+        return bool(
+            self.options.global_value(name, binding)
+            or (name in binding.params and self.options.parameter(name, binding))
+        )
 
     # ---- tests ----------------------------------------------------------------------------
     def condition(

@@ -293,6 +293,8 @@ def _describe(error: Exception | None) -> str | None:
 
 
 def _syntax(line: int | None, column: int | None, message: str) -> str:
+    if line is None:
+        return f"syntax error: {message}"
     return f"syntax error at {line}:{column}: {message}"
 
 
@@ -333,7 +335,8 @@ def _set_aside_newer_syntax(module, source: str) -> str:
     statements = _kinds(cst, "TypeAlias", "Match", "TryStar")
     strings = _kinds(cst, "FormattedString", "TemplatedString")
     parameters = _kinds(cst, "TypeParameters")
-    starts = [0] + [match.end() for match in _LINE_BREAK.finditer(source)]
+    # (libcst counts a line after the last line break, also when the source ends without one)
+    starts = [0] + [match.end() for match in _LINE_BREAK.finditer(source)] + [len(source)]
     edits: list[tuple[int, int, str]] = []
     ranges = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     for node, where in ranges.items():

@@ -23,17 +23,20 @@ def fix(finding: Finding, ctx: FixContext) -> list[Edit]:
     call = next((n for n in ctx.ancestors(node) if isinstance(n, cst.Call)), None)
     if call is None:
         raise Unfixable("the value is not an argument of a call")
-    value = fold(node, ctx.index, ctx.site(call).scope)
-    if value is None or isinstance(value.value, bool) or not isinstance(value.value, int):
+    site = ctx.site(call)
+    value = fold(node, ctx.index, site.scope)
+    if value is None:
+        size, written = _option_default(node, site, ctx)
+    elif isinstance(value.value, bool) or not isinstance(value.value, int):
         raise Unfixable("the value is no longer known statically")
-    size = value.value
+    else:
+        size, written = value.value, node if value.origin is None else value.origin
     data = finding.fix or {}
     if data.get("value", size) != size:
         raise Unfixable("the value changed since it was checked")
     rounded = data.get("rounded") or -(-size // 8) * 8
     if size == 1:
         raise Unfixable("a dimension of 1 is a single output: padding it changes its meaning")
-    written = node if value.origin is None else value.origin
     if not (isinstance(written, cst.Integer) and written.evaluated_value == size):
         raise Unfixable(f"{size} is computed, not written as one number: change it by hand")
 
@@ -42,3 +45,21 @@ def fix(finding: Finding, ctx: FixContext) -> list[Edit]:
         return updated.with_changes(value=str(rounded))
 
     return [Edit(written, change, f"round up to {rounded}")]
+
+
+def _option_default(node: cst.BaseExpression, site, ctx: FixContext) -> tuple[int, cst.CSTNode]:
+    """The default of the option of this file that ``node`` reads through parameters and
+    helpers (``args.unit`` handed to ``_setup(nhid)``), and where it is written."""
+    from amplint.cases import Evaluator
+
+    sizes = Evaluator(ctx.index).sizes(node, site.scope, site.order)
+    options = {s.option for s in sizes}
+    if not sizes or len(options) != 1 or None in options or any(s.computed for s in sizes):
+        raise Unfixable("the value is not one number written in this file: change it by hand")
+    option = sizes[0].option
+    assert option is not None
+    entry = ctx.index.arguments.get(option.key[2:]) if option.key.startswith("--") else None
+    default = entry[0].arg(None, "default") if entry is not None else None
+    if default is None:
+        raise Unfixable(f"{option.shown} is defined in another file: change its default there")
+    return sizes[0].value, default

@@ -107,7 +107,8 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
                 f"(slow {found.precision} kernels); round it up to {found.rounded}"
             )
             fix = {"argument": dim.keyword, "value": found.size, "rounded": found.rounded}
-            yield Issue(expr, message, found.origin, fix, condition)
+            where = condition & found.condition if found.condition is not None else condition
+            yield Issue(expr, message + found.note, found.origin, fix, where)
 
 
 VALID = [

@@ -67,7 +67,10 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
             f"GEMMs of this dense/recurrent model); use {choices}"
         )
         fix = {"argument": "batch_size", "value": found.size, "rounded": rounded}
-        yield Issue(expr, message, found.origin, fix, union(facts))
+        condition = union(facts)
+        if found.condition is not None:
+            condition = condition & found.condition
+        yield Issue(expr, message + found.note, found.origin, fix, condition)
 
 
 def _loader_facts(loader: CallSite, ctx: RuleContext) -> list[Reduced]:

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import libcst as cst
 
-from amplint.conditions import Condition
+from amplint.conditions import NEVER, Condition
 from amplint.index import CallSite, FileIndex, Scope
 from amplint.interface import Summary, values_from
 from amplint.precision import PrecisionModel, Reduced, dtypes_of
@@ -34,12 +34,15 @@ class Issue:
 @dataclass(frozen=True)
 class Misaligned:
     """A dimension or batch size that is not a multiple of the alignment: its value, the next
-    multiple, the precisions it runs in ("bfloat16/float16") and where it was written."""
+    multiple, the precisions it runs in ("bfloat16/float16"), where it was written, and the
+    configurations it has that value in (None: all)."""
 
     size: int
     rounded: int
     precision: str
     origin: tuple[cst.CSTNode, str] | None
+    condition: Condition | None = None
+    note: str = ""  # where an option of another module has this default
 
 
 @dataclass
@@ -82,15 +85,43 @@ class RuleContext:
         self, expr: cst.BaseExpression | None, site: CallSite, facts: list[Reduced]
     ) -> Misaligned | None:
         """The positive integer ``expr`` of the call ``site`` when it is not a multiple of the
-        alignment setting (AMP201, AMP202); None for aligned or unknown values."""
+        alignment setting (AMP201, AMP202); None for aligned or unknown values. A value folding
+        cannot tell is asked of the configuration model: an option's default reached through
+        parameters, also those another module passes (``args.unit`` of the caller's parser)."""
+        multiple = self.settings.alignment
         value = self.fold(expr, site.scope)
-        if value is None or isinstance(value.value, bool) or not isinstance(value.value, int):
+        if value is not None:
+            if isinstance(value.value, bool) or not isinstance(value.value, int):
+                return None
+            size = value.value
+            if size <= 0 or size % multiple == 0:
+                return None
+            origin = (value.origin, value.via or "value") if value.origin is not None else None
+            return Misaligned(size, -(-size // multiple) * multiple, dtypes_of(facts), origin)
+        sizes = self.model.cases.sizes(expr, site.scope, site.order)
+        odd = [s for s in sizes if s.value > 0 and s.value % multiple]
+        if not odd:
             return None
-        size, multiple = value.value, self.settings.alignment
-        if size <= 0 or size % multiple == 0:
+        size = odd[0].value
+        condition = NEVER
+        for found in odd:
+            if found.value == size:
+                condition = condition | found.condition
+        option = odd[0].option
+        origin = self._option_origin(option)
+        note = ""
+        if origin is None and option is not None:
+            note = f" (the default of {option.shown})"
+        rounded = -(-size // multiple) * multiple
+        return Misaligned(size, rounded, dtypes_of(facts), origin, condition, note)
+
+    def _option_origin(self, option) -> tuple[cst.CSTNode, str] | None:
+        """Where an option's default is written, when this module defines the option."""
+        if option is None or not option.key.startswith("--"):
             return None
-        origin = (value.origin, value.via or "value") if value.origin is not None else None
-        return Misaligned(size, -(-size // multiple) * multiple, dtypes_of(facts), origin)
+        entry = self.index.arguments.get(option.key[2:])
+        default = entry[0].arg(None, "default") if entry is not None else None
+        return (default, f"default of {option.shown}") if default is not None else None
 
     def calls(self, *qualnames: str) -> Iterator[CallSite]:
         """Calls whose callee resolves to one of ``qualnames``."""

@@ -113,3 +113,10 @@ def test_strings_are_lexed_by_pep_701_also_on_older_pythons():
     assert in_code(switch)
     kept = "x = f'{args.dtype!r:>{width}} and {{literal}}' + 'float16' + r'\\d+'\n"
     assert code_only(kept) == "x = f'{args.dtype!r:{width}}' + 'float16' + ''\n"
+
+
+def test_a_comment_holding_a_null_byte_at_the_end_without_a_line_break():
+    """Found by the token-soup property test: libcst places the end of the module on a line
+    after the last line break; Python 3.11 refuses the null byte."""
+    problem = parse_problem("#\x00")
+    assert problem == "syntax error: source code string cannot contain null bytes"

@@ -126,3 +126,20 @@ def test_a_file_in_newer_syntax_is_fixed_not_rolled_back():
     )
     result = assert_fixed(before, before.replace("in_units=100", "in_units=104"), "AMP201")
     assert result.applied == 1 and not result.reasons
+
+
+def test_an_option_default_reached_through_the_model_constructor_is_rounded_where_written():
+    """The width reaches the layer through a parameter and a ternary (the configuration model
+    tells it, folding alone does not): the option's default is the one number to change."""
+    before = HEADER + (
+        "parser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--nhid', type=int, default=1150)\n"
+        "args = parser.parse_args()\n"
+        "class Net(gluon.nn.HybridBlock):\n"
+        "    def __init__(self, nhid, last):\n"
+        "        super().__init__()\n"
+        "        self.out = gluon.nn.Dense(nhid if last else 2 * nhid)\n"
+        "net = Net(args.nhid, True)\n"
+    )
+    result = assert_fixed(before, before.replace("default=1150", "default=1152"), "AMP201")
+    assert result.applied == 1
