@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (a finding is marked on the line it is reported at)
 """Sizes that reach a layer through the configuration model: an option's default handed to
 a constructor, picked by a ternary, or read from a namespace inside the model class."""
 
@@ -25,9 +26,7 @@ def test_an_option_default_picked_by_a_ternary_inside_the_model():
                     self.rnns = [
                         torch.nn.LSTM(
                             ninp if l == 0 else nhid,
-                            (  # AMP201 (--fp16 --model LSTM)
-                                nhid if l != nlayers - 1 else (ninp if tied else nhid)
-                            ),
+                            nhid if l != nlayers - 1 else (ninp if tied else nhid),  # AMP201 (--fp16 --model LSTM)
                             1,
                         )
                         for l in range(nlayers)
