@@ -747,8 +747,12 @@ class PrecisionModel:
 
     def outgoing(self) -> list[tuple]:
         """What this module turns on in the modules it imports, as (module, names, dtype, how,
-        framework, configurations): process-wide switches in all of them (module None); object
-        switches and blocks in the classes and functions its models are built from."""
+        framework, configurations, subclasses): process-wide switches in all of them (module
+        None); object switches and blocks in the classes and functions its models are built
+        from; for a model whose class is chosen at run time (``model_class =
+        dynamic_import(args.model_module)``), in every class of the project deriving from the
+        type the module checks it against (``assert isinstance(model, ASRInterface)``,
+        ``issubclass(model_class, LMInterface)``)."""
         found: dict[tuple, Condition] = {}
 
         def add(key: tuple, condition: Condition) -> None:
@@ -756,7 +760,7 @@ class PrecisionModel:
 
         for fact in self.process:
             if fact.origin is not None:
-                add((None, None, fact.dtype, fact.how, fact.framework), fact.condition)
+                add((None, None, fact.dtype, fact.how, fact.framework, False), fact.condition)
         for site in self.index.calls:
             qualname = site.qualname
             if qualname is None or "." not in qualname or _external(qualname):
@@ -767,12 +771,48 @@ class PrecisionModel:
             runs = self.cases.runs(site)
             module, name = qualname.rsplit(".", 1)
             for fact in facts:
-                add((module, (name,), fact.dtype, fact.how, fact.framework), fact.condition & runs)
+                key = (module, (name,), fact.dtype, fact.how, fact.framework, False)
+                add(key, fact.condition & runs)
+        for base, site in self._declared_types():
+            runs = self.cases.runs(site)
+            module, name = base.rsplit(".", 1)
+            for fact in self._object_precision(site):
+                key = (module, (name,), fact.dtype, fact.how, fact.framework, True)
+                add(key, fact.condition & runs)
         return [
-            (*key, condition.describe())
+            (*key[:5], condition.describe(), key[5])
             for key, condition in sorted(found.items(), key=lambda item: repr(item[0]))
             if condition.possible
         ]
+
+    def _declared_types(self) -> Iterator[tuple[str, CallSite]]:
+        """(project class, call) for objects built by a class chosen at run time whose type
+        the module checks: ``isinstance(obj, Base)``, ``issubclass(cls, Base)``."""
+        checks = []
+        for site in self.index.calls:
+            if site.name in ("isinstance", "issubclass") and len(site.node.args) == 2:
+                checks.append((site.node.args[0].value, site.node.args[1].value, site))
+        for target, declared, where in checks:
+            base = self.index.resolve(dotted(declared) or "", where.scope)
+            if not base or "." not in base or _external(base):
+                continue
+            name = dotted(target)
+            for _, root in self.roots(target, where.scope, where.order):
+                if isinstance(root, CallSite) and self._chosen_at_run_time(root):
+                    yield base, root
+            for site in self.index.calls:  # ``issubclass(model_class, Base)``
+                if name and site.name == name and self._chosen_at_run_time(site):
+                    yield base, site
+
+    def _chosen_at_run_time(self, site: CallSite) -> bool:
+        """A call of a class held in a variable (not a class or function named here)."""
+        name = site.name or ""
+        return (
+            site.qualname is None
+            and name not in self.index.classes
+            and name not in self.index.functions
+            and isinstance(site.node.func, cst.Name)
+        )
 
     def _layer_dtype(self, site: CallSite) -> Reduced | None:
         expr = site.arg(*LAYER_DTYPE.dtype)  # type: ignore[misc]

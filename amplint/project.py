@@ -108,6 +108,7 @@ class Outgoing:
     how: str
     framework: str | None
     configurations: tuple[str, ...]
+    subclasses: bool = False  # the classes of the project deriving from ``names`` (see below)
 
 
 @dataclass(frozen=True)
@@ -121,26 +122,33 @@ class ModuleFacts:
     reads: tuple[str, ...] = ()  # files it names that amplint reads too (JSON)
     calls: str = ""  # JSON: its calls into the project with what they pass (amplint.interface)
     summaries: str = ""  # JSON: what calling its functions does
+    # top-level classes with their bases, as imported (``espnet.nets.asr_interface.ASRInterface``)
+    # or as written for a class of the same module
+    classes: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def to_json(self) -> list:
         spreads = None
         if self.outgoing is not None:
             spreads = [
                 [o.module, o.names, o.dtype, o.how, o.framework, list(o.configurations)]
+                + [o.subclasses]
                 for o in self.outgoing
             ]
-        return [list(self.imports), spreads, list(self.reads), self.calls, self.summaries]
+        classes = [[name, list(bases)] for name, bases in self.classes]
+        imports, reads = list(self.imports), list(self.reads)
+        return [imports, spreads, reads, self.calls, self.summaries, classes]
 
     @classmethod
     def from_json(cls, data: list) -> ModuleFacts:
-        imports, spreads, reads, calls, summaries = data
+        imports, spreads, reads, calls, summaries, classes = data
         outgoing = None
         if spreads is not None:
             outgoing = tuple(
-                Outgoing(m, tuple(n) if n is not None else None, d, h, f, tuple(c))
-                for m, n, d, h, f, c in spreads
+                Outgoing(m, tuple(n) if n is not None else None, d, h, f, tuple(c), sub)
+                for m, n, d, h, f, c, sub in spreads
             )
-        return cls(tuple(imports), outgoing, tuple(reads), calls, summaries)
+        found = tuple((name, tuple(bases)) for name, bases in classes)
+        return cls(tuple(imports), outgoing, tuple(reads), calls, summaries, found)
 
 
 def scan(source: str, path: str = "", parse: bool = True) -> ModuleFacts:
@@ -158,7 +166,31 @@ def scan(source: str, path: str = "", parse: bool = True) -> ModuleFacts:
             outgoing = None
         elif in_code(source):
             outgoing, calls, summaries = _outgoing(source, path)
-    return ModuleFacts(tuple(imports), outgoing, reads, calls, summaries)
+    return ModuleFacts(tuple(imports), outgoing, reads, calls, summaries, _classes(text))
+
+
+_CLASS = re.compile(r"^class[ \t]+(\w+)[ \t]*(?:\(([^)]*)\))?[ \t]*:", re.MULTILINE)
+
+
+def _classes(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Top-level classes and their bases (text only), each base as its import names it."""
+    found = list(_CLASS.finditer(text))
+    if not found:
+        return ()
+    table = _import_table(text)
+    classes = []
+    for match in found:
+        bases = []
+        for part in (match.group(2) or "").split(","):
+            base = part.strip()
+            if not base or "=" in base or not re.fullmatch(r"[\w.]+", base):
+                continue
+            head, dot, rest = base.partition(".")
+            imported = table.get(head, head)
+            plain = imported == head or imported.startswith(head + ".")  # ``import a.b``
+            bases.append(base if plain else imported + dot + rest)
+        classes.append((match.group(1), tuple(bases)))
+    return tuple(classes)
 
 
 def _strip(source: str) -> str:
@@ -188,7 +220,12 @@ def uses(source: str) -> dict[str, tuple[str, ...]]:
     top-level classes and functions it names (text only: names in its body): how a spread to
     one class reaches its parts. Read only for modules a spread reaches."""
     text = _strip(source)
-    local: dict[str, str] = {}  # name bound by an import -> what it imports
+    return dict(_uses(text, _import_table(text)))
+
+
+def _import_table(text: str) -> dict[str, str]:
+    """Each name an import binds -> what it imports (``nn`` -> ``torch.nn``)."""
+    local: dict[str, str] = {}
     for match in _IMPORT.finditer(text):
         for part in match.group(1).split(","):
             words = part.split()
@@ -203,7 +240,7 @@ def uses(source: str) -> dict[str, tuple[str, ...]]:
                 sep = "" if module.endswith(".") else "."
                 bound = words[2] if len(words) == 3 and words[1] == "as" else words[0]
                 local[bound] = f"{module}{sep}{words[0]}"
-    return dict(_uses(text, local))
+    return local
 
 
 _TOP_LEVEL = re.compile(r"^(?:async[ \t]+def|def|class)[ \t]+(\w+)", re.MULTILINE)
@@ -369,19 +406,22 @@ def analyse(
                 whole = dataclasses.replace(current, names=None)
                 queue.extend((inner, whole) for inner in imports_of(target))
 
-    def spread_named(importer: str, imported: str, spread: Spread) -> None:
+    def spread_named(importer: str, imported: str, spread: Spread, within: bool = False) -> None:
         """``spread`` to the class or function ``imported`` (``.model.GPT``, as ``importer``
-        writes it): in the module defining it — through re-exports — and to what it uses there,
-        class by class (a registry function using many modules passes nothing on)."""
+        writes it; ``within``: a class of ``importer`` itself): in the module defining it —
+        through re-exports — and to what it uses there, class by class (a registry function
+        using many modules passes nothing on)."""
         pending, seen, whole = [(importer, imported)], set(), {importer}
         while pending:
             frm, name = pending.pop()
-            module = targets(frm, name)
+            module = [] if within else targets(frm, name)
             if module:  # ``from . import blocks``: a module used as a whole
                 spread_on(module, dataclasses.replace(spread, names=None), whole)
                 continue
             package, _, attribute = name.rpartition(".")
-            for target in targets(frm, package) if package else []:
+            inside = [frm] if within else []
+            within = False
+            for target in inside or (targets(frm, package) if package else []):
                 if (target, attribute) in seen:
                     continue
                 seen.add((target, attribute))
@@ -398,9 +438,65 @@ def analyse(
                         if inner.rpartition(".")[2] == attribute and inner != name
                     )
 
+    def defining(importer: str, name: str) -> set[tuple[str, str]]:
+        """The (module, class) a dotted class name written in ``importer`` is defined as,
+        through re-exports."""
+        pending, seen, found = [(importer, name)], set(), set()
+        while pending:
+            frm, name = pending.pop()
+            package, _, attribute = name.rpartition(".")
+            for target in targets(frm, package) if package else []:
+                if (target, attribute) in seen:
+                    continue
+                seen.add((target, attribute))
+                fact = facts[by_path[target]]
+                if any(cls == attribute for cls, _ in fact.classes):
+                    found.add((target, attribute))
+                else:
+                    pending.extend(
+                        (target, inner)
+                        for inner in fact.imports
+                        if inner.rpartition(".")[2] == attribute and inner != name
+                    )
+        return found
+
+    derived: dict[tuple[str, str], set[tuple[str, str]]] = {}
+
+    def subclasses(base: tuple[str, str]) -> set[tuple[str, str]]:
+        """Every class of the project deriving from ``base``, directly or not (the bases of
+        every module's classes are read once, when first asked)."""
+        if not derived:
+            for path in paths:
+                for cls, bases in facts[by_path[path]].classes:
+                    for written in bases:
+                        if "." not in written:
+                            parents = {(path, written)}
+                        else:
+                            parents = defining(path, written)
+                        for parent in parents:
+                            derived.setdefault(parent, set()).add((path, cls))
+        found, pending = set(), [base]
+        while pending:
+            for child in derived.get(pending.pop(), ()):
+                if child not in found:
+                    found.add(child)
+                    pending.append(child)
+        return found
+
     for source in (path for path in paths if facts[by_path[path]].outgoing):
         for out in facts[by_path[source]].outgoing:
             configurations = tuple(f"{shown(source)}: {c}" for c in out.configurations)
+            if out.subclasses:
+                for name in out.names or ():
+                    for parent in defining(source, f"{out.module}.{name}"):
+                        for path, cls in sorted(subclasses(parent)):
+                            why = f"{cls} is one of the {name} models {shown(source)} runs in "
+                            why += out.dtype
+                            spread = Spread(
+                                out.dtype, out.how, None, configurations, why, out.framework
+                            )
+                            spread_named(path, f".{cls}", spread, within=True)
+                continue
             if out.module is None:
                 why = f"imported by {shown(source)}, which enables {out.dtype}"
                 spread = Spread(out.dtype, out.how, None, configurations, why, out.framework)

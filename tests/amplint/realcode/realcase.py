@@ -34,3 +34,27 @@ def check(source: str, path: str = "train.py", select=ALL) -> None:
     source = textwrap.dedent(source)
     found = reported(source, path, select)
     assert found == expected(source), sorted(found)
+
+
+def check_project(root, files: dict[str, str], select=ALL) -> None:
+    """The files, written under ``root`` and checked as one project (``amplint check root``),
+    give exactly their marked findings, file by file."""
+    from pathlib import Path
+
+    from amplint.runner import Request, run
+
+    texts = {name: textwrap.dedent(text) for name, text in files.items()}
+    for name, text in texts.items():
+        path = Path(root) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    request = Request(paths=(str(root),), use_cache=False, jobs=1, select=tuple(sorted(select)))
+    findings = run(request).findings
+    assert all(f.code != "AMP000" for f in findings), [f.message for f in findings]
+    found = {
+        (Path(f.path).relative_to(root).as_posix(), f.line, f.code, "; ".join(f.configurations))
+        for f in findings
+        if f.code in select
+    }
+    wanted = {(name, *mark) for name, text in texts.items() for mark in expected(text)}
+    assert found == wanted, sorted(found)
