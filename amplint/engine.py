@@ -21,14 +21,15 @@ from amplint.settings import Settings
 @functools.lru_cache(maxsize=1)
 def _reduced_precision_code() -> re.Pattern[str]:
     """What rules look for in a file that runs in reduced precision only because an importer
-    (or ``--assume-amp``) says so: layer constructors, data loaders, batch sizes, backward."""
+    (or ``--assume-amp``) says so: layer constructors, data loaders, batch sizes, backward,
+    losses, softmax and metrics."""
     from amplint.frameworks import keras, mxnet, torch
 
     names = {q.rsplit(".", 1)[1] for m in (mxnet, keras, torch) for q in m.LAYERS}
     alternatives = "|".join(sorted(names | {"DataLoader"}))
     return re.compile(
         rf"\b(?:{alternatives})\s*\(|\b(?:batch_size|classes|num_classes)\s*="
-        r"|\.backward\(|\.gradient\("
+        r"|\.backward\(|\.gradient\(|softmax|cross_entropy|criterion|Loss\w*\(|\.update\("
     )
 
 

@@ -80,10 +80,19 @@ _WRAPPER = re.compile(
 )
 _CONTAINERS = ("add", "append", "extend", "register_child", "add_module", "insert")
 _INFERENCE = ("no_grad", "inference_mode", "predict_mode", "pause")
-# Functions that evaluate or export a model rather than train it.
+# Optimizer constructors: a module building one trains (its step may run elsewhere).
+_OPTIMIZERS = (
+    "torch.optim.",
+    "mxnet.gluon.Trainer",
+    "mxnet.optimizer.",
+    "tensorflow.keras.optimizers.",
+    "keras.optimizers.",
+)
+# Functions that evaluate, decode with or export a model rather than train it.
 _EVALUATION = re.compile(
     r"^_?(test|val|valid|validate|validation|eval|evaluate|evaluation|predict|prediction"
-    r"|inference|infer|export|score|benchmark_inference)(_|$)"
+    r"|inference|infer|export|score|benchmark_inference|batch_score|recognize|translate"
+    r"|decode|generate|beam_search|greedy_search|forward_one_step)(_|$)"
 )
 _NULL_CONTEXTS = ("nullcontext", "suppress")
 
@@ -561,6 +570,11 @@ class PrecisionModel:
                         found.append(narrowed)
             if not isinstance(root, CallSite):
                 continue
+            for fact in self.precision_at(root):  # a layer of a model with reduced weights
+                if fact.how == WEIGHTS:
+                    narrowed = fact.narrowed(condition)
+                    if narrowed is not None:
+                        found.append(narrowed)
             for switch in recognise(root.qualname, root.method):  # Net().half() itself
                 if switch.scope == OBJECT and switch.how == WEIGHTS:
                     for own in self._switch_facts(root):
@@ -780,7 +794,7 @@ class PrecisionModel:
                 key = (module, (name,), fact.dtype, fact.how, fact.framework, True)
                 add(key, fact.condition & runs)
         return [
-            (*key[:5], condition.describe(), key[5])
+            (*key[:5], condition.describe(), key[5], self._trains)
             for key, condition in sorted(found.items(), key=lambda item: repr(item[0]))
             if condition.possible
         ]
@@ -966,10 +980,14 @@ class PrecisionModel:
 
     @functools.cached_property
     def _trains(self) -> bool:
-        """Whether the module computes a gradient or steps an optimizer anywhere."""
+        """Whether the module computes a gradient, builds or steps an optimizer anywhere, or
+        a module that does runs it in reduced precision."""
+        if any(spread.trains for spread in self.spreads):
+            return True
         return any(
             call.method in ("backward", "step", "apply_gradients", "minimize", "gradient", "fit")
             or (call.name or "").endswith("autograd.backward")
+            or (call.qualname or "").startswith(_OPTIMIZERS)
             for call in self.index.calls
         )
 

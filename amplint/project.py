@@ -58,6 +58,7 @@ class Spread:
     configurations: tuple[str, ...]
     why: str
     framework: str | None = None
+    trains: bool = True  # the importer computes gradients (it trains what it switches)
 
     def fact(self):
         """The spread as a precision fact of this module; the importer's configurations are
@@ -109,6 +110,7 @@ class Outgoing:
     framework: str | None
     configurations: tuple[str, ...]
     subclasses: bool = False  # the classes of the project deriving from ``names`` (see below)
+    trains: bool = True  # the importer computes gradients or steps an optimizer
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ class ModuleFacts:
         if self.outgoing is not None:
             spreads = [
                 [o.module, o.names, o.dtype, o.how, o.framework, list(o.configurations)]
-                + [o.subclasses]
+                + [o.subclasses, o.trains]
                 for o in self.outgoing
             ]
         classes = [[name, list(bases)] for name, bases in self.classes]
@@ -144,8 +146,8 @@ class ModuleFacts:
         outgoing = None
         if spreads is not None:
             outgoing = tuple(
-                Outgoing(m, tuple(n) if n is not None else None, d, h, f, tuple(c), sub)
-                for m, n, d, h, f, c, sub in spreads
+                Outgoing(m, tuple(n) if n is not None else None, d, h, f, tuple(c), sub, t)
+                for m, n, d, h, f, c, sub, t in spreads
             )
         found = tuple((name, tuple(bases)) for name, bases in classes)
         return cls(tuple(imports), outgoing, tuple(reads), calls, summaries, found)
@@ -390,6 +392,7 @@ def analyse(
 
     def add(target: str, spread: Spread) -> None:
         key = (spread.dtype, spread.how, spread.names, spread.configurations, spread.framework)
+        key += (spread.trains,)
         found.setdefault(target, {}).setdefault(key, spread)
 
     def spread_on(start: list[str], spread: Spread, seen: set[str]) -> None:
@@ -409,8 +412,8 @@ def analyse(
     def spread_named(importer: str, imported: str, spread: Spread, within: bool = False) -> None:
         """``spread`` to the class or function ``imported`` (``.model.GPT``, as ``importer``
         writes it; ``within``: a class of ``importer`` itself): in the module defining it —
-        through re-exports — and to what it uses there, class by class (a registry function
-        using many modules passes nothing on)."""
+        through re-exports — and to what it uses there, class by class (a model class passes
+        it to all its parts; a registry function using many modules passes nothing on)."""
         pending, seen, whole = [(importer, imported)], set(), {importer}
         while pending:
             frm, name = pending.pop()
@@ -429,7 +432,8 @@ def analyse(
                 uses = uses_in(target)
                 if attribute in uses:
                     add(target, dataclasses.replace(spread, names=frozenset({attribute})))
-                    if len(uses[attribute]) < HUB_IMPORTS:
+                    is_class = any(cls == attribute for cls, _ in fact.classes)
+                    if is_class or len(uses[attribute]) < HUB_IMPORTS:
                         pending.extend((target, inner) for inner in uses[attribute])
                 else:  # re-exported: follow the import of that name
                     pending.extend(
@@ -490,21 +494,33 @@ def analyse(
                 for name in out.names or ():
                     for parent in defining(source, f"{out.module}.{name}"):
                         for path, cls in sorted(subclasses(parent)):
+                            if not _imports_framework(facts[by_path[path]], out.framework):
+                                continue  # a Chainer model of the same interface
                             why = f"{cls} is one of the {name} models {shown(source)} runs in "
                             why += out.dtype
                             spread = Spread(
-                                out.dtype, out.how, None, configurations, why, out.framework
+                                out.dtype,
+                                out.how,
+                                None,
+                                configurations,
+                                why,
+                                out.framework,
+                                out.trains,
                             )
                             spread_named(path, f".{cls}", spread, within=True)
                 continue
             if out.module is None:
                 why = f"imported by {shown(source)}, which enables {out.dtype}"
-                spread = Spread(out.dtype, out.how, None, configurations, why, out.framework)
+                spread = Spread(
+                    out.dtype, out.how, None, configurations, why, out.framework, out.trains
+                )
                 spread_on(imports_of(source), spread, {source})
                 continue
             for name in out.names or ():
                 why = f"{name} run in {out.dtype} by {shown(source)}"
-                spread = Spread(out.dtype, out.how, None, configurations, why, out.framework)
+                spread = Spread(
+                    out.dtype, out.how, None, configurations, why, out.framework, out.trains
+                )
                 spread_named(source, f"{out.module}.{name}", spread)
     linkage = Linkage(
         {p: json.loads(facts[by_path[p]].calls) for p in paths if facts[by_path[p]].calls},
@@ -522,6 +538,20 @@ def analyse(
         if context != NO_CONTEXT:
             contexts[by_path.get(path, Path(path))] = context
     return contexts
+
+
+# The top-level modules a framework's models import.
+_FRAMEWORK_MODULES = {
+    "torch": ("torch",),
+    "mxnet": ("mxnet", "gluoncv", "gluonnlp"),
+    "keras": ("keras", "tensorflow", "tf_keras"),
+}
+
+
+def _imports_framework(fact: ModuleFacts, framework: str | None) -> bool:
+    """Whether a module imports ``framework`` (a model class of it can be defined there)."""
+    heads = _FRAMEWORK_MODULES.get(framework or "")
+    return heads is None or any(name.split(".")[0] in heads for name in fact.imports)
 
 
 def _read_text(path: str) -> str | None:

@@ -11,7 +11,9 @@ reach a loss (a `gluon.loss` or `torch.nn` loss object, also held in an attribut
 wrapper such as `DataParallelCriterion`, a parameter, or a loss class of the project), a
 softmax (`nd.softmax`, `F.softmax`, `F.cross_entropy`, `.softmax()`) or a metric's
 `update(labels, preds)`. Outputs are followed through names, lists (comprehensions,
-`.append`), items, reshapes and arithmetic (`teacher(x) / T`). Keras: the final softmax
+`.append`), items, reshapes, arithmetic (`teacher(x) / T`) and what a helper method or
+function of the file returns (`self._before_loss(x)`); inside the model classes a script casts
+(also from another module) the outputs of their layers count. Keras: the final softmax
 layer under a `mixed_float16` policy without `dtype='float32'` (last layer of a `Sequential`,
 last `model.add`, the `outputs` of a functional `Model`, the layer a subclassed model's `call`
 returns) and Keras-CV/Keras-Hub classifiers with a softmax head. Not reported: outputs cast to
@@ -19,8 +21,9 @@ float32 on the way, a model whose own `forward`/`hybrid_forward` returns float32
 the same file; for a class of another file silence the line with `# amplint: ignore[AMP101]`),
 losses under `amp.init` or `autocast` (MXNet's lists and autocast compute them in float32),
 a cast in a branch the loss does not run in, and code that trains nothing (under `no_grad`,
-`inference_mode`, in `eval()` mode, in a validation/test/export function, or in a module
-without any backward or optimizer step).
+`inference_mode`, in `eval()` mode, in a validation/test/export or decoding function, or in
+a module without any backward or optimizer whose importers train nothing either), and
+attention softmax whose weights the same function multiplies back in.
 
 Example:
 
@@ -55,7 +58,8 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
 # ---- Gluon and PyTorch: outputs of a float16 model reaching a loss ---------------------------
 def _model_outputs(ctx: RuleContext) -> Iterator[Issue]:
     model = ctx.model
-    if not any(fact.how == "weights" for _, _, found in model.switches for fact in found):
+    switched = any(fact.how == "weights" for _, _, found in model.switches for fact in found)
+    if not switched and not any(spread.how == "weights" for spread in model.spreads):
         return
     for site, arguments, what in _consumers(ctx):
         if model.inference_only(site):
@@ -116,6 +120,9 @@ def _outputs(
         inner = ctx.index.site(expr)
         if inner is not None and inner.qualname is not None:
             return []  # a library function, not a model
+        helper = _helper(func, scope, ctx.index)
+        if helper is not None:  # ``self._before_loss(x)``: what the method returns
+            return [fact for r in helper.returns for fact in again(r, helper, None)]
         return _model_facts(func, scope, order, ctx)
     if isinstance(expr, cst.Name):
         source = _comprehension_source(expr.value, site)
@@ -136,6 +143,20 @@ def _outputs(
         if append.node.args and append.function is site.function:
             found += again(append.node.args[0].value, append.scope, append.order)
     return found
+
+
+def _helper(func: cst.BaseExpression, scope: Scope, index: FileIndex) -> Scope | None:
+    """The method of the enclosing class (``self.name``) or the function of this module
+    (``name``) a call runs, when it computes its result in this file."""
+    name = dotted(func) or ""
+    if name.startswith("self.") and name.count(".") == 1:
+        owner: Scope | None = scope
+        while owner is not None and owner.owner is None:
+            owner = owner.parent
+        info = index.classes.get(owner.owner or "") if owner is not None else None
+        return info.methods.get(name[5:]) if info is not None else None
+    function = index.functions.get(name)
+    return function if function is not None and function.parent is not None else None
 
 
 def _model_facts(func: cst.BaseExpression, scope: Scope, order: int | None, ctx: RuleContext):
@@ -206,10 +227,11 @@ def _consumers(ctx: RuleContext) -> Iterator[tuple[CallSite, list[cst.BaseExpres
     for site in index.calls:
         qualname = site.qualname or ""
         if qualname in mxnet.SOFTMAX or qualname in torch.FUNCTIONAL_LOSSES:
-            yield site, [a.value for a in site.node.args[:1]], "a softmax or loss"
+            if not _attention_weights(site, index):
+                yield site, [a.value for a in site.node.args[:1]], "a softmax or loss"
             continue
         if site.method in ("softmax", "log_softmax") and site.receiver is not None:
-            if qualname == "" or site.qualname is None:
+            if (qualname == "" or site.qualname is None) and not _attention_weights(site, index):
                 yield site, [site.receiver], "a softmax"
             continue
         if site.qualname is not None or (
@@ -224,6 +246,50 @@ def _consumers(ctx: RuleContext) -> Iterator[tuple[CallSite, list[cst.BaseExpres
         roots = model.roots(site.node.func, *_at(site))
         if any(isinstance(root, CallSite) and _is_loss(root, index) for _, root in roots):
             yield site, [a.value for a in site.node.args[:1]], "a loss"
+
+
+def _attention_weights(site: CallSite, index: FileIndex) -> bool:
+    """A softmax computing weights that the same function multiplies with other values
+    (``w = softmax(e); c = sum(h * w)``, ``matmul(w, v)``): attention inside the model, not
+    an output reaching a loss."""
+    if (site.method or (site.qualname or "").rsplit(".", 1)[-1]) != "softmax":
+        return False
+    statement = index.statement_of(site.node)
+    body = getattr(statement, "body", ())
+    assign = body[0] if body else None
+    if not isinstance(assign, cst.Assign) or len(assign.targets) != 1:
+        return False
+    target = assign.targets[0].target
+    if not isinstance(target, cst.Name) or not isinstance(site.scope.node, cst.FunctionDef):
+        return False
+    weighted = _Weighting()
+    site.scope.node.visit(weighted)
+    return target.value in weighted.names
+
+
+class _Weighting(cst.CSTVisitor):
+    """Names used as factors of a product (``*``, ``@``, ``matmul``, ``bmm``, ``einsum``),
+    also through methods (``w.view(...)``)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def _add(self, expr: cst.BaseExpression) -> None:
+        while isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+            expr = expr.func.value
+        if isinstance(expr, cst.Name):
+            self.names.add(expr.value)
+
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        if isinstance(node.operator, (cst.Multiply, cst.MatrixMultiply)):
+            self._add(node.left)
+            self._add(node.right)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        name = (dotted(node.func) or "").rsplit(".", 1)[-1]
+        if name in ("matmul", "bmm", "einsum", "mm"):
+            for argument in node.args:
+                self._add(argument.value)
 
 
 _METRIC_NAME = re.compile(r"(Accuracy|Metric|Error|RMSE|MSE|MAE|Perplexity|F1|MCC|Acc)$")

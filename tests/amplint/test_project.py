@@ -145,8 +145,10 @@ def test_scan_reads_switches_not_words():
     everything = (None, None, "float16", "autocast", "mxnet", ())
     assert scan(AMP + '"""Use float16 or amp.init() for speed."""\n# net.half()\n').outgoing == ()
     assert scan(AMP + "x = nd.zeros((2, 2), dtype='float16')\n").outgoing == ()
-    assert scan(AMP + "amp.init()\n").outgoing == (Outgoing(*everything),)
-    bfloat16 = Outgoing(None, None, "bfloat16", "autocast", "mxnet", ())
+    assert scan(AMP + "amp.init()\n").outgoing == (Outgoing(*everything, trains=False),)
+    training = AMP + "amp.init()\ntrainer.step(1)\n"  # the importer trains what it switches
+    assert scan(training).outgoing == (Outgoing(*everything, trains=True),)
+    bfloat16 = Outgoing(None, None, "bfloat16", "autocast", "mxnet", (), trains=False)
     assert scan(AMP + "amp.init(target_dtype='bfloat16')\n").outgoing == (bfloat16,)
     assert (
         scan("import torch\nwith torch.autocast('cuda', enabled=False):\n    pass\n").outgoing == ()
@@ -162,7 +164,7 @@ def test_spreads_name_the_importers_configurations():
         "args = parser.parse_args()\nif args.amp:\n    amp.init()\n"
     )
     assert scan(script).outgoing == (
-        Outgoing(None, None, "float16", "autocast", "mxnet", ("--amp",)),
+        Outgoing(None, None, "float16", "autocast", "mxnet", ("--amp",), trains=False),
     )
 
 

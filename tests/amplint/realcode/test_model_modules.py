@@ -1,0 +1,148 @@
+# ruff: noqa: E501  (a finding is marked on the line it is reported at)
+"""Losses and softmax inside the model classes a training script casts to float16 from
+another module: the model module has no switch, no backward and no optimizer of its own."""
+
+from __future__ import annotations
+
+from realcase import check_project
+
+INTERFACE = """
+class MTInterface:
+    def forward(self, xs, ilens, ys):
+        raise NotImplementedError("forward method is not implemented")
+"""
+
+# espnet 202402 (PyPI), espnet/mt/pytorch_backend/mt.py (simplified): the model class comes from
+# --model-module, is cast with --train-dtype, and the optimizer is built here while the
+# backward runs in an updater of another module (espnet/asr/pytorch_backend/asr.py).
+TRAIN = """
+import torch
+from espx.nets.mt_interface import MTInterface
+from espx.asr.updater import CustomUpdater
+def train(args):
+    model_class = dynamic_import(args.model_module)
+    model = model_class(83, 52, args)
+    assert isinstance(model, MTInterface)
+    if args.train_dtype in ("float16", "float32", "float64"):
+        dtype = getattr(torch, args.train_dtype)
+    else:
+        dtype = torch.float32
+    model = model.to(device="cuda", dtype=dtype)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    updater = CustomUpdater(model, args.grad_clip, optimizer)
+    updater.run()
+"""
+
+
+def test_losses_inside_a_model_class_cast_by_another_module(tmp_path):
+    """espnet 202402 (PyPI): espnet/nets/pytorch_backend/e2e_mt_transformer.py (the decoder's
+    output fed to ``self.criterion``, a LabelSmoothingLoss of another module),
+    lm/seq_rnn.py (``F.cross_entropy`` of what a helper method ``self._before_loss`` returns),
+    rnn/attentions.py (trap: an attention softmax whose weights are multiplied back in),
+    lm/transformer.py (trap: ``batch_score``, a decoding method) and
+    chainer_backend/e2e_asr_transformer.py (trap: a Chainer model of the same interface,
+    which the PyTorch script cannot build)."""
+    configuration = "train.py: args.train_dtype=float16"
+    check_project(
+        tmp_path,
+        {
+            "espx/__init__.py": "",
+            "espx/nets/__init__.py": "",
+            "espx/asr/__init__.py": "",
+            "espx/nets/mt_interface.py": INTERFACE,
+            "espx/asr/updater.py": """
+                class CustomUpdater:
+                    def __init__(self, model, grad_clip, optimizer):
+                        self.model, self.optimizer = model, optimizer
+                """,
+            "espx/nets/label_smoothing_loss.py": """
+                import torch
+                class LabelSmoothingLoss(torch.nn.Module):
+                    def __init__(self, size, padding_idx, smoothing):
+                        super().__init__()
+                        self.criterion = torch.nn.KLDivLoss(reduction="none")
+                """,
+            "espx/nets/e2e_mt_transformer.py": f"""
+                import torch
+                from espx.nets.mt_interface import MTInterface
+                from espx.nets.label_smoothing_loss import LabelSmoothingLoss
+                class E2E(MTInterface, torch.nn.Module):
+                    def __init__(self, idim, odim, args):
+                        torch.nn.Module.__init__(self)
+                        self.decoder = torch.nn.Linear(256, 256)
+                        self.att = torch.nn.Linear(256, 1)
+                        self.criterion = LabelSmoothingLoss(256, 0, 0.1)
+                    def forward(self, xs_pad, ilens, ys_pad):
+                        e = self.att(xs_pad).squeeze(2)
+                        w = torch.nn.functional.softmax(e, dim=1)
+                        c = torch.sum(xs_pad * w.unsqueeze(2), dim=1)
+                        pred_pad = self.decoder(c)
+                        self.loss = self.criterion(pred_pad, ys_pad)  # AMP101 ({configuration})
+                        return self.loss
+                    def batch_score(self, ys, states, xs):
+                        h = self.decoder(xs)
+                        return h.log_softmax(dim=-1), states
+                """,
+            "espx/nets/seq_rnn.py": f"""
+                import torch
+                import torch.nn.functional as F
+                from espx.nets.mt_interface import MTInterface
+                class SequentialRNNLM(MTInterface, torch.nn.Module):
+                    def __init__(self, n_vocab, args):
+                        torch.nn.Module.__init__(self)
+                        self.decoder = torch.nn.Linear(256, 256)
+                    def _before_loss(self, input, hidden):
+                        return self.decoder(input), hidden
+                    def forward(self, x, t):
+                        y = self._before_loss(x, None)[0]
+                        loss = F.cross_entropy(y.view(-1, y.shape[-1]), t.view(-1))  # AMP101 ({configuration})
+                        return loss
+                """,
+            "espx/nets/chainer_e2e.py": """
+                import chainer
+                import chainer.functions as F
+                from espx.nets.mt_interface import MTInterface
+                class E2E(MTInterface, chainer.Chain):
+                    def __init__(self, idim, odim, args):
+                        chainer.Chain.__init__(self)
+                        self.decoder = chainer.links.Linear(256, 256)
+                    def forward(self, xs, ilens, ys):
+                        return F.softmax_cross_entropy(self.decoder(xs), ys)
+                """,
+            "train.py": TRAIN,
+        },
+    )
+
+
+def test_a_model_class_cast_only_by_an_inference_script_gets_no_loss_finding(tmp_path):
+    """Trap: the same model module when the only script casting it converts a model for
+    serving (no backward, no optimizer): its losses compute nothing to train with."""
+    check_project(
+        tmp_path,
+        {
+            "espx/__init__.py": "",
+            "espx/nets/__init__.py": "",
+            "espx/nets/mt_interface.py": INTERFACE,
+            "espx/nets/e2e.py": """
+                import torch
+                from espx.nets.mt_interface import MTInterface
+                class E2E(MTInterface, torch.nn.Module):
+                    def __init__(self, idim, odim, args):
+                        torch.nn.Module.__init__(self)
+                        self.decoder = torch.nn.Linear(256, 256)
+                        self.criterion = torch.nn.CrossEntropyLoss()
+                    def forward(self, xs_pad, ilens, ys_pad):
+                        return self.criterion(self.decoder(xs_pad), ys_pad)
+                """,
+            "export.py": """
+                import torch
+                from espx.nets.mt_interface import MTInterface
+                def export(args):
+                    model_class = dynamic_import(args.model_module)
+                    model = model_class(83, 52, args)
+                    assert isinstance(model, MTInterface)
+                    model = model.to(dtype=torch.float16)
+                    torch.save(model.state_dict(), args.out)
+                """,
+        },
+    )
