@@ -311,7 +311,7 @@ def _at(site: CallSite) -> tuple[Scope, int]:
 
 def _is_loss(root: CallSite, index: FileIndex) -> bool:
     """A loss object: Gluon's ``gluon.loss.*``, PyTorch's ``nn.*Loss``, a loss class of the
-    project (named ``...Loss``/``...Criterion``, or deriving from a loss)."""
+    project (named ``...Loss``/``...Criterion``/``...CTC``, or deriving from a loss)."""
     qualname = root.qualname or ""
     if qualname.startswith(mxnet.LOSS_PREFIX):
         return True
@@ -320,7 +320,7 @@ def _is_loss(root: CallSite, index: FileIndex) -> bool:
         return True
     if qualname.startswith(("torch.", "mxnet.", "tensorflow.", "keras.")):
         return False
-    if last.endswith(("Loss", "Criterion")) and not last.startswith("Parallel"):
+    if last.endswith(("Loss", "Criterion", "CTC")) and not last.startswith("Parallel"):
         return True
     info = index.classes.get(root.name or "")
     return info is not None and any(b.rsplit(".", 1)[-1].endswith("Loss") for b in info.bases)

@@ -37,6 +37,7 @@ def train(args):
 def test_losses_inside_a_model_class_cast_by_another_module(tmp_path):
     """espnet 202402 (PyPI): espnet/nets/pytorch_backend/e2e_mt_transformer.py (the decoder's
     output fed to ``self.criterion``, a LabelSmoothingLoss of another module),
+    the decoder's output fed to ``self.ctc``, a CTC loss module (e2e_asr_transformer.py),
     lm/seq_rnn.py (``F.cross_entropy`` of what a helper method ``self._before_loss`` returns),
     rnn/attentions.py (trap: an attention softmax whose weights are multiplied back in),
     lm/transformer.py (trap: ``batch_score``, a decoding method) and
@@ -62,17 +63,28 @@ def test_losses_inside_a_model_class_cast_by_another_module(tmp_path):
                         super().__init__()
                         self.criterion = torch.nn.KLDivLoss(reduction="none")
                 """,
+            "espx/nets/ctc.py": """
+                import torch
+                class CTC(torch.nn.Module):
+                    def __init__(self, odim, eprojs, dropout_rate):
+                        super().__init__()
+                        self.ctc_lo = torch.nn.Linear(eprojs, odim)
+                """,
             "espx/nets/e2e_mt_transformer.py": f"""
                 import torch
                 from espx.nets.mt_interface import MTInterface
                 from espx.nets.label_smoothing_loss import LabelSmoothingLoss
+                from espx.nets.ctc import CTC
                 class E2E(MTInterface, torch.nn.Module):
                     def __init__(self, idim, odim, args):
                         torch.nn.Module.__init__(self)
                         self.decoder = torch.nn.Linear(256, 256)
                         self.att = torch.nn.Linear(256, 1)
                         self.criterion = LabelSmoothingLoss(256, 0, 0.1)
+                        self.ctc = CTC(256, 256, 0.1)
                     def forward(self, xs_pad, ilens, ys_pad):
+                        hs_pad = self.decoder(xs_pad)
+                        loss_ctc = self.ctc(hs_pad.view(8, -1, 256), ilens, ys_pad)  # AMP101 ({configuration})
                         e = self.att(xs_pad).squeeze(2)
                         w = torch.nn.functional.softmax(e, dim=1)
                         c = torch.sum(xs_pad * w.unsqueeze(2), dim=1)
