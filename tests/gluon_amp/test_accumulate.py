@@ -302,6 +302,24 @@ def test_an_imported_model_accumulates_under_bfloat16(tmp_path, front):
     assert_matches(accumulate(block, [x], param_arrays(block)), reference, exact=False)
 
 
+@pytest.mark.parametrize("front", ["legacy", "numpy"])
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_an_imported_model_accumulates_under_emulated_float16(tmp_path, front, hybridize):
+    """The imported graph rebuilt for a CPU (emulate.graph_for_cpu) is routed like any other."""
+    if front == "numpy":
+        mx.npx.set_np()
+    net = mlp()
+    x = inputs(front)
+    reference = float32_reference(net, [x])
+    files = export(net, x, tmp_path)
+    amp.init("float16", emulate=True)
+    block = gluon.SymbolBlock.imports(files[0], ["data"], files[1])
+    if hybridize:
+        block.hybridize()
+    block.collect_params().setattr("grad_req", "add")
+    assert_matches(accumulate(block, [x], param_arrays(block)), reference, exact=False)
+
+
 def test_fine_tuning_an_imported_model_with_gradient_accumulation_trains_as_float32(tmp_path):
     """Two micro-batches per step through amp.scale_loss and a dynamic scaler, three steps."""
     net = scaled_norm()
