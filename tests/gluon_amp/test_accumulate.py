@@ -324,8 +324,9 @@ def test_an_imported_batchnorm_fine_tunes_with_add_on_its_trainable_parameters(t
     """What the README tells users: setattr('grad_req', 'add') on every imported parameter also
     turns BatchNorm's running statistics to 'add' (MXNet's SymbolBlock), and the step after
     backward raises Gluon's stale-gradient error; the trainable parameters alone train."""
-    net = nn.HybridSequential()
-    net.add(nn.Dense(16, in_units=IN), nn.BatchNorm(in_channels=16), nn.Dense(3, in_units=16))
+    net = nn.HybridSequential(prefix="net_")  # parameter names independent of other tests
+    with net.name_scope():
+        net.add(nn.Dense(16, in_units=IN), nn.BatchNorm(in_channels=16), nn.Dense(3, in_units=16))
     net.initialize(mx.init.Xavier())
     x = inputs()
     files = export(net, x, tmp_path)
@@ -344,13 +345,15 @@ def test_an_imported_batchnorm_fine_tunes_with_add_on_its_trainable_parameters(t
         before = {name: p.data().asnumpy() for name, p in block.collect_params().items()}
         accumulate(block, [x], {})
         if everything:
-            with pytest.raises(UserWarning, match="batchnorm0_running_mean.*has not been updated"):
+            with pytest.raises(
+                UserWarning, match="net_batchnorm0_running_mean.*has not been updated"
+            ):
                 trainer.step(2 * len(x))
             continue
         trainer.step(2 * len(x))
         after = {name: p.data().asnumpy() for name, p in block.collect_params().items()}
         changed = {name for name in before if not np.array_equal(before[name], after[name])}
-        statistics = {"batchnorm0_running_mean", "batchnorm0_running_var"}
+        statistics = {"net_batchnorm0_running_mean", "net_batchnorm0_running_var"}
         assert set(before) - statistics <= changed  # every weight, bias, gamma and beta trained
         assert {block.collect_params()[name].grad_req for name in statistics} == {"null"}
 
