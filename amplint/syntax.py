@@ -241,6 +241,8 @@ def parse_problem(source: str) -> str | None:
         if not _newer_syntax_at(source, error):
             return _describe(error)  # Python's message names the mistake better
         return _syntax(*_libcst_error(newest, source))
+    except cst.CSTValidationError:  # parsed, then refused by this Python's own rules (a name)
+        return _describe(error)
     except (RecursionError, MemoryError):
         return "too deeply nested to parse"
     return _describe(_python_error(_set_aside_newer_syntax(module, source)))

@@ -5,7 +5,9 @@ The same network, initialised from the same seed, is trained three times: in flo
 ``gluon_amp`` in bfloat16 (on the CPU; skipped, with the reason, on a CPU without bfloat16
 kernels) and in float16 (on a GPU when one is visible, else on the CPU with gluon_amp's float16
 emulation, which gives a GPU's float16 numerics). The float16 run's dynamic loss scaler meets
-real overflows: its scale backs off and grows again. The job prints each run's test accuracy,
+real overflows: its scale backs off and grows again. Each gluon_amp run trains inside
+``amp.recording`` and prints the report's summary (what ran in which precision, casts, steps
+taken and skipped, the loss scale, findings). The job then prints each run's test accuracy,
 skipped steps, final loss scale and step time, writes a per-step log (CSV and JSON) and a PNG
 plot of the losses and the float16 loss scale, and finishes by running ``amplint`` over
 ``examples/``; the findings in ``examples/hazards/`` are deliberate, so the job exits 0 all the
@@ -17,6 +19,7 @@ same.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -140,7 +143,11 @@ def train(
     elif run.uses_amp:
         amp.init_trainer(trainer)  # bfloat16: no scaling, inf/NaN steps still skipped
     try:
-        records = _train_steps(run.name, net, trainer, data, ctx, epochs, max_steps)
+        watch = amp.recording(net, trainer) if run.uses_amp else contextlib.nullcontext()
+        with watch as report:  # what ran in which precision, and every step's loss scale
+            records = _train_steps(run.name, net, trainer, data, ctx, epochs, max_steps)
+        if report is not None:
+            print(report.summary())
         final_scale = amp.loss_scaler(trainer).scale if run.uses_amp else 1.0
         return accuracy(net, x_test, y_test, ctx), records, final_scale
     finally:

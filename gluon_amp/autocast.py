@@ -143,7 +143,9 @@ def init(
         The low precision. None picks float16 when a GPU is visible or float16 emulation is
         on, else bfloat16.
     target_precision_ops, conditional_fp32_ops, fp32_ops : list, optional
-        Override MXNet's lists, exactly as in ``mxnet.contrib.amp.init``.
+        Override MXNet's lists, as in ``mxnet.contrib.amp.init``. An operator one of them names
+        leaves MXNet's other lists (``fp32_ops=['FullyConnected']`` runs it in float32 only);
+        an operator named twice in them is a ValueError.
     cast_outputs : bool, default True
         Return the floating-point outputs of the outermost Block call as float32.
     emulate : bool, optional
@@ -167,6 +169,7 @@ def init(
         bool(cast_outputs),
         emulating,
     )
+    _check_user_lists(config)
     if emulating and config.target_dtype == "bfloat16":
         raise ValueError(
             f"{source} emulates float16, but amp.init got target_dtype='bfloat16': use "
@@ -527,15 +530,47 @@ def _conditional_fp32_ops(dtype: Any) -> list:
     return ops
 
 
+def _user_ops(config: _Config) -> dict[str, list[str]]:
+    """Each operator the user's lists name, and the lists naming it (a conditional
+    operator once, however many conditions it has)."""
+    named: dict[str, list[str]] = {}
+    for list_name in ("target_precision_ops", "fp32_ops"):
+        for op in getattr(config, list_name) or ():
+            named.setdefault(op, []).append(list_name)
+    for op in dict.fromkeys(op for op, _, _ in config.conditional_fp32_ops or ()):
+        named.setdefault(op, []).append("conditional_fp32_ops")
+    return named
+
+
+def _check_user_lists(config: _Config) -> None:
+    """Refuse an operator named twice in the lists given to ``init`` (it would be cast twice)."""
+    for op, lists in _user_ops(config).items():
+        if len(lists) > 1:
+            where = " and ".join(dict.fromkeys(lists))
+            twice = " twice" if len(set(lists)) == 1 else ""
+            raise ValueError(
+                f"amp.init: {op!r} is named{twice} in {where}: name each operator in one list "
+                f"only (the precision it should run in)"
+            )
+
+
 def _op_lists(config: _Config, dtype: Any) -> dict:
-    def pick(custom, default):
-        return list(custom) if custom is not None else list(default(dtype))
+    """The lists to install: the user's where given, else MXNet's without the operators the
+    user's lists name (an operator moved to ``fp32_ops`` leaves the float16 list)."""
+    named = _user_ops(config)
+
+    def pick(custom, default, op=lambda entry: entry):
+        if custom is not None:
+            return list(custom)
+        return [entry for entry in default(dtype) if op(entry) not in named]
 
     return {
         "target": pick(config.target_precision_ops, contrib_amp.list_lp16_ops),
         "fp32": pick(config.fp32_ops, contrib_amp.list_fp32_ops),
-        "conditional": pick(config.conditional_fp32_ops, _conditional_fp32_ops),
-        "widest": list(contrib_amp.list_widest_type_cast(dtype)),
+        "conditional": pick(
+            config.conditional_fp32_ops, _conditional_fp32_ops, lambda entry: entry[0]
+        ),
+        "widest": pick(None, contrib_amp.list_widest_type_cast),
         "fp32_params": contrib_amp.list_lp16_use_fp32_params(dtype),
     }
 

@@ -62,6 +62,33 @@ def test_demo_writes_plot_and_logs(demo):
     assert float(fp16[1]["loss_scale"]) == 2.0**15
 
 
+def test_demo_prints_a_short_report_of_each_amp_run(demo):
+    """amp.recording around each AMP run: what ran in which precision, and its steps, which
+    agree with the steps the job logged."""
+    proc, out = demo
+    runs = (["bfloat16"] if cpu_bfloat16_problem() is None else []) + ["float16"]
+    headers = [line for line in proc.stdout.splitlines() if line.startswith("amp.report: ")]
+    assert [h.split(", ")[1] for h in headers] == runs  # none for float32
+    assert all(
+        "from the cached graph; shapes from inputs data (64, 1, 8, 8) float32" in h for h in headers
+    )
+    with (out / "steps.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    reports = proc.stdout.split("amp.report: ")[1:]
+    for run, report in zip(runs, reports):
+        lines = report.splitlines()
+        assert f"GEMMs in {run}: 4 of 4, 100% of " in report  # 2 convolutions, 2 dense layers
+        assert "findings: none" in lines
+        skipped = [r["step"] for r in rows if r["run"] == run and r["skipped"] == "True"]
+        steps = next(line for line in lines if line.startswith("steps: "))
+        expected = f"steps: 6 taken, {len(skipped)} skipped"
+        if skipped:
+            expected += f" (steps {', '.join(skipped)})"
+        assert steps.startswith(expected + "; loss scale "), steps
+        if run == "float16":
+            assert "loss scale 65536 at the start" in steps
+
+
 def test_demo_ends_with_amplint_findings_on_the_hazard_examples(demo):
     proc, _ = demo
     assert "$ amplint check" in proc.stdout

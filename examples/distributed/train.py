@@ -27,6 +27,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import gluon_amp as amp
+from gluon_amp.emulate import ENV_VAR as EMULATE
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,8 +43,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64, help="global batch, all workers")
     parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--dtype", choices=["bfloat16", "float16"], default=None,
-                        help="default: float16 with a GPU, else bfloat16")  # fmt: skip
+    parser.add_argument(
+        "--dtype",
+        choices=["bfloat16", "float16"],
+        default=None,
+        help=f"default: what amp.init() picks, float16 with a GPU or with {EMULATE}=1 (float16 "
+        f"emulated on a CPU), else bfloat16; float16 on a CPU needs {EMULATE}=1, bfloat16 needs "
+        f"it off",
+    )
     return parser.parse_args()
 
 

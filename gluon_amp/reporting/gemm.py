@@ -10,6 +10,7 @@ matters only where it is a GEMM's N (a decoder or tied output layer), reported o
 from __future__ import annotations
 
 import ast
+import functools
 import math
 from dataclasses import dataclass
 
@@ -117,32 +118,24 @@ def _channels_axis(attrs: dict[str, str]) -> int:
     return -1 if layout not in ("None", "") and layout.endswith("C") else 1
 
 
-def _convolution(op, attrs, shapes, out, image_input) -> Gemm | None:
+def _convolution(op, attrs, shapes, out, image_input, transposed=False) -> Gemm | None:
+    """A convolution as a GEMM: M output positions (input positions when transposed), N output
+    channels, K input channels per group times the kernel; depthwise ones have no dimension to
+    pad, and an image's channels fed straight to the first convolution are not a choice."""
     data, kernel = shapes[0], _tuple(attrs, "kernel")
     axis = _channels_axis(attrs)
     groups = int(_attr(attrs, "num_group", "1"))
     c_in, c_out = data[axis], int(_attr(attrs, "num_filter", "0"))
-    spatial = [d for i, d in enumerate(out) if i not in (0, axis % len(out))]
-    m, n, k = out[0] * _prod(spatial), c_out, c_in // groups * _prod(kernel)
+    rows = data if transposed else out
+    spatial = [d for i, d in enumerate(rows) if i not in (0, axis % len(rows))]
+    m, n, k = rows[0] * _prod(spatial), c_out, c_in // groups * _prod(kernel)
     depthwise = groups > 1 and groups == c_in
     per_group = "in_channels/groups" if groups > 1 else "in_channels"
     dims = () if depthwise else (Dim("channels", c_out), Dim(per_group, c_in // groups))
-    if not depthwise and c_in in IMAGE_CHANNELS and image_input:
-        dims = dims[:1]  # an image's channels, fed straight to the first convolution
-    return Gemm(f"Conv{len(kernel)}D", m, n, k, 2 * m * n * k, dims, None)
-
-
-def _deconvolution(op, attrs, shapes, out, image_input) -> Gemm | None:
-    data, kernel = shapes[0], _tuple(attrs, "kernel")
-    axis = _channels_axis(attrs)
-    groups = int(_attr(attrs, "num_group", "1"))
-    c_in, c_out = data[axis], int(_attr(attrs, "num_filter", "0"))
-    spatial = [d for i, d in enumerate(data) if i not in (0, axis % len(data))]
-    m, n, k = data[0] * _prod(spatial), c_out, c_in // groups * _prod(kernel)
-    depthwise = groups > 1 and groups == c_in
-    per_group = "in_channels/groups" if groups > 1 else "in_channels"
-    dims = () if depthwise else (Dim("channels", c_out), Dim(per_group, c_in // groups))
-    return Gemm(f"Conv{len(kernel)}DTranspose", m, n, k, 2 * m * n * k, dims, None)
+    if not (transposed or depthwise) and c_in in IMAGE_CHANNELS and image_input:
+        dims = dims[:1]
+    name = f"Conv{len(kernel)}D{'Transpose' if transposed else ''}"
+    return Gemm(name, m, n, k, 2 * m * n * k, dims, None)
 
 
 def _rnn(op, attrs, shapes, out, image_input) -> Gemm | None:
@@ -198,7 +191,7 @@ def _numpy_product(op, attrs, shapes, out, image_input) -> Gemm | None:
 _MEASURES = {
     "FullyConnected": _fully_connected,
     "Convolution": _convolution,
-    "Deconvolution": _deconvolution,
+    "Deconvolution": functools.partial(_convolution, transposed=True),
     "RNN": _rnn,
     "dot": _dot,
     "batch_dot": _batch_dot,

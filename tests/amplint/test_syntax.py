@@ -41,6 +41,8 @@ INVALID_EVERYWHERE = {
     "in-a-generic-function": ("def f[T](x=1, y):\n    pass\n", 1),
     "unterminated-string": ("type X = int\nx = 'abc\n", 2),
     "plain": ("def f(:\n    pass\n", 1),
+    # libcst parses it as a name, then its node check (this Python's isidentifier) refuses it
+    "a-character-this-python-does-not-know": ("x = 1\n\U00013460\n", 2),
 }
 
 

@@ -302,6 +302,62 @@ def test_an_imported_model_accumulates_under_bfloat16(tmp_path, front):
     assert_matches(accumulate(block, [x], param_arrays(block)), reference, exact=False)
 
 
+@pytest.mark.parametrize("front", ["legacy", "numpy"])
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_an_imported_model_accumulates_under_emulated_float16(tmp_path, front, hybridize):
+    """The imported graph rebuilt for a CPU (emulate.graph_for_cpu) is routed like any other."""
+    if front == "numpy":
+        mx.npx.set_np()
+    net = mlp()
+    x = inputs(front)
+    reference = float32_reference(net, [x])
+    files = export(net, x, tmp_path)
+    amp.init("float16", emulate=True)
+    block = gluon.SymbolBlock.imports(files[0], ["data"], files[1])
+    if hybridize:
+        block.hybridize()
+    block.collect_params().setattr("grad_req", "add")
+    assert_matches(accumulate(block, [x], param_arrays(block)), reference, exact=False)
+
+
+def test_an_imported_batchnorm_fine_tunes_with_add_on_its_trainable_parameters(tmp_path):
+    """What the README tells users: setattr('grad_req', 'add') on every imported parameter also
+    turns BatchNorm's running statistics to 'add' (MXNet's SymbolBlock), and the step after
+    backward raises Gluon's stale-gradient error; the trainable parameters alone train."""
+    net = nn.HybridSequential(prefix="net_")  # parameter names independent of other tests
+    with net.name_scope():
+        net.add(nn.Dense(16, in_units=IN), nn.BatchNorm(in_channels=16), nn.Dense(3, in_units=16))
+    net.initialize(mx.init.Xavier())
+    x = inputs()
+    files = export(net, x, tmp_path)
+    amp.init("float16", emulate=True)
+    for everything in (True, False):
+        block = gluon.SymbolBlock.imports(files[0], ["data"], files[1])
+        if everything:
+            block.collect_params().setattr("grad_req", "add")
+        else:
+            for param in block.collect_params().values():
+                if param.grad_req != "null":  # not BatchNorm's running statistics
+                    param.grad_req = "add"
+        trainer = amp.init_trainer(
+            gluon.Trainer(block.collect_params(), "sgd", {"learning_rate": 0.1})
+        )
+        before = {name: p.data().asnumpy() for name, p in block.collect_params().items()}
+        accumulate(block, [x], {})
+        if everything:
+            with pytest.raises(
+                UserWarning, match="net_batchnorm0_running_mean.*has not been updated"
+            ):
+                trainer.step(2 * len(x))
+            continue
+        trainer.step(2 * len(x))
+        after = {name: p.data().asnumpy() for name, p in block.collect_params().items()}
+        changed = {name for name in before if not np.array_equal(before[name], after[name])}
+        statistics = {"net_batchnorm0_running_mean", "net_batchnorm0_running_var"}
+        assert set(before) - statistics <= changed  # every weight, bias, gamma and beta trained
+        assert {block.collect_params()[name].grad_req for name in statistics} == {"null"}
+
+
 def test_fine_tuning_an_imported_model_with_gradient_accumulation_trains_as_float32(tmp_path):
     """Two micro-batches per step through amp.scale_loss and a dynamic scaler, three steps."""
     net = scaled_norm()

@@ -1,5 +1,6 @@
 """amp.init / amp.reset: what gets cast, outputs, numpy front end, imported models, errors."""
 
+import json
 import logging
 
 import mxnet as mx
@@ -86,6 +87,68 @@ def test_default_dtype_is_bfloat16_without_gpu():
 def test_unknown_operator_in_a_custom_list_is_named(dtype):
     with pytest.raises(ValueError, match="no operator .NoSuchOp.: remove it from the op lists"):
         amp_init(dtype, target_precision_ops=["NoSuchOp"])
+    assert amp.target_dtype() is None and not hasattr(mx.nd.FullyConnected, "__wrapped__")
+
+
+def casts_in(graph):
+    """The dtypes of the graph's amp_cast nodes and whether it holds an amp_multicast."""
+    nodes = json.loads(graph.tojson(remove_amp_cast=False))["nodes"]
+    casts = {n["attrs"]["dtype"] for n in nodes if n["op"] == "amp_cast"}
+    return casts, any(n["op"] == "amp_multicast" for n in nodes)
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS)
+@pytest.mark.parametrize("emulate", [False, True])
+def test_an_operator_moved_to_fp32_ops_runs_in_float32_only(dtype, emulate):
+    """It leaves MXNet's target list: no round trip through the low precision first."""
+    if dtype == "bfloat16" and emulate:
+        pytest.skip("the emulation is float16's")
+    amp.init(dtype, fp32_ops=["FullyConnected"], emulate=emulate)
+    graph = mx.sym.FullyConnected(mx.sym.var("x"), num_hidden=4)
+    assert casts_in(graph) == ({"float32"}, False)
+    x, w = mx.nd.array([[1.0001, 3e-8]]), mx.nd.array([[1.0, 1.0]])
+    out = mx.nd.FullyConnected(x, w, no_bias=True, num_hidden=1)  # float16 inputs would give 1.0
+    assert out.dtype == np.float32 and out.asnumpy()[0, 0] == np.float32(1.0001) + np.float32(3e-8)
+    net = dense()
+    seen = []
+    net[0].register_forward_hook(lambda block, inputs, out: seen.append(out.dtype))
+    net(mx.nd.ones((2, 8)))
+    assert seen == [np.float32]
+
+
+@pytest.mark.parametrize("dtype", LOW_PRECISIONS)
+def test_an_operator_moved_to_the_target_list_leaves_the_other_default_lists(dtype):
+    # Graphs only, nothing runs: no emulation, whose float32 compute of dot would add casts.
+    amp.init(dtype, target_precision_ops=["softmax", "Activation", "dot"], emulate=False)
+    x, y = mx.sym.var("x"), mx.sym.var("y")
+    for graph in (  # MXNet's float32, conditional float32 and widest-type lists
+        mx.sym.softmax(x),
+        mx.sym.Activation(x, act_type="softrelu"),
+        mx.sym.dot(x, y),
+    ):
+        assert casts_in(graph) == ({dtype}, False), graph.name
+
+
+@pytest.mark.parametrize(
+    "lists, message",
+    [
+        (
+            {"target_precision_ops": ["FullyConnected"], "fp32_ops": ["FullyConnected"]},
+            "'FullyConnected' is named in target_precision_ops and fp32_ops: name each",
+        ),
+        ({"fp32_ops": ["softmax", "softmax"]}, "'softmax' is named twice in fp32_ops"),
+        (
+            {
+                "fp32_ops": ["Activation"],
+                "conditional_fp32_ops": [("Activation", "act_type", ["relu"])],
+            },
+            "'Activation' is named in fp32_ops and conditional_fp32_ops",
+        ),
+    ],
+)
+def test_an_operator_named_twice_in_the_lists_given_is_a_valueerror(lists, message):
+    with pytest.raises(ValueError, match=message):
+        amp.init("float16", emulate=True, **lists)
     assert amp.target_dtype() is None and not hasattr(mx.nd.FullyConnected, "__wrapped__")
 
 

@@ -206,3 +206,15 @@ def test_example_trains_identically_on_two_local_workers(tmp_path: Path, dtype: 
     assert finals[0].split(":", 1)[1] == finals[1].split(":", 1)[1]
     accuracy = float(finals[0].split("test accuracy ")[1].split(",")[0])
     assert accuracy > 0.5  # one epoch of 10-class digits: learning, not guessing
+
+
+def test_example_help_says_how_the_emulation_changes_the_default_dtype() -> None:
+    example = REPO / "examples" / "distributed" / "train.py"
+    result = subprocess.run(
+        [sys.executable, str(example), "--help"], env=_env(), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    help_text = " ".join(result.stdout.split())
+    assert "float16 with a GPU or with GLUON_AMP_EMULATE_FLOAT16=1 (float16 emulated on a CPU)" in (
+        help_text
+    )

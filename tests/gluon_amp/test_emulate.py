@@ -391,6 +391,59 @@ def test_a_converted_graph_mixing_float16_and_float32_runs_on_cpu():
     np.testing.assert_allclose(out.astype(np.float32), reference, rtol=1e-3, atol=1e-3)
 
 
+# --- imported models ---------------------------------------------------------------------------
+
+
+def _export(net, x, path):
+    net(x)
+    net.export(str(path / "model"))
+    return str(path / "model-symbol.json"), ["data"], str(path / "model-0000.params")
+
+
+@pytest.mark.parametrize("front", ["legacy", "numpy"])
+@pytest.mark.parametrize("hybridize", [False, True])
+def test_an_imported_model_runs_emulated_on_cpu(tmp_path, front, hybridize):
+    if front == "numpy":
+        mx.npx.set_np()  # MXNet loads numpy-mode parameters only in numpy mode
+    net = _conv_bn_net()  # Convolution, BatchNorm and FullyConnected: all emulated
+    shape = (2, 3, 8, 8)
+    x = mx.np.random.uniform(size=shape) if front == "numpy" else mx.nd.random.uniform(shape=shape)
+    reference = net(x).asnumpy()
+    files = _export(net, x, tmp_path)
+    amp.init("float16", emulate=True)
+    block = gluon.SymbolBlock.imports(*files)
+    if hybridize:
+        block.hybridize(static_alloc=True)
+    out = block(x)
+    assert out.dtype == np.float32 and isinstance(out, mx.np.ndarray) == (front == "numpy")
+    relative = np.abs(out.asnumpy() - reference).max() / np.abs(reference).max()
+    assert 0 < relative < 1e-2  # float16 rounding, not float32 and not broken
+    report = amp.report(block, x)
+    assert [row.precision for row in report.rows] == ["float16", "float16"]
+    assert all("(emulated on CPU)" in row.why for row in report.rows)
+
+
+def test_an_imported_model_inside_a_hybridized_block_runs_emulated(tmp_path):
+    net = _conv_bn_net()
+    x = mx.nd.random.uniform(shape=(2, 3, 8, 8))
+    reference = net(x).asnumpy()
+    files = _export(net, x, tmp_path)
+    amp.init("float16", emulate=True)
+
+    class Head(gluon.HybridBlock):
+        def __init__(self, body):
+            super().__init__()
+            self.body = body
+
+        def hybrid_forward(self, F, x):
+            return self.body(x) * 2
+
+    outer = Head(gluon.SymbolBlock.imports(*files))
+    outer.hybridize()
+    out = outer(x).asnumpy()  # the imported graph composed into the outer one
+    np.testing.assert_allclose(out, 2 * reference, rtol=1e-2, atol=1e-2 * np.abs(reference).max())
+
+
 def test_amp_multicast_in_a_saved_graph_becomes_static_casts():
     """MXNet's CPU amp_multicast fails on float16; a graph that holds one runs once rebuilt."""
     a, b = mx.sym.var("a", dtype="float16"), mx.sym.var("b", dtype="float32")

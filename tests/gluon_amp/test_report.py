@@ -227,6 +227,22 @@ def test_convolution_channels_groups_and_depthwise():
     assert by_layer(report)["1"].gemm.dims == ()
 
 
+def test_a_transposed_convolution_is_a_gemm_over_its_input_positions():
+    amp.init("float16")
+    net = nn.HybridSequential()
+    net.add(nn.Conv2DTranspose(20, 4, strides=2, in_channels=12))  # upsamples 8x8 to 18x18
+    net.initialize()
+    net.hybridize()
+    report = amp.report(net, mx.nd.ones((2, 12, 8, 8)))
+    gemm = by_layer(report)["0"].gemm
+    # M: every input position (2 x 8 x 8); N: 20 output channels; K: 12 in-channels x 4 x 4.
+    assert (gemm.m, gemm.n, gemm.k, gemm.flops) == (128, 20, 192, 2 * 128 * 20 * 192)
+    assert [f.message.split(" is ")[0] for f in report.findings] == [
+        "Conv2DTranspose channels=20",
+        "Conv2DTranspose in_channels=12",
+    ]
+
+
 def test_a_float32_listed_operator_in_the_middle_casts_activations_both_ways(fixed_device):
     amp.init("float16")
     report = amp.report(exp_head(), mx.nd.ones((32, 32)))
@@ -403,6 +419,9 @@ def test_report_leaves_the_network_as_it_was():
         net(x).sum().backward()
     with mx.autograd.record():
         net(x).sum().backward()  # accumulated twice
+    # MXNet can return a stale BatchNorm statistic read right after backward (seen in static_alloc
+    # graphs): wait for every write first, so the snapshot is what the report starts from.
+    mx.nd.waitall()
     snapshot = {name: p.data().asnumpy().copy() for name, p in params.items()}
     grads = {name: p.grad().asnumpy().copy() for name, p in params.items() if p.grad_req != "null"}
     cached_op, cached_graph = net._cached_op, net._cached_graph

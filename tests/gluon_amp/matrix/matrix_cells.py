@@ -95,14 +95,7 @@ class Defect:
 
 #: Defects the matrix found (or that were known) and not yet fixed: their cells are
 #: xfail(strict=True), so the fix makes them pass and the marker must go.
-DEFECTS: list[Defect] = [
-    Defect(
-        "issue 12, not done yet: SymbolBlock.imports under float16 emulation (an imported "
-        "graph is converted to float16 and refused on CPU inputs, Float16OnCPUError)",
-        lambda cell: cell.precision == "float16" and cell.build == "imports",
-        r"Float16OnCPUError: FullyConnected has no float16 kernel on CPU",
-    ),
-]
+DEFECTS: list[Defect] = []
 
 
 def known_defect(cell: Cell) -> Defect | None:
