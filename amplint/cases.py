@@ -156,17 +156,29 @@ def _whole(value: object) -> bool:
 
 
 def _as_sizes(cases) -> list[Size] | None:
-    """Cases as whole numbers (a constant, or the default of a numeric option); None when one
-    of them is anything else."""
+    """Cases as whole numbers (a constant, or the default of a numeric option; a numeric
+    option without a default is left out); None when one of them is anything else."""
     found = []
     for condition, value in cases:
         if _whole(value):
             found.append(Size(condition, value))
         elif isinstance(value, Symbol) and not value.option.free and _whole(value.option.default):
             found.append(Size(condition, value.option.default, value.option))
+        elif _user_number(value):
+            continue  # the number the user gives (``--embed-unit N``): the user's choice
         else:
             return None
     return found
+
+
+def _user_number(value: object) -> bool:
+    """A numeric option without a default: its value is whatever the user passes."""
+    return (
+        isinstance(value, Symbol)
+        and not value.option.free
+        and value.option.kind == "number"
+        and value.option.default is None
+    )
 
 
 _ARITHMETIC: dict[type, Callable[[int, int], object]] = {
@@ -456,6 +468,13 @@ class Evaluator:
                     else:
                         found.append((condition, _as_dtype(value)))
                 return found
+            attribute = string_value(expr.args[1].value)
+            if module is not None and attribute is not None and attribute.isidentifier():
+                # ``getattr(args, "embed_unit", None)``: the option ``args.embed_unit``
+                spelled_out = cst.Attribute(expr.args[0].value, cst.Name(attribute))
+                found = self.cases(spelled_out, scope, order)
+                if any(isinstance(value, Symbol) for _, value in found):
+                    return found
         if name in ("str", "bool") and len(expr.args) == 1:
             inner = self.cases(expr.args[0].value, scope, order)
             if name == "str":

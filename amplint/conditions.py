@@ -121,7 +121,12 @@ class Limit:
             if flag:
                 return f"{option.shown} {value}"
             return option.shown if value else f"not {option.shown}"
-        if self.values and self.values <= _FALSY and option.kind == NUMBER:
+        if (
+            self.values
+            and self.values <= _FALSY
+            and option.kind == NUMBER
+            and None not in self.values
+        ):
             return f"{option.shown} {'0' if self.inside else 'not 0'}"
         if self.values and self.values <= _FALSY:  # a truth test of a value
             if not self.inside:

@@ -628,9 +628,15 @@ class FileIndex:
 
     def _unpack(self, target: cst.Tuple | cst.List, value: cst.BaseExpression) -> bool:
         """``a, b = x, y`` binds each name to its element; ``out, aux = net(x)`` binds each
-        name to the call (what it returns, as far as amplint tells values apart)."""
+        name to the call (what it returns, as far as amplint tells values apart); names may be
+        attributes (``state, self.y = self.predictor(x)``)."""
         elements = target.elements
-        if not all(isinstance(e, cst.Element) and isinstance(e.value, cst.Name) for e in elements):
+        if not all(
+            isinstance(e, cst.Element)
+            and isinstance(e.value, (cst.Name, cst.Attribute))
+            and dotted(e.value) is not None
+            for e in elements
+        ):
             return False
         if isinstance(value, (cst.Tuple, cst.List)):
             values = [e.value for e in value.elements]

@@ -37,6 +37,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import libcst as cst
+
 from amplint.conditions import ALWAYS, NEVER, Condition
 from amplint.frameworks import find_layer, pretrained_arguments
 from amplint.index import CallSite
@@ -53,13 +55,20 @@ def _loaded(ctx: RuleContext) -> dict[int, Condition]:
     cases = ctx.model.cases
     loaded: dict[int, Condition] = {}
     for call in ctx.index.calls:
-        if call.method not in _LOADS or call.receiver is None:
+        if call.method not in _LOADS or call.receiver is None or _delegating(call):
             continue
         for condition, root in ctx.model.roots(call.receiver, call.scope, call.order):
             if isinstance(root, CallSite):
                 here = condition & cases.runs(call)
                 loaded[id(root)] = loaded[id(root)] | here if id(root) in loaded else here
     return loaded
+
+
+def _delegating(call: CallSite) -> bool:
+    """A load inside a method of the same name (``def load_state_dict(self, d):
+    self.model.load_state_dict(d)``): an override passing a checkpoint on, not a load."""
+    function = call.scope.node
+    return isinstance(function, cst.FunctionDef) and function.name.value in _LOADS
 
 
 def _fixed_by_checkpoint(site: CallSite, ctx: RuleContext, loaded) -> Condition:

@@ -158,3 +158,74 @@ def test_a_model_class_cast_only_by_an_inference_script_gets_no_loss_finding(tmp
                 """,
         },
     )
+
+
+def test_an_rnn_lm_whose_sizes_are_options_of_its_own_module(tmp_path):
+    """espnet 202402 (PyPI), espnet/nets/pytorch_backend/lm/default.py (simplified): the LM
+    class adds its own options (``--unit`` 650, ``--embed-unit`` without a default), reads
+    them with ``getattr(args, "embed_unit", None)``, wraps an RNNLM in a ClassifierWithState
+    whose forward unpacks ``state, self.y = self.predictor(...)`` into an attribute and feeds
+    it to a loss held in an attribute, and overrides ``load_state_dict`` to delegate (not a
+    checkpoint the script loads: the sizes stay actionable). espnet/lm/pytorch_backend/lm.py
+    casts it with ``--train-dtype float16``."""
+    configuration = "lm.py: args.train_dtype=float16"
+    check_project(
+        tmp_path,
+        {
+            "espx/__init__.py": "",
+            "espx/nets/__init__.py": "",
+            "espx/nets/lm_interface.py": "class LMInterface:\n    pass\n",
+            "espx/nets/default.py": f"""
+                import torch.nn as nn
+                from espx.nets.lm_interface import LMInterface
+                class DefaultRNNLM(LMInterface, nn.Module):
+                    @staticmethod
+                    def add_arguments(parser):
+                        parser.add_argument("--unit", "-u", type=int, default=650)
+                        parser.add_argument("--embed-unit", default=None, type=int)
+                        return parser
+                    def __init__(self, n_vocab, args):
+                        nn.Module.__init__(self)
+                        embed_unit = getattr(args, "embed_unit", None)
+                        self.model = ClassifierWithState(RNNLM(n_vocab, args.unit, embed_unit))
+                    def load_state_dict(self, d):
+                        self.model.load_state_dict(d)
+                class ClassifierWithState(nn.Module):
+                    def __init__(self, predictor, lossfun=nn.CrossEntropyLoss(reduction="none")):
+                        super().__init__()
+                        self.lossfun = lossfun
+                        self.y = None
+                        self.predictor = predictor
+                    def forward(self, state, x, t):
+                        state, self.y = self.predictor(state, x)
+                        self.loss = self.lossfun(self.y, t)  # AMP101 ({configuration})
+                        return state, self.loss
+                class RNNLM(nn.Module):
+                    def __init__(self, n_vocab, n_units, n_embed=None):
+                        super().__init__()
+                        if n_embed is None:
+                            n_embed = n_units
+                        self.embed = nn.Embedding(n_vocab, n_embed)  # AMP201 (without --embed-unit {configuration})
+                        self.rnn = nn.LSTMCell(n_embed, n_units)  # AMP201 ({configuration})
+                        self.lo = nn.Linear(n_units, n_vocab)  # AMP201 ({configuration})
+                    def forward(self, state, x):
+                        h = self.rnn(self.embed(x), state)
+                        return h, self.lo(h[0])
+                """,
+            "lm.py": """
+                import argparse
+                import torch
+                from espx.nets.lm_interface import LMInterface
+                from espx.nets.default import DefaultRNNLM
+                def train(args):
+                    model_class = DefaultRNNLM
+                    assert issubclass(model_class, LMInterface)
+                    if args.train_dtype in ("float16", "float32", "float64"):
+                        dtype = getattr(torch, args.train_dtype)
+                    else:
+                        dtype = torch.float32
+                    model = model_class(args.n_vocab, args).to(dtype=dtype)
+                    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+                """,
+        },
+    )
