@@ -125,7 +125,7 @@ class Limit:
             self.values
             and self.values <= _FALSY
             and option.kind == NUMBER
-            and None not in self.values
+            and self.values != {None}
         ):
             return f"{option.shown} {'0' if self.inside else 'not 0'}"
         if self.values and self.values <= _FALSY:  # a truth test of a value
