@@ -14,7 +14,8 @@ Portable forms (JSON lists):
   enabled]`` (an object: what it was built by, its precision facts, where a GradScaler is
   enabled), ``["ns", [[dest, option], ...]]`` (an argparse namespace), and, until the project
   pass resolves them, ``["param", function, name]`` (what the caller's own caller passes) and
-  ``["result", target, arguments]`` (what a project function returns);
+  ``["result", target, arguments, facts]`` (what a project function returns, with what the
+  caller then did to it: ``model.cast("float16")``);
 * cases: ``[[condition, value], ...]``;
 * fact: ``[condition, dtype, how, framework, why]``.
 """

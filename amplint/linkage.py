@@ -120,10 +120,10 @@ class Linkage:
             finally:
                 self._resolving.discard(key)
         if kind == "result":
-            _, target, arguments = value
+            _, target, arguments, done = value  # done: what the caller did to the object
             summary = self.summary(module, target)
             if summary is None or not summary.returns:
-                return [(condition, ["obj", target, [], None])]
+                return [(condition, ["obj", target, list(done), None])]
             bound = {}
             for position, name in enumerate(summary.params):
                 cases = arguments.get(name) or arguments.get(str(position))
@@ -142,7 +142,7 @@ class Linkage:
                 substituted = substitute(fact.condition, bound) & condition
                 if substituted.possible:
                     facts.append(fact_json(_with_condition(fact, substituted)))
-            return [(condition, ["obj", target, facts, None])]
+            return [(condition, ["obj", target, facts + list(done), None])]
         return []
 
     def summary(self, module: str, target: str) -> Summary | None:

@@ -148,6 +148,7 @@ class PrecisionModel:
         self.index = index
         self.path = path  # the module's file: JSON configurations it names are beside it
         self.cases = Evaluator(index, received=received)
+        self.received = bool(received)  # other modules pass values (models) in
         self.assume = assume
         self.spreads = tuple(spreads)
         # what calling a function of another module does, by the name this module calls it
@@ -717,6 +718,13 @@ class PrecisionModel:
         if site.method in ("parse_args", "parse_known_args"):
             options = self.cases.options
             return ["ns", [[d, option_json(options.argument(d))] for d in self.index.arguments]]
+        facts = []
+        for condition, root in self._chain(site, 0):
+            own = self._switch_facts(root)
+            for fact in self.object_facts(root) + own:
+                narrowed = fact.narrowed(condition)
+                if narrowed is not None and not any(o.free for o in narrowed.condition.options):
+                    facts.append(fact_json(narrowed))
         target = self._project_target(site)
         if target is not None and depth < 2:
             arguments = {}
@@ -729,14 +737,7 @@ class PrecisionModel:
                     arguments[argument.keyword.value] = self.portable(
                         argument.value, site.scope, site.order, depth + 1
                     )
-            return ["result", target, arguments]
-        facts = []
-        for condition, root in self._chain(site, 0):
-            own = self._switch_facts(root)
-            for fact in self.object_facts(root) + own:
-                narrowed = fact.narrowed(condition)
-                if narrowed is not None and not any(o.free for o in narrowed.condition.options):
-                    facts.append(fact_json(narrowed))
+            return ["result", target, arguments, facts]  # facts: what this module does to it
         enabled = None
         if (site.name or "").endswith("GradScaler"):
             flag = site.arg(None, "enabled")

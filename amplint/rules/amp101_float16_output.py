@@ -59,7 +59,8 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
 def _model_outputs(ctx: RuleContext) -> Iterator[Issue]:
     model = ctx.model
     switched = any(fact.how == "weights" for _, _, found in model.switches for fact in found)
-    if not switched and not any(spread.how == "weights" for spread in model.spreads):
+    spread = any(spread.how == "weights" for spread in model.spreads)
+    if not (switched or spread or model.received):  # nothing here can hold float16 weights
         return
     for site, arguments, what in _consumers(ctx):
         if model.inference_only(site):
@@ -244,7 +245,9 @@ def _consumers(ctx: RuleContext) -> Iterator[tuple[CallSite, list[cst.BaseExpres
                 yield site, [a.value for a in site.node.args[1:2]], "a metric"
             continue
         roots = model.roots(site.node.func, *_at(site))
-        if any(isinstance(root, CallSite) and _is_loss(root, index) for _, root in roots):
+        if any(isinstance(root, CallSite) and _is_loss(root, index) for _, root in roots) or (
+            _declared_loss(site, index)
+        ):
             yield site, [a.value for a in site.node.args[:1]], "a loss"
 
 
@@ -324,6 +327,57 @@ def _is_loss(root: CallSite, index: FileIndex) -> bool:
         return True
     info = index.classes.get(root.name or "")
     return info is not None and any(b.rsplit(".", 1)[-1].endswith("Loss") for b in info.bases)
+
+
+_LOSS_TYPE = re.compile(r"\b\w*(Loss|Criterion)\b")
+
+
+def _declared_loss(site: CallSite, index: FileIndex) -> bool:
+    """A call of a value its code declares a loss: a parameter annotated as one
+    (``loss_fn: Loss``), an element of a list annotated so (``for loss_function in
+    self.loss_functions`` with ``loss_functions: List[loss.Loss]``), directly or through the
+    ``self.`` attribute a method stores it in."""
+    func = site.node.func
+    if not isinstance(func, cst.Name):
+        return False
+    source = _comprehension_source(func.value, site)
+    scope: Scope | None = site.scope
+    while source is None and scope is not None and scope.node is not None:
+        source = scope.loops.get(func.value)
+        scope = scope.parent
+    name = dotted(source) if source is not None else func.value
+    if name is None:
+        return False
+    if name.startswith("self.") and name.count(".") == 1:
+        owner: Scope | None = site.scope
+        while owner is not None and owner.owner is None:
+            owner = owner.parent
+        info = index.classes.get(owner.owner or "") if owner is not None else None
+        for method in info.methods.values() if info is not None else ():
+            for value in method.assigned.get(name, []):
+                if isinstance(value, cst.Name) and _annotated(method, value.value):
+                    return True
+        return False
+    scope = site.scope
+    while scope is not None and scope.node is not None:
+        if name in scope.params:
+            return _annotated(scope, name)
+        scope = scope.parent
+    return False
+
+
+def _annotated(scope: Scope, parameter: str) -> bool:
+    """Whether ``parameter`` of the function ``scope`` is annotated as a loss (or a
+    collection of losses)."""
+    function = scope.node
+    if not isinstance(function, cst.FunctionDef):
+        return False
+    params = function.params
+    for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+        if param.name.value == parameter and param.annotation is not None:
+            text = cst.Module([]).code_for_node(param.annotation.annotation)
+            return bool(_LOSS_TYPE.search(text))
+    return False
 
 
 def _comprehension_source(name: str, site: CallSite) -> cst.BaseExpression | None:

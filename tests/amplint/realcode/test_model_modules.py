@@ -229,3 +229,73 @@ def test_an_rnn_lm_whose_sizes_are_options_of_its_own_module(tmp_path):
                 """,
         },
     )
+
+
+def test_a_model_cast_by_the_script_and_trained_in_a_class_of_another_module(tmp_path):
+    """sockeye 2.3.24 (PyPI), sockeye/train.py and sockeye/training.py (simplified; the dtype
+    constant written out): the script casts the model with ``--dtype float16`` and hands it to
+    a trainer class of another module, which passes it on to a ``ParallelModel``; that class
+    calls each of its ``loss_functions: List[loss.Loss]`` on the model's float16 outputs.
+    With ``--amp`` (contrib AMP) the same code is autocast: no finding there."""
+    check_project(
+        tmp_path,
+        {
+            "sock/__init__.py": "",
+            "sock/loss.py": """
+                import mxnet as mx
+                class Loss(mx.gluon.HybridBlock):
+                    pass
+                """,
+            "sock/training.py": """
+                from typing import List
+                import mxnet as mx
+                from mxnet.contrib import amp
+                from . import loss
+                class GluonEarlyStoppingTrainer:
+                    def __init__(self, sockeye_model, trainer, loss_functions: List[loss.Loss], using_amp=False):
+                        self.model = sockeye_model
+                        self._parallel = ParallelModel(sockeye_model, loss_functions, trainer, using_amp=using_amp)
+                class ParallelModel:
+                    def __init__(self, model, loss_functions: List[loss.Loss], trainer, using_amp=False):
+                        self.model = model
+                        self.loss_functions = loss_functions
+                        self.trainer = trainer
+                        self.using_amp = using_amp
+                    def forward_backward(self, shard):
+                        inputs, labels = shard
+                        with mx.autograd.record():
+                            outputs = self.model(*inputs)
+                            loss_outputs = [loss_function(outputs, labels) for loss_function in self.loss_functions]  # AMP101 (without train.py: args.amp args.dtype=float16)
+                            sum_losses = mx.nd.add_n(*(v for v, _ in loss_outputs))
+                            if self.using_amp:
+                                with amp.scale_loss(sum_losses, self.trainer) as scaled_loss:
+                                    mx.autograd.backward(scaled_loss)
+                            else:
+                                sum_losses.backward()
+                        return loss_outputs
+                """,
+            "sock/train.py": """
+                import argparse
+                import mxnet as mx
+                from mxnet.contrib import amp
+                from . import training
+                from .model import SockeyeModel
+                def train(args):
+                    if args.amp:
+                        amp.init()
+                    training_model = SockeyeModel(args)
+                    if args.dtype == "float16":
+                        training_model.cast("float16")
+                    gluon_trainer = mx.gluon.Trainer(training_model.collect_params(), "adam")
+                    if args.amp:
+                        amp.init_trainer(gluon_trainer)
+                    trainer = training.GluonEarlyStoppingTrainer(
+                        sockeye_model=training_model,
+                        trainer=gluon_trainer,
+                        loss_functions=create_losses(args),
+                        using_amp=args.amp,
+                    )
+                """,
+        },
+        select={"AMP101"},
+    )
