@@ -366,7 +366,7 @@ class Evaluator:
         position among the parameters a call fills by position)."""
         path = function_path(scope)
         given = self.received.get(path or "")
-        if not given:
+        if given is None:  # no other module calls it
             return []
         positional = _positional(scope)
         cases = list(given.get(name, []))

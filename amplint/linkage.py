@@ -166,11 +166,10 @@ class Linkage:
         assert self._received is not None
         received = {}
         for function in sorted(f for p, f in self._received if p == path):
-            given = self.received((path, function))
-            if given:
-                received[function] = {
-                    key: [[condition_json(c), v] for c, v in cases] for key, cases in given.items()
-                }
+            given = self.received((path, function))  # {}: called, with no argument known
+            received[function] = {
+                key: [[condition_json(c), v] for c, v in cases] for key, cases in given.items()
+            }
         summaries = {}
         for target, _, _ in self.calls.get(path, []):
             summary = self.summary(path, target)

@@ -151,6 +151,9 @@ class PrecisionModel:
         self.received = bool(received)  # other modules pass values (models) in
         self.assume = assume
         self.spreads = tuple(spreads)
+        if self._trains_here:  # a module training its own models: another module casting
+            # its instances for inference (an export, a benchmark) does not make these float16
+            self.spreads = tuple(s for s in self.spreads if s.trains or s.how != WEIGHTS)
         # what calling a function of another module does, by the name this module calls it
         self.summaries: dict[str, Summary] = summaries or {}
         self._blocks: dict[int, list[Reduced]] = {}
@@ -983,8 +986,10 @@ class PrecisionModel:
     def _trains(self) -> bool:
         """Whether the module computes a gradient, builds or steps an optimizer anywhere, or
         a module that does runs it in reduced precision."""
-        if any(spread.trains for spread in self.spreads):
-            return True
+        return self._trains_here or any(spread.trains for spread in self.spreads)
+
+    @functools.cached_property
+    def _trains_here(self) -> bool:
         return any(
             call.method in ("backward", "step", "apply_gradients", "minimize", "gradient", "fit")
             or (call.name or "").endswith("autograd.backward")

@@ -38,6 +38,9 @@ class Value:
     value: Constant
     origin: cst.CSTNode | None = None
     via: str | None = None
+    # a parameter's default where nothing in this file calls its function (what callers
+    # elsewhere pass is not known here)
+    uncalled: bool = False
 
 
 def fold(expr: cst.BaseExpression | None, index: FileIndex, scope: Scope) -> Value | None:
@@ -107,7 +110,8 @@ def _binary(expr: cst.BinaryOperation, index: FileIndex, scope: Scope, depth: in
     except (ArithmeticError, ValueError):
         return None
     source = left if left.origin is not None else right
-    return Value(result, source.origin, source.via)  # type: ignore[arg-type]
+    uncalled = left.uncalled or right.uncalled
+    return Value(result, source.origin, source.via, uncalled)  # type: ignore[arg-type]
 
 
 def _parameter(name: str, scope: Scope, index: FileIndex, depth: int) -> Value | None:
@@ -129,7 +133,8 @@ def _parameter(name: str, scope: Scope, index: FileIndex, depth: int) -> Value |
         if inner is None:
             return None
         via = inner.via or (f"default of {name}" if expr is default else f"{name}")
-        values.append(Value(inner.value, inner.origin or expr, via))
+        uncalled = inner.uncalled or not candidates
+        values.append(Value(inner.value, inner.origin or expr, via, uncalled))
     if len({repr(v.value) for v in values}) != 1:
         return None
     return values[0]

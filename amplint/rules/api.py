@@ -90,6 +90,12 @@ class RuleContext:
         parameters, also those another module passes (``args.unit`` of the caller's parser)."""
         multiple = self.settings.alignment
         value = self.fold(expr, site.scope)
+        if value is not None and value.uncalled and not any(f.local for f in facts):
+            # a default nothing here passes, in code another module runs reduced: it holds
+            # only where the modules calling it leave it (else their values count)
+            sizes = self.model.cases.sizes(expr, site.scope, site.order)
+            if [size.value for size in sizes] != [value.value]:
+                value = None
         if value is not None:
             if isinstance(value.value, bool) or not isinstance(value.value, int):
                 return None

@@ -32,7 +32,11 @@ def test_model_module_imported_by_float16_script(tmp_path):
     write(
         tmp_path,
         {
-            "train.py": "from mxnet.contrib import amp\nfrom models.mlp import build\namp.init()\n",
+            # the script builds the model with the default class count
+            "train.py": (
+                "from mxnet.contrib import amp\nfrom models.mlp import build\namp.init()\n"
+                "net = build()\n"
+            ),
             "models/__init__.py": "",
             "models/mlp.py": MODEL,
             "models/unused.py": MODEL,  # same odd dims, never imported: float32
@@ -78,13 +82,15 @@ def test_transitive_relative_imports_and_precision(tmp_path):
 def test_precision_does_not_pass_through_a_model_registry(tmp_path):
     # GluonCV: a float16 estimator imports get_model from model_zoo/__init__.py, which imports
     # every model; which one the estimator builds is not known, so none of them is float16.
-    zoo = {f"zoo/m{i}.py": MODEL for i in range(HUB_IMPORTS)}
+    # m0's build is called with its default class count; the others are written out
+    literal = MODEL.replace("nn.Dense(classes)", "nn.Dense(10)")
+    zoo = {f"zoo/m{i}.py": MODEL if i == 0 else literal for i in range(HUB_IMPORTS)}
     write(
         tmp_path,
         {
             "train.py": (
                 "from mxnet.contrib import amp\nfrom zoo import get_model\n"
-                "from zoo.m0 import build\namp.init()\n"
+                "from zoo.m0 import build\namp.init()\nnet = build()\n"
             ),
             "zoo/__init__.py": "".join(f"from .m{i} import build\n" for i in range(HUB_IMPORTS)),
             **zoo,

@@ -299,3 +299,73 @@ def test_a_model_cast_by_the_script_and_trained_in_a_class_of_another_module(tmp
         },
         select={"AMP101"},
     )
+
+
+def test_a_model_another_module_converts_for_inference_stays_float32_where_it_is_trained(
+    tmp_path,
+):
+    """Traps from ultralytics 8.4.190 (PyPI): utils/files.py converts a YOLO model with
+    ``.half()`` to profile it, engine/trainer.py trains its own instance (unpacking
+    ``loss, self.loss_items = self.model(batch)``) with a GradScaler enabled only for
+    ``amp=True`` (the model class's ``train`` builds it, engine/model.py): its backward is not
+    a float16 one. nn/modules/head.py's heads take their
+    sizes as constructor parameters (``nq: int = 300``, ``nc: int = 19``) that the model parser
+    fills from a YAML file (``m(*args)``): the defaults are not what runs."""
+    check_project(
+        tmp_path,
+        {
+            "ultra/__init__.py": "",
+            "ultra/head.py": """
+                import torch.nn as nn
+                class RTDETRDecoder(nn.Module):
+                    def __init__(self, nc: int = 80, hd: int = 256, nq: int = 300):
+                        super().__init__()
+                        self.tgt_embed = nn.Embedding(nq, hd)
+                        self.score_head = nn.Linear(hd, nc)
+                """,
+            "ultra/engine_model.py": """
+                import torch.nn as nn
+                from ultra.trainer import BaseTrainer
+                class Model(nn.Module):
+                    def train(self, args):
+                        self.trainer = BaseTrainer(args, self.layers)
+                        self.trainer.train_epoch(self.loader)
+                """,
+            "ultra/model.py": """
+                import torch.nn as nn
+                from ultra.engine_model import Model
+                from ultra.head import RTDETRDecoder
+                class YOLO(Model):
+                    def __init__(self, layers):
+                        super().__init__()
+                        self.layers = layers
+                        heads = (RTDETRDecoder,)
+                        self.model = nn.Sequential(*(m(*args) for m, args in layers if m in heads))
+                """,
+            "ultra/files.py": """
+                from ultra.model import YOLO
+                def profile(layers):
+                    model = YOLO(layers).half()
+                    return model
+                """,
+            "ultra/trainer.py": """
+                import torch
+                from ultra.model import YOLO
+                class BaseTrainer:
+                    def __init__(self, args, layers):
+                        self.args = args
+                        self.model = YOLO(layers)
+                        self.amp = bool(args.amp)
+                        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+                        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01)
+                    def train_epoch(self, loader):
+                        for batch in loader:
+                            with torch.autocast("cuda", enabled=self.amp):
+                                loss, self.loss_items = self.model(batch)
+                                self.loss = loss.sum()
+                            self.scaler.scale(self.loss).backward()
+                            self.scaler.step(self.optimizer)
+                            self.scaler.update()
+                """,
+        },
+    )
