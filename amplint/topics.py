@@ -33,6 +33,14 @@ its calls run, also when the script picks one of two functions; modules of the p
 in what the modules importing them turn on (all of a module for a process-wide switch; the
 classes a model is built from for the others).
 
+Inside a model with float16 weights (cast here or by another module), its layers' outputs
+are float16: a loss, softmax, CTC module or metric fed by them is a finding, also through a
+helper method's return. A model class chosen at run time and checked with isinstance/
+issubclass against an interface is any class of the project deriving from it; a model passed
+to another module's class or function carries its cast there. Attention softmax, decoding
+methods, another module's inference-only cast of a class this module trains, and
+constructor defaults nothing in the project is seen passing are not findings.
+
 A finding lists the configurations it holds in, by the options a user sets: "(with --dtype
 float16)", "(with --amp --amp-dtype float16)", "(without --no-amp)"; nothing when it holds in
 every configuration. JSON and SARIF carry them as "configurations". A finding in a module
