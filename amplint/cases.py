@@ -155,6 +155,28 @@ def _whole(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _names_in(expr: cst.BaseExpression) -> set[str]:
+    """Plain names an expression may evaluate to (through ternaries, boolean operators,
+    containers and items): the candidates for a function held as a value."""
+    if isinstance(expr, cst.Name):
+        return {expr.value}
+    if isinstance(expr, cst.IfExp):
+        return _names_in(expr.body) | _names_in(expr.orelse)
+    if isinstance(expr, cst.BooleanOperation):
+        return _names_in(expr.left) | _names_in(expr.right)
+    if isinstance(expr, (cst.Tuple, cst.List, cst.Set)):
+        return {n for e in expr.elements for n in _names_in(e.value)}
+    if isinstance(expr, cst.Dict):
+        return {
+            n for e in expr.elements if isinstance(e, cst.DictElement) for n in _names_in(e.value)
+        }
+    if isinstance(expr, cst.Subscript):
+        return _names_in(expr.value)
+    if isinstance(expr, cst.Call):  # functools.partial(step, ...)
+        return {n for argument in expr.args for n in _names_in(argument.value)}
+    return set()
+
+
 def _as_sizes(cases) -> list[Size] | None:
     """Cases as whole numbers (a constant, or the default of a numeric option; a numeric
     option without a default is left out); None when one of them is anything else."""
@@ -741,7 +763,10 @@ class Evaluator:
         """Functions named as values: ``step = train_amp if args.amp else train`` and
         callbacks passed to calls, with the configurations that pick them."""
         found: dict[int, list[tuple[Condition, Scope]]] = {}
+        local_functions = set(self.index.functions)
         for assign in self.index.assigns:
+            if not _names_in(assign.value) & local_functions:
+                continue  # cannot hold a function of this module: no need to evaluate it
             for condition, value in self.cases(assign.value, assign.scope, assign.order):
                 if isinstance(value, Local):
                     path = self.path(assign.ancestors) & self.reach(assign.scope.node)

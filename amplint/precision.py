@@ -148,7 +148,13 @@ class PrecisionModel:
         self.index = index
         self.path = path  # the module's file: JSON configurations it names are beside it
         self.cases = Evaluator(index, received=received)
-        self.received = bool(received)  # other modules pass values (models) in
+        # other modules pass in objects with reduced weights (a float16 model)
+        self.received = any(
+            isinstance(value, Foreign) and any(fact.how == WEIGHTS for fact in value.facts)
+            for given in (received or {}).values()
+            for cases in given.values()
+            for _, value in cases
+        )
         self.assume = assume
         self.spreads = tuple(spreads)
         if self._trains_here:  # a module training its own models: another module casting
@@ -157,6 +163,8 @@ class PrecisionModel:
         # what calling a function of another module does, by the name this module calls it
         self.summaries: dict[str, Summary] = summaries or {}
         self._blocks: dict[int, list[Reduced]] = {}
+        self._chains: dict[int, list[tuple[Condition, CallSite]]] = {}  # see _chain
+        self._chaining: set[int] = set()
 
     # ---- switches -------------------------------------------------------------------------
     @functools.cached_property
@@ -468,10 +476,22 @@ class PrecisionModel:
 
     def _chain(self, site: CallSite, depth: int) -> list[tuple[Condition, CallSite]]:
         """``site`` and the calls its object passes through (receivers of fluent calls,
-        the first argument of data-parallel wrappers)."""
+        the first argument of data-parallel wrappers); computed once per call."""
+        known = self._chains.get(id(site))
+        if known is not None:
+            return known
+        if depth > 6 or id(site) in self._chaining:
+            return [(ALWAYS, site)]
+        self._chaining.add(id(site))
+        try:
+            found = self._chain_from(site, depth)
+        finally:
+            self._chaining.discard(id(site))
+        self._chains[id(site)] = found
+        return found
+
+    def _chain_from(self, site: CallSite, depth: int) -> list[tuple[Condition, CallSite]]:
         found = [(ALWAYS, site)]
-        if depth > 6:
-            return found
         inner: cst.BaseExpression | None = None
         if site.receiver is not None and (
             site.method in _PASS_THROUGH or recognise(None, site.method)
