@@ -151,13 +151,17 @@ def _helper(func: cst.BaseExpression, scope: Scope, index: FileIndex) -> Scope |
     (``name``) a call runs, when it computes its result in this file."""
     name = dotted(func) or ""
     if name.startswith("self.") and name.count(".") == 1:
-        owner: Scope | None = scope
-        while owner is not None and owner.owner is None:
-            owner = owner.parent
-        info = index.classes.get(owner.owner or "") if owner is not None else None
+        info = _enclosing_class(scope, index)
         return info.methods.get(name[5:]) if info is not None else None
     function = index.functions.get(name)
     return function if function is not None and function.parent is not None else None
+
+
+def _enclosing_class(scope: Scope | None, index: FileIndex) -> ClassInfo | None:
+    """The class of this file whose method holds ``scope``."""
+    while scope is not None and scope.owner is None:
+        scope = scope.parent
+    return index.classes.get(scope.owner or "") if scope is not None else None
 
 
 def _model_facts(func: cst.BaseExpression, scope: Scope, order: int | None, ctx: RuleContext):
@@ -349,10 +353,7 @@ def _declared_loss(site: CallSite, index: FileIndex) -> bool:
     if name is None:
         return False
     if name.startswith("self.") and name.count(".") == 1:
-        owner: Scope | None = site.scope
-        while owner is not None and owner.owner is None:
-            owner = owner.parent
-        info = index.classes.get(owner.owner or "") if owner is not None else None
+        info = _enclosing_class(site.scope, index)
         for method in info.methods.values() if info is not None else ():
             for value in method.assigned.get(name, []):
                 if isinstance(value, cst.Name) and _annotated(method, value.value):
