@@ -46,9 +46,18 @@ class Linkage:
         self.defined = defined  # module path -> its top-level classes and functions
         self._received: dict[Located, dict[str, list]] | None = None
         self._resolving: set = set()
+        self._located: dict[tuple[str, str], Located | None] = {}
 
     def locate(self, importer: str, name: str, depth: int = 0) -> Located | None:
         """The function (or class constructor) ``name`` names in ``importer``."""
+        if depth == 0:
+            key = (importer, name)
+            if key not in self._located:
+                self._located[key] = self._locate(importer, name, 0)
+            return self._located[key]
+        return self._locate(importer, name, depth)
+
+    def _locate(self, importer: str, name: str, depth: int) -> Located | None:
         if depth > _DEPTH:
             return None
         cut = len(name)

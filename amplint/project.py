@@ -337,11 +337,13 @@ def analyse(
     facts: dict[Path, ModuleFacts],
     digest_of: Callable[[str], str] | None = None,
     source_of: Callable[[str], str | None] | None = None,
+    only: set[Path] | None = None,
 ) -> dict[Path, Context]:
     """Contexts of every file: what the modules importing it (directly, or through other
     modules) turn on in it, and the digests of the files it reads (``digest_of``).
     ``source_of`` reads a module's text when a spread to one of its classes must follow what
-    that class uses (by default, from disk)."""
+    that class uses (by default, from disk). ``only``: the files whose contexts are wanted
+    (the files being checked); the others are left out."""
     files: dict[str, tuple[tuple[str, str], ...]] = {}
     if digest_of is not None:
         for path, fact in facts.items():
@@ -529,13 +531,18 @@ def analyse(
         lambda path: facts[by_path[path]].imports,
         lambda path: set(uses_in(path)),
     )
-    crossing = {path: linkage.context_of(path) for path in linkage.modules()}
+    wanted = {str(path) for path in only} if only is not None else None
+    crossing = {
+        path: linkage.context_of(path)
+        for path in linkage.modules()
+        if wanted is None or path in wanted
+    }
     contexts = {}
     for path in sorted(set(found) | set(files) | set(crossing), key=lambda p: p.split(os.sep)):
         spreads = tuple(sorted(found.get(path, {}).values(), key=_spread_order))
         received, summaries = crossing.get(path, ("", ""))
         context = Context(spreads, files.get(path, ()), received, summaries)
-        if context != NO_CONTEXT:
+        if context != NO_CONTEXT and (wanted is None or path in wanted):
             contexts[by_path.get(path, Path(path))] = context
     return contexts
 

@@ -385,7 +385,10 @@ def run(request: Request) -> Outcome:
         stdin_facts = _facts(stdin_data, stdin_display)
         if stdin_facts is not None:
             facts[stdin_path] = stdin_facts
-    contexts = analyse(facts, _file_digest)
+    wanted = {path.absolute() for path, _ in checked}
+    if stdin_path is not None:
+        wanted.add(stdin_path)
+    contexts = analyse(facts, _file_digest, only=wanted)
 
     misses = []
     for path, display in checked:
