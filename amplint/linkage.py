@@ -168,13 +168,25 @@ class Linkage:
         assert self._received is not None
         return set(self.calls) | {path for path, _ in self._received}
 
+    def targeted(self, path: str) -> bool:
+        """Whether a call of the project may name a function or class of ``path``: a name
+        it defines is part of the call's target, as :meth:`locate` needs (a cheap test that
+        spares collecting every call when checking a file nothing calls into)."""
+        names = self.defined(path)
+        return any(
+            part in names
+            for bindings in self.calls.values()
+            for target, _, _ in bindings
+            for part in target.split(".")
+        )
+
     def context_of(self, path: str) -> tuple[str, str]:
         """(received, summaries) JSON for one module's context: what its functions receive,
         and the summaries of the functions it calls."""
-        self.received(("", ""))
-        assert self._received is not None
         received = {}
-        for function in sorted(f for p, f in self._received if p == path):
+        if self._received is not None or self.targeted(path):
+            self.received(("", ""))
+        for function in sorted(f for p, f in self._received or {} if p == path):
             given = self.received((path, function))  # {}: called, with no argument known
             received[function] = {
                 key: [[condition_json(c), v] for c, v in cases] for key, cases in given.items()

@@ -534,8 +534,7 @@ def analyse(
     wanted = {str(path) for path in only} if only is not None else None
     crossing = {
         path: linkage.context_of(path)
-        for path in linkage.modules()
-        if wanted is None or path in wanted
+        for path in (linkage.modules() if wanted is None else wanted & set(paths))
     }
     contexts = {}
     for path in sorted(set(found) | set(files) | set(crossing), key=lambda p: p.split(os.sep)):
