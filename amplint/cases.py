@@ -35,7 +35,7 @@ from amplint.index import (
     dotted,
     string_value,
 )
-from amplint.options import Options
+from amplint.options import NOT_LITERAL, Options, literal
 
 # Spellings of dtypes: attribute names (torch.half, np.float16) and strings ('fp16').
 DTYPE_NAMES = {
@@ -278,8 +278,8 @@ class Evaluator:
         return found
 
     def _cases(self, expr: cst.BaseExpression, scope: Scope, order: int | None) -> list[Case]:
-        constant = _constant(expr)
-        if constant is not _NONE:
+        constant = literal(expr)
+        if constant is not NOT_LITERAL:
             return [(ALWAYS, constant)]
         if isinstance(expr, cst.Name):
             return self._name(expr.value, scope, order)
@@ -527,8 +527,8 @@ class Evaluator:
     ) -> list[Size] | None:
         if expr is None or depth > _MAX_DEPTH:
             return None
-        constant = _constant(expr)
-        if constant is not _NONE:
+        constant = literal(expr)
+        if constant is not NOT_LITERAL:
             return [Size(ALWAYS, constant)] if _whole(constant) else None
         deeper = depth + 1
         if isinstance(expr, cst.BinaryOperation):
@@ -873,20 +873,6 @@ def _as_dtype(value: Value) -> Value:
     return value
 
 
-_NONE = object()
-
-
-def _constant(expr: cst.BaseExpression):
-    if isinstance(expr, cst.Integer):
-        return int(expr.evaluated_value)
-    if isinstance(expr, cst.Float):
-        return float(expr.evaluated_value)
-    if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
-        return {"True": True, "False": False, "None": None}[expr.value]
-    text = string_value(expr)
-    return text if text is not None else _NONE
-
-
 def _entries(mapping: cst.BaseExpression | None):
     """(key, value) of a dict literal with constant keys; None for anything else."""
     if not isinstance(mapping, cst.Dict):
@@ -895,8 +881,8 @@ def _entries(mapping: cst.BaseExpression | None):
     for element in mapping.elements:
         if not isinstance(element, cst.DictElement):
             return None
-        key = _constant(element.key)
-        if key is _NONE:
+        key = literal(element.key)
+        if key is NOT_LITERAL:
             return None
         entries.append((key, element.value))
     return entries
@@ -905,8 +891,8 @@ def _entries(mapping: cst.BaseExpression | None):
 def _constants(expr: cst.BaseExpression) -> set | None:
     if not isinstance(expr, (cst.List, cst.Tuple, cst.Set)):
         return None
-    values = {_constant(element.value) for element in expr.elements}
-    return None if _NONE in values else values
+    values = {literal(element.value) for element in expr.elements}
+    return None if NOT_LITERAL in values else values
 
 
 _OBJECTS = (Made, Local, Foreign, Namespace)

@@ -107,8 +107,8 @@ class Options:
             return None
         value = values[0]
         choices = [value.body, value.orelse] if isinstance(value, cst.IfExp) else [value]
-        written = [_literal(choice) for choice in choices]  # ``a if test else b``: either
-        if any(w is _NOT_LITERAL for w in written):
+        written = [literal(choice) for choice in choices]  # ``a if test else b``: either
+        if any(w is NOT_LITERAL for w in written):
             return None
         return self._make(name, shown=name, kind=_kind_of(written[0]), default=written[-1])
 
@@ -127,10 +127,11 @@ class Options:
         return self._make(f"?{code}", shown=code, kind=BOOL, test=True)
 
 
-_NOT_LITERAL = object()
+NOT_LITERAL = object()
 
 
-def _literal(expr: cst.BaseExpression | None):
+def literal(expr: cst.BaseExpression | None):
+    """The value of a literal (number, string, True/False/None); ``NOT_LITERAL`` otherwise."""
     if isinstance(expr, cst.Integer):
         return int(expr.evaluated_value)
     if isinstance(expr, cst.Float):
@@ -138,7 +139,7 @@ def _literal(expr: cst.BaseExpression | None):
     if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
         return {"True": True, "False": False, "None": None}[expr.value]
     text = string_value(expr) if expr is not None else None
-    return text if text is not None else _NOT_LITERAL
+    return text if text is not None else NOT_LITERAL
 
 
 def _kind_of(value: Constant) -> str:
@@ -152,8 +153,8 @@ def _kind_of(value: Constant) -> str:
 def _argparse_fields(site: CallSite, flag: str, index: FileIndex) -> dict:
     """Option fields of one ``add_argument`` call."""
     action = string_value(site.arg(None, "action"))
-    default = _literal(site.arg(None, "default"))
-    if default is _NOT_LITERAL:
+    default = literal(site.arg(None, "default"))
+    if default is NOT_LITERAL:
         default = None
     kind_name = (dotted(site.arg(None, "type")) or "").rsplit(".", 1)[-1]
     type_node = site.arg(None, "type")
@@ -180,8 +181,8 @@ def _argparse_fields(site: CallSite, flag: str, index: FileIndex) -> dict:
     choices_node = site.arg(None, "choices")
     choices = None
     if isinstance(choices_node, (cst.List, cst.Tuple, cst.Set)):
-        values = [_literal(element.value) for element in choices_node.elements]
-        if all(v is not _NOT_LITERAL for v in values):
+        values = [literal(element.value) for element in choices_node.elements]
+        if all(v is not NOT_LITERAL for v in values):
             choices = tuple(values)
     if kind_name in ("int", "float"):
         kind = NUMBER
@@ -213,14 +214,14 @@ def _absl_flags(index: FileIndex) -> dict[str, dict]:
         name = string_value(site.arg(0, "name"))
         if name is None:
             continue
-        default = _literal(site.arg(1, "default"))
-        default = None if default is _NOT_LITERAL else default
+        default = literal(site.arg(1, "default"))
+        default = None if default is NOT_LITERAL else default
         choices = None
         if qualname.endswith("DEFINE_enum"):
             listed = site.arg(2, "enum_values")
             if isinstance(listed, (cst.List, cst.Tuple)):
-                values = [_literal(e.value) for e in listed.elements]
-                if all(v is not _NOT_LITERAL for v in values):
+                values = [literal(e.value) for e in listed.elements]
+                if all(v is not NOT_LITERAL for v in values):
                     choices = tuple(values)
         sets = True if kind == BOOL else None
         found[name] = {
@@ -263,10 +264,10 @@ def _click_parameters(index: FileIndex) -> dict[tuple[int, str], dict]:
             longs = [f for f in flags if f.startswith("--")] or flags
             parameter = plain[0] if plain else longs[0].lstrip("-").split("/")[0].replace("-", "_")
             keywords = {a.keyword.value: a.value for a in decorator.args if a.keyword is not None}
-            default = _literal(keywords.get("default"))
-            default = None if default is _NOT_LITERAL else default
+            default = literal(keywords.get("default"))
+            default = None if default is NOT_LITERAL else default
             flag = longs[0].split("/")[0]
-            if _literal(keywords.get("is_flag")) is True or "/" in longs[0]:
+            if literal(keywords.get("is_flag")) is True or "/" in longs[0]:
                 fields = {"shown": flag, "kind": BOOL, "default": bool(default), "sets": True}
             else:
                 choice = keywords.get("type")
@@ -274,8 +275,8 @@ def _click_parameters(index: FileIndex) -> dict[tuple[int, str], dict]:
                 if isinstance(choice, cst.Call) and (dotted(choice.func) or "").endswith("Choice"):
                     listed = choice.args[0].value if choice.args else None
                     if isinstance(listed, (cst.List, cst.Tuple)):
-                        values = [_literal(e.value) for e in listed.elements]
-                        if all(v is not _NOT_LITERAL for v in values):
+                        values = [literal(e.value) for e in listed.elements]
+                        if all(v is not NOT_LITERAL for v in values):
                             choices = tuple(values)
                 kind = TEXT if isinstance(default, str) or choices else _kind_of(default)
                 fields = {"shown": flag, "kind": kind, "default": default, "choices": choices}

@@ -48,7 +48,7 @@ from amplint.cases import (
 )
 from amplint.conditions import ALWAYS, NEVER, Condition
 from amplint.frameworks import deepspeed
-from amplint.index import CALL, WITH, CallSite, FileIndex, Scope, dotted, string_value
+from amplint.index import CALL, WITH, CallSite, FileIndex, Scope, dotted
 from amplint.interface import (
     Summary,
     condition_json,
@@ -58,6 +58,7 @@ from amplint.interface import (
     substitute,
     values_from,
 )
+from amplint.options import NOT_LITERAL, literal
 from amplint.switches import (
     AUTOCAST,
     BLOCK,
@@ -664,8 +665,8 @@ class PrecisionModel:
             if returns or process:
                 defaults = {}
                 for param, default in scope.params.items():
-                    constant = _literal(default)
-                    if constant is not _NOT_CONSTANT:
+                    constant = literal(default)
+                    if constant is not NOT_LITERAL:
                         defaults[param] = [[condition_json(ALWAYS), ["const", constant]]]
                 params = tuple(p for p in _parameters(scope))
                 found[name] = Summary(params, defaults, tuple(returns), tuple(process)).to_json()
@@ -1036,18 +1037,6 @@ def _portable_fact(fact: Reduced, function: str) -> bool:
     return all(
         option.key.startswith(f"~{function}:") for option in fact.condition.options if option.free
     )
-
-
-_NOT_CONSTANT = object()
-
-
-def _literal(expr):
-    if isinstance(expr, (cst.Integer, cst.Float)):
-        return expr.evaluated_value
-    if isinstance(expr, cst.Name) and expr.value in ("True", "False", "None"):
-        return {"True": True, "False": False, "None": None}[expr.value]
-    text = string_value(expr) if expr is not None else None
-    return text if text is not None else _NOT_CONSTANT
 
 
 def _parameters(scope: Scope) -> list[str]:
