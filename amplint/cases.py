@@ -22,7 +22,7 @@ from typing import Callable, Union
 
 import libcst as cst
 
-from amplint.conditions import ALWAYS, NEVER, Condition, Option, limit, truthy
+from amplint.conditions import ALWAYS, NEVER, Condition, Option, limit, truthy, within
 from amplint.index import (
     CHOSEN_BODY,
     CHOSEN_ELSE,
@@ -288,8 +288,8 @@ class Evaluator:
         if isinstance(expr, cst.IfExp):
             test = self.condition(expr.test, scope, order)
             return [
-                *_conjoin(self.cases(expr.body, scope, order), test),
-                *_conjoin(self.cases(expr.orelse, scope, order), ~test),
+                *within(self.cases(expr.body, scope, order), test),
+                *within(self.cases(expr.orelse, scope, order), ~test),
             ]
         if isinstance(expr, (cst.Comparison, cst.BooleanOperation)) or (
             isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Not)
@@ -323,7 +323,7 @@ class Evaluator:
                 found.append((definition.condition, free if name in binding.params else UNKNOWN))
             else:
                 values = self.cases(definition.expr, definition.scope, definition.order)
-                found += _conjoin(values, definition.condition)
+                found += within(values, definition.condition)
         return found
 
     def definitions(self, name: str, scope: Scope, order: int | None = None) -> list[Definition]:
@@ -414,7 +414,7 @@ class Evaluator:
                         continue
                     for definition in self.definitions(name, method):
                         values = self.cases(definition.expr, definition.scope, definition.order)
-                        found += _conjoin(values, definition.condition)
+                        found += within(values, definition.condition)
                 return found
         if isinstance(expr.value, cst.Name) and self.received:
             named = [
@@ -452,13 +452,13 @@ class Evaluator:
                 if isinstance(key, Symbol):
                     for written, value in entries:
                         chosen = condition & limit(key.option, {written})
-                        found += _conjoin(self.cases(value, mapping.scope, None), chosen)
+                        found += within(self.cases(value, mapping.scope, None), chosen)
                 elif key is UNKNOWN:
                     found.append((condition, UNKNOWN))
                 else:
                     for written, value in entries:
                         if written == key:
-                            found += _conjoin(self.cases(value, mapping.scope, None), condition)
+                            found += within(self.cases(value, mapping.scope, None), condition)
         return found or [(ALWAYS, UNKNOWN)]
 
     def expressions(self, name: str, scope: Scope, order: int | None = None) -> list[Definition]:
@@ -915,17 +915,6 @@ def _opaque(value: Value) -> bool:
 def _constructor(site: CallSite) -> bool:
     last = (site.name or "").rsplit(".", 1)[-1]
     return bool(last) and last[0].isupper()
-
-
-def _conjoin(cases, condition: Condition) -> list[Case]:
-    if condition.always:
-        return list(cases)
-    found = []
-    for case_condition, value in cases:
-        both = case_condition & condition
-        if both.possible:
-            found.append((both, value))
-    return found
 
 
 def _bounded(cases: list[Case]) -> tuple[Case, ...]:

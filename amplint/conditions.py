@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 Constant = Union[int, float, str, bool, None]
 
@@ -330,6 +330,19 @@ def _widen(terms: list[Term]) -> Condition:
 
 ALWAYS = Condition(frozenset({()}))
 NEVER = Condition(frozenset())
+
+
+def within(cases: Iterable[tuple[Condition, Any]], condition: Condition) -> list:
+    """``(condition & c, value)`` for each case ``(c, value)`` that can still hold under
+    ``condition``: cases of a value narrowed to where it is read."""
+    if condition.always:
+        return list(cases)
+    found = []
+    for case_condition, value in cases:
+        both = case_condition & condition
+        if both.possible:
+            found.append((both, value))
+    return found
 
 
 def limit(option: Option, values: Iterable[Constant], inside: bool = True) -> Condition:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from amplint.conditions import Condition
+from amplint.conditions import Condition, within
 from amplint.interface import (
     Summary,
     condition_from,
@@ -47,6 +47,7 @@ class Linkage:
         self._received: dict[Located, dict[str, list]] | None = None
         self._resolving: set = set()
         self._located: dict[tuple[str, str], Located | None] = {}
+        self._parts: set[str] | None = None  # every name part of every call's target
 
     def locate(self, importer: str, name: str, depth: int = 0) -> Located | None:
         """The function (or class constructor) ``name`` names in ``importer``."""
@@ -119,13 +120,7 @@ class Linkage:
             self._resolving.add(key)
             try:
                 given = self.received((module, where))
-                cases = given.get(name, []) + given.get(str(position), [])
-                found = []
-                for inner, data in cases:
-                    both = condition & inner
-                    if both.possible:
-                        found.append((both, data))
-                return found
+                return within(given.get(name, []) + given.get(str(position), []), condition)
             finally:
                 self._resolving.discard(key)
         if kind == "result":
@@ -172,13 +167,14 @@ class Linkage:
         """Whether a call of the project may name a function or class of ``path``: a name
         it defines is part of the call's target, as :meth:`locate` needs (a cheap test that
         spares collecting every call when checking a file nothing calls into)."""
-        names = self.defined(path)
-        return any(
-            part in names
-            for bindings in self.calls.values()
-            for target, _, _ in bindings
-            for part in target.split(".")
-        )
+        if self._parts is None:
+            self._parts = {
+                part
+                for bindings in self.calls.values()
+                for target, _, _ in bindings
+                for part in target.split(".")
+            }
+        return not self._parts.isdisjoint(self.defined(path))
 
     def context_of(self, path: str) -> tuple[str, str]:
         """(received, summaries) JSON for one module's context: what its functions receive,

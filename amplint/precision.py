@@ -46,7 +46,7 @@ from amplint.cases import (
     dtype_meaning,
     spelled,
 )
-from amplint.conditions import ALWAYS, NEVER, Condition
+from amplint.conditions import ALWAYS, NEVER, Condition, within
 from amplint.frameworks import deepspeed
 from amplint.index import CALL, WITH, CallSite, FileIndex, Scope, dotted
 from amplint.interface import (
@@ -448,10 +448,7 @@ class PrecisionModel:
         found: list[tuple[Condition, Root]] = []
         for condition, value in self.cases.cases(expr, scope, order):
             if isinstance(value, Made):
-                for inner, site in self._chain(value.site, 0):
-                    both = condition & inner
-                    if both.possible:
-                        found.append((both, site))
+                found += within(self._chain(value.site, 0), condition)
             elif isinstance(value, Foreign):
                 found.append((condition, value))
             elif value is UNKNOWN:
@@ -503,10 +500,7 @@ class PrecisionModel:
         if inner is not None:
             for condition, value in self.cases.cases(inner, site.scope, site.order):
                 if isinstance(value, Made):
-                    for deeper, origin in self._chain(value.site, depth + 1):
-                        both = condition & deeper
-                        if both.possible:
-                            found.append((both, origin))
+                    found += within(self._chain(value.site, depth + 1), condition)
         return found
 
     @functools.cached_property
