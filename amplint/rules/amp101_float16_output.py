@@ -98,7 +98,8 @@ def _outputs(
 ) -> list[Reduced]:
     """Facts under which ``expr`` holds the output of a model with float16 weights, not cast
     to float32 on the way: ``net(x)``, names bound to it, lists of outputs (comprehensions,
-    ``.append``), items and reshapes of one, arithmetic on one (``teacher(x) / T``)."""
+    ``.append``) and their elements (``for h in hidden_states:``), items and reshapes of one,
+    arithmetic on one (``teacher(x) / T``)."""
     if expr is None or depth > 6:
         return []
     again = lambda inner, s=scope, o=order: _outputs(inner, s, o, site, ctx, depth + 1)  # noqa: E731
@@ -125,8 +126,8 @@ def _outputs(
         if helper is not None:  # ``self._before_loss(x)``: what the method returns
             return [fact for r in helper.returns for fact in again(r, helper, None)]
         return _model_facts(func, scope, order, ctx)
-    if isinstance(expr, cst.Name):
-        source = _comprehension_source(expr.value, site)
+    if isinstance(expr, cst.Name):  # an element of a list of outputs, in a comprehension or loop
+        source = _comprehension_source(expr.value, site) or site.loop_iter(expr.value)
         if source is not None:
             return again(source)
     name = dotted(expr)

@@ -103,3 +103,39 @@ def test_trap_losses_under_amp_init_or_autocast_and_outputs_cast_first():
         scaler.step(optimizer)
         """
     )
+
+
+def test_each_output_of_a_list_a_loop_runs_over():
+    """espnet 202402 (PyPI), espnet/nets/pytorch_backend/e2e_asr_transformer.py lines 193-237:
+    the encoder returns ``hs_pad, hs_mask, hs_intermediates`` and, with
+    ``--intermediate-ctc-layer``, ``for hs_intermediate in hs_intermediates:`` feeds each to
+    ``self.ctc(...)``; shortened. The trap: a loop over the data, whose items are inputs, and
+    a loop over outputs cast to float32 first."""
+    check(
+        """
+        import torch
+        from torch import nn
+        class E2E(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.encoder = nn.Linear(80, 256)
+                self.ctc = nn.CTCLoss()
+            def forward(self, xs_pad, ilens, ys_pad, olens):
+                hs_pad, hs_intermediates = self.encoder(xs_pad)
+                loss_ctc = self.ctc(hs_pad, ys_pad, ilens, olens)  # AMP101
+                for hs_intermediate in hs_intermediates:
+                    loss_ctc = loss_ctc + self.ctc(hs_intermediate, ys_pad, ilens, olens)  # AMP101
+                for hs_float in [h.float() for h in hs_intermediates]:
+                    loss_ctc = loss_ctc + self.ctc(hs_float, ys_pad, ilens, olens)
+                return loss_ctc
+        model = E2E().half()
+        criterion = nn.CrossEntropyLoss()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for features, labels in loader:
+            loss = criterion(model.encoder(features.half()).float(), labels)
+            for label in labels:
+                loss = loss + criterion(label, labels)
+            loss.backward()
+        """,
+        select={"AMP101"},
+    )
