@@ -286,16 +286,16 @@ class Evaluator:
         if isinstance(expr, cst.Attribute):
             return self._attribute(expr, scope, order)
         if isinstance(expr, cst.IfExp):
-            test = self.condition(expr.test, scope, order)
+            true, false = self.branches(expr.test, scope, order)
             return [
-                *within(self.cases(expr.body, scope, order), test),
-                *within(self.cases(expr.orelse, scope, order), ~test),
+                *within(self.cases(expr.body, scope, order), true),
+                *within(self.cases(expr.orelse, scope, order), false),
             ]
         if isinstance(expr, (cst.Comparison, cst.BooleanOperation)) or (
             isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Not)
         ):
-            test = self.condition(expr, scope, order)
-            return [(test, True), (~test, False)]
+            true, false = self.branches(expr, scope, order)
+            return [(true, True), (false, False)]
         if isinstance(expr, cst.Subscript):
             return self._item(expr, scope, order)
         if isinstance(expr, cst.Call):
@@ -501,8 +501,7 @@ class Evaluator:
             inner = self.cases(expr.args[0].value, scope, order)
             if name == "str":
                 return list(inner)
-            test = self._truth(inner)
-            return [(test, True), (~test, False)]
+            return [(self._truth(inner), True), (self._truth(inner, value=False), False)]
         if isinstance(expr.func, cst.Attribute) and expr.func.attr.value in ("lower", "strip"):
             return [
                 (c, v if isinstance(v, (str, Symbol)) else UNKNOWN)
@@ -551,12 +550,12 @@ class Evaluator:
                         found.append(Size(both, value, left.option or right.option, True))
             return found[:_MAX_CASES]
         if isinstance(expr, cst.IfExp):
-            test = self.condition(expr.test, scope, order)
+            true, false = self.branches(expr.test, scope, order)
             body = self._sizes(expr.body, scope, order, deeper)
             orelse = self._sizes(expr.orelse, scope, order, deeper)
             if body is None or orelse is None:
                 return None
-            found = [s.narrowed(test) for s in body] + [s.narrowed(~test) for s in orelse]
+            found = [s.narrowed(true) for s in body] + [s.narrowed(false) for s in orelse]
             return [s for s in found if s.condition.possible][:_MAX_CASES]
         if isinstance(expr, cst.Call) and dotted(expr.func) == "int" and len(expr.args) == 1:
             return self._sizes(expr.args[0].value, scope, order, deeper)
@@ -564,15 +563,23 @@ class Evaluator:
         definitions = self.expressions(name, scope, order) if name is not None else []
         if definitions and not (isinstance(expr, cst.Name) and self._read_as_option(name, scope)):
             found = []
+            # a parameter: what one caller passes holds for that caller, whatever the others
+            # pass (one that cannot be told is left out); any other name is told or not
+            callers = isinstance(expr, cst.Name) and expr.value in scope.params
+            told = False
             for definition in definitions:
                 if definition.value is not None:
                     inner = _as_sizes([(definition.condition, definition.value)])
                 else:
                     where = (definition.scope, definition.order, deeper)
                     inner = self._sizes(definition.expr, *where)
-                if inner is None:
+                if inner is None and not callers:
                     return None
-                found += [s.narrowed(definition.condition) for s in inner]
+                if inner is not None:
+                    told = True
+                    found += [s.narrowed(definition.condition) for s in inner]
+            if not told:
+                return None
             return [s for s in found if s.condition.possible][:_MAX_CASES]
         return _as_sizes(self.cases(expr, scope, order))
 
@@ -589,50 +596,63 @@ class Evaluator:
 
     # ---- tests ----------------------------------------------------------------------------
     def condition(
-        self, test: cst.BaseExpression, scope: Scope, order: int | None = None
+        self, test: cst.BaseExpression, scope: Scope, order: int | None = None, holds: bool = True
     ) -> Condition:
-        """The configurations in which ``test`` is true."""
+        """The configurations in which ``test`` is true (``holds``) or false. Each is asked of
+        the values case by case, not as the other's complement: a parameter two callers pass
+        ``'lstm'`` and ``args.type`` is ``'lstm'`` in some configurations and not ``'lstm'`` in
+        others, so both branches of ``if typ == 'lstm':`` run."""
         if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-            return ~self.condition(test.expression, scope, order)
+            return self.condition(test.expression, scope, order, not holds)
         if isinstance(test, cst.BooleanOperation):
-            left = self.condition(test.left, scope, order)
-            right = self.condition(test.right, scope, order)
-            return left & right if isinstance(test.operator, cst.And) else left | right
+            left = self.condition(test.left, scope, order, holds)
+            right = self.condition(test.right, scope, order, holds)
+            both = isinstance(test.operator, cst.And) == holds
+            return left & right if both else left | right
         if isinstance(test, cst.Comparison):
-            found = self._comparison(test, scope, order)
-            return found if found is not None else truthy(self.options.test(test))
+            found = self._comparison(test, scope, order, holds)
+            return found if found is not None else truthy(self.options.test(test), holds)
         if isinstance(test, cst.Call) and dotted(test.func) in (
             "isinstance",
             "hasattr",
             "callable",
         ):
-            return truthy(self.options.test(test))
+            return truthy(self.options.test(test), holds)
         cases = self.cases(test, scope, order)
         known = [(c, v) for c, v in cases if not (v is UNKNOWN or _opaque(v))]
         unknown = NEVER
         for condition, value in cases:
             if value is UNKNOWN or _opaque(value):
                 unknown = unknown | condition
-        result = self._truth(known)
+        result = self._truth(known, value=holds)
         if unknown.possible:  # where the value is not known, the test's outcome is a choice
-            result = result | (unknown & truthy(self.options.test(test)))
+            result = result | (unknown & truthy(self.options.test(test), holds))
         return result
 
-    def _truth(self, cases: tuple[Case, ...] | list[Case], free: bool = True) -> Condition:
-        """Where a value with these cases is true: an option where it is set, an object where
-        it exists, what a call into the environment returns (``check_amp(model)``,
-        ``torch.cuda.is_available()``) where that test holds; unknown values nowhere."""
+    def branches(
+        self, test: cst.BaseExpression, scope: Scope, order: int | None = None
+    ) -> tuple[Condition, Condition]:
+        """Where ``test`` is true, and where it is false (see :meth:`condition`)."""
+        return self.condition(test, scope, order), self.condition(test, scope, order, False)
+
+    def _truth(
+        self, cases: tuple[Case, ...] | list[Case], free: bool = True, value: bool = True
+    ) -> Condition:
+        """Where a value with these cases is true (``value``; false otherwise): an option where
+        it is set, an object where it exists, what a call into the environment returns
+        (``check_amp(model)``, ``torch.cuda.is_available()``) where that test holds; unknown
+        values nowhere."""
         result = NEVER
-        for condition, value in cases:
-            if isinstance(value, Symbol):
-                if free or not value.option.free:
-                    result = result | (condition & truthy(value.option))
-            elif _opaque(value):
-                assert isinstance(value, Made)
-                result = result | (condition & truthy(self.options.test(value.site.node)))
-            elif isinstance(value, (Made, Local, DType, Foreign, Namespace)):
-                result = result | condition
-            elif value is not UNKNOWN and value:
+        for condition, found in cases:
+            if isinstance(found, Symbol):
+                if free or not found.option.free:
+                    result = result | (condition & truthy(found.option, value))
+            elif _opaque(found):
+                assert isinstance(found, Made)
+                result = result | (condition & truthy(self.options.test(found.site.node), value))
+            elif isinstance(found, (Made, Local, DType, Foreign, Namespace)):
+                result = result | condition if value else result
+            elif found is not UNKNOWN and bool(found) == value:
                 result = result | condition
         return result
 
@@ -641,30 +661,35 @@ class Evaluator:
         return self._truth(self.cases(expr, scope, order), free=False)
 
     def _comparison(
-        self, test: cst.Comparison, scope: Scope, order: int | None
+        self, test: cst.Comparison, scope: Scope, order: int | None, holds: bool = True
     ) -> Condition | None:
-        """Where a comparison holds: over options where a side reads one, exactly where both
-        sides are known, and as an opaque choice (named by the test) where a side is not."""
+        """Where a comparison holds (or not, ``holds`` false): over options where a side reads
+        one, exactly where both sides are known, and as an opaque choice (named by the test)
+        where a side is not."""
         if len(test.comparisons) != 1:
             return None
         target = test.comparisons[0]
         operator = target.operator
         if dotted(test.left) == "__name__":
-            return ALWAYS
+            return ALWAYS if holds else NEVER
         left = self.cases(test.left, scope, order)
         unknown = NEVER
-        result = NEVER
+        equal = NEVER  # where the sides are equal (``in``: where the left is among the right)
+        differ = NEVER
         if isinstance(operator, (cst.In, cst.NotIn)):
             right = _constants(target.comparator)
             if right is None:
                 return None
             for condition, value in left:
                 if isinstance(value, Symbol):
-                    result = result | (condition & limit(value.option, right))
+                    equal = equal | (condition & limit(value.option, right))
+                    differ = differ | (condition & limit(value.option, right, inside=False))
                 elif value is UNKNOWN or _opaque(value):
                     unknown = unknown | condition
                 elif _plain(value) in right:
-                    result = result | condition
+                    equal = equal | condition
+                else:
+                    differ = differ | condition
             positive = isinstance(operator, cst.In)
         elif isinstance(operator, (cst.Equal, cst.NotEqual, cst.Is, cst.IsNot)):
             right_cases = self.cases(target.comparator, scope, order)
@@ -673,24 +698,27 @@ class Evaluator:
                     both = lc & rc
                     if not both.possible:
                         continue
-                    if isinstance(lv, Symbol) and _comparable(rv):
-                        result = result | (both & limit(lv.option, {_plain(rv)}))
-                    elif isinstance(rv, Symbol) and _comparable(lv):
-                        result = result | (both & limit(rv.option, {_plain(lv)}))
+                    symbol, other = (lv, rv) if isinstance(lv, Symbol) else (rv, lv)
+                    if isinstance(symbol, Symbol) and _comparable(other):
+                        equal = equal | (both & limit(symbol.option, {_plain(other)}))
+                        differ = differ | (both & limit(symbol.option, {_plain(other)}, False))
                     elif (isinstance(lv, _OBJECTS) and rv is None) or (
                         isinstance(rv, _OBJECTS) and lv is None
                     ):
-                        continue  # an object is not None
+                        differ = differ | both  # an object is not None
                     elif not (_comparable(lv) and _comparable(rv)):
                         unknown = unknown | both
                     elif _plain(lv) == _plain(rv):
-                        result = result | both
+                        equal = equal | both
+                    else:
+                        differ = differ | both
             positive = isinstance(operator, (cst.Equal, cst.Is))
         else:
             return None
+        result = equal if positive == holds else differ
         if unknown.possible:  # the choice is named by the test as written
-            result = result | (unknown & truthy(self.options.test(test), positive))
-        return result if positive else ~result
+            result = result | (unknown & truthy(self.options.test(test), holds))
+        return result
 
     # ---- where code runs ------------------------------------------------------------------
     def path(self, ancestors, scope: Scope | None = None) -> Condition:
@@ -702,8 +730,8 @@ class Evaluator:
             where = self.index.tests.get(id(node))
             if where is None or (scope is not None and where[0] is not scope):
                 continue
-            test = self.condition(node.test, where[0], where[1])
-            result = result & (test if kind in (IF_BODY, CHOSEN_BODY) else ~test)
+            holds = kind in (IF_BODY, CHOSEN_BODY)
+            result = result & self.condition(node.test, where[0], where[1], holds)
             if not result.possible:
                 break
         return result

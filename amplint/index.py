@@ -68,18 +68,7 @@ class CallSite:
 
     def arg(self, index: int | None, keyword: str | None) -> cst.BaseExpression | None:
         """The argument at positional ``index`` or named ``keyword``, if given."""
-        position = 0
-        for argument in self.node.args:
-            if argument.keyword is not None:
-                if keyword is not None and argument.keyword.value == keyword:
-                    return argument.value
-            elif argument.star:
-                index = None  # positions after *args are unknown
-            else:
-                if index is not None and position == index:
-                    return argument.value
-                position += 1
-        return None
+        return call_argument(self.node, index, keyword)
 
     def loop_iter(self, name: str | None) -> cst.BaseExpression | None:
         """What the innermost ``for name in ...`` around the call runs over."""
@@ -674,7 +663,7 @@ class FileIndex:
         site = CallSite(
             node,
             name,
-            self.resolve(name, self._scope),
+            self.resolve(name, self._scope) or self._alias(name),
             self._scope,
             tuple(self._stack),
             self._order,
@@ -688,21 +677,64 @@ class FileIndex:
     def leave_Call(self, original_node: cst.Call) -> None:
         self._stack.pop()
 
+    def _alias(self, name: str | None) -> str | None:
+        """What a local name bound once to an imported class calls: ``RNN = torch.nn.LSTM if
+        "lstm" in typ else torch.nn.GRU`` then ``RNN(idim, units)`` builds the first arm's
+        class (the arms must be classes of one module, which take the same arguments)."""
+        if name is None or "." in name or name in self._scope.rebound:
+            return None
+        values = self._scope.assigned.get(name, [])
+        if len(values) != 1 or name in self._scope.params:
+            return None
+        value = values[0]
+        arms = [value.body, value.orelse] if isinstance(value, cst.IfExp) else [value]
+        resolved = [self.resolve(dotted(arm), self._scope) for arm in arms]
+        if any(r is None or "." not in r for r in resolved):
+            return None
+        if len({r.rpartition(".")[0] for r in resolved}) != 1:  # type: ignore[union-attr]
+            return None
+        return resolved[0]
+
     # ---- argparse --------------------------------------------------------------------------
     def _collect_argparse(self) -> None:
         """``args.<dest>`` defaults from ``add_argument('--dest', default=...)`` calls."""
         for site in self.calls:
             if site.method != "add_argument" or not site.node.args:
                 continue
-            flags = [string_value(a.value) for a in site.node.args if a.keyword is None]
-            longs = [f for f in flags if f and f.startswith("--")]
-            positional = [f for f in flags if f and not f.startswith("-")]
-            flag = (longs or positional or [None])[0]
-            dest = string_value(site.arg(None, "dest"))
-            if dest is None and flag is not None:
-                dest = flag.lstrip("-").replace("-", "_")
+            flag, dest = argparse_names(site.node)
             if dest is not None:
                 self.arguments.setdefault(dest, (site, flag or dest))
             default = site.arg(None, "default")
             if dest is not None and default is not None:
                 self.argparse[dest] = (default, flag or dest)
+
+
+def call_argument(
+    node: cst.Call, index: int | None, keyword: str | None
+) -> cst.BaseExpression | None:
+    """The argument of ``node`` at positional ``index`` or named ``keyword``, if given."""
+    position = 0
+    for argument in node.args:
+        if argument.keyword is not None:
+            if keyword is not None and argument.keyword.value == keyword:
+                return argument.value
+        elif argument.star:
+            index = None  # positions after *args are unknown
+        else:
+            if index is not None and position == index:
+                return argument.value
+            position += 1
+    return None
+
+
+def argparse_names(node: cst.Call) -> tuple[str | None, str | None]:
+    """(flag, dest) of an ``add_argument`` call: its first long flag (else its positional
+    name), and the attribute argparse stores the value in."""
+    flags = [string_value(a.value) for a in node.args if a.keyword is None]
+    longs = [f for f in flags if f and f.startswith("--")]
+    positional = [f for f in flags if f and not f.startswith("-")]
+    flag = (longs or positional or [None])[0]
+    dest = string_value(call_argument(node, None, "dest"))
+    if dest is None and flag is not None:
+        dest = flag.lstrip("-").replace("-", "_")
+    return flag, dest

@@ -49,6 +49,12 @@ class Linkage:
         self._located: dict[tuple[str, str], Located | None] = {}
         self._parts: set[str] | None = None  # every name part of every call's target
 
+    def add(self, module: str, bindings: list) -> None:
+        """More bindings of ``module`` (the namespaces it hands on, see
+        :mod:`amplint.registrations`); only before the first lookup of what functions receive."""
+        assert self._received is None and self._parts is None
+        self.calls.setdefault(module, []).extend(bindings)
+
     def locate(self, importer: str, name: str, depth: int = 0) -> Located | None:
         """The function (or class constructor) ``name`` names in ``importer``."""
         if depth == 0:

@@ -23,10 +23,17 @@ import re
 import libcst as cst
 
 from amplint.conditions import ANY, BOOL, NUMBER, TEXT, Constant, Option
-from amplint.index import CallSite, FileIndex, Scope, dotted, string_value
+from amplint.index import (
+    FileIndex,
+    Scope,
+    argparse_names,
+    call_argument,
+    dotted,
+    string_value,
+)
 
 # Names under which scripts keep what they read from the command line or a config file.
-_CONFIG_NAME = re.compile(
+CONFIG_NAME = re.compile(
     r"^_?(args|argv|opts?|options|cfg|config|conf|configs|hparams|hps?|hyp|flags|FLAGS|settings"
     r"|cmd|cli|hyperparams|hyper_params|[a-z_]*_(args|cfg|config|conf|opts?|options|hparams))$"
 )
@@ -42,8 +49,11 @@ _CONFIGURATORS = ("exec", "globals")
 class Options:
     """The options of one module (from its index), looked up as the evaluator meets them."""
 
-    def __init__(self, index: FileIndex) -> None:
+    def __init__(self, index: FileIndex, registered: dict[str, Option] | None = None) -> None:
         self.index = index
+        # options project functions register on parsers this module's code is handed
+        # (amplint.registrations), by dest
+        self.registered = registered or {}
         self._options: dict[str, Option] = {}
         self._configurable_globals = _has_configurator(index)
         self._click = _click_parameters(index)
@@ -59,9 +69,9 @@ class Options:
         """The argparse option stored in ``dest``."""
         entry = self.index.arguments.get(dest)
         if entry is None:
-            return None
+            return self.registered.get(dest)
         site, flag = entry
-        return self._make(f"--{dest}", **_argparse_fields(site, flag, self.index))
+        return self._make(f"--{dest}", **_argparse_fields(site.node, flag))
 
     def attribute(self, expr: cst.BaseExpression, scope: Scope) -> Option | None:
         """The option ``expr`` reads: ``args.dtype`` (argparse), ``cfg.fp16`` (a configuration
@@ -86,7 +96,7 @@ class Options:
             head = head[1:]
         if not head or self.index.resolve(head[0], scope) is not None:
             return False
-        if any(_CONFIG_NAME.match(part) for part in head):
+        if any(CONFIG_NAME.match(part) for part in head):
             return True
         values = self.index.values_of(base, scope)
         return bool(values) and all(
@@ -150,20 +160,33 @@ def _kind_of(value: Constant) -> str:
     return TEXT if isinstance(value, str) else ANY
 
 
-def _argparse_fields(site: CallSite, flag: str, index: FileIndex) -> dict:
+def argparse_option(node: cst.Call) -> Option | None:
+    """The option one ``add_argument`` call defines (read outside any module's index: what
+    another module registers on a parser it is handed, see :mod:`amplint.registrations`)."""
+    flag, dest = argparse_names(node)
+    if dest is None:
+        return None
+    return Option(f"--{dest}", **_argparse_fields(node, flag or dest))
+
+
+def _argparse_fields(node: cst.Call, flag: str) -> dict:
     """Option fields of one ``add_argument`` call."""
-    action = string_value(site.arg(None, "action"))
-    default = literal(site.arg(None, "default"))
+
+    def arg(keyword: str) -> cst.BaseExpression | None:
+        return call_argument(node, None, keyword)
+
+    action = string_value(arg("action"))
+    default = literal(arg("default"))
     if default is NOT_LITERAL:
         default = None
-    kind_name = (dotted(site.arg(None, "type")) or "").rsplit(".", 1)[-1]
-    type_node = site.arg(None, "type")
+    kind_name = (dotted(arg("type")) or "").rsplit(".", 1)[-1]
+    type_node = arg("type")
     boolish = "bool" in kind_name.lower() or (
         isinstance(type_node, cst.Lambda) and "bool" in cst.Module([]).code_for_node(type_node)
     )
     if action in ("store_true", "store_false"):
         sets = action == "store_true"
-        given = site.arg(None, "default")
+        given = arg("default")
         return {
             "shown": flag,
             "kind": BOOL,
@@ -173,12 +196,12 @@ def _argparse_fields(site: CallSite, flag: str, index: FileIndex) -> dict:
     if (
         action is not None
         and "BooleanOptionalAction" in action
-        or (dotted(site.arg(None, "action")) or "").endswith("BooleanOptionalAction")
+        or (dotted(arg("action")) or "").endswith("BooleanOptionalAction")
     ):
         return {"shown": flag, "kind": BOOL, "default": bool(default), "sets": True}
     if boolish:
         return {"shown": flag, "kind": BOOL, "default": bool(default)}
-    choices_node = site.arg(None, "choices")
+    choices_node = arg("choices")
     choices = None
     if isinstance(choices_node, (cst.List, cst.Tuple, cst.Set)):
         values = [literal(element.value) for element in choices_node.elements]

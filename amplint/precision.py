@@ -58,7 +58,7 @@ from amplint.interface import (
     substitute,
     values_from,
 )
-from amplint.options import NOT_LITERAL, literal
+from amplint.options import NOT_LITERAL, Options, literal
 from amplint.switches import (
     AUTOCAST,
     BLOCK,
@@ -145,10 +145,11 @@ class PrecisionModel:
         path: str = "",
         received: dict | None = None,
         summaries: dict | None = None,
+        registered: dict | None = None,
     ) -> None:
         self.index = index
         self.path = path  # the module's file: JSON configurations it names are beside it
-        self.cases = Evaluator(index, received=received)
+        self.cases = Evaluator(index, Options(index, registered), received=received)
         # other modules pass in objects with reduced weights (a float16 model)
         self.received = any(
             isinstance(value, Foreign) and any(fact.how == WEIGHTS for fact in value.facts)

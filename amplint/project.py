@@ -84,6 +84,8 @@ class Context:
     # (JSON, see amplint.interface): {function: {parameter: cases}}, {called name: summary}
     received: str = ""
     summaries: str = ""
+    # options its functions read that project functions register (JSON [[dest, option]...])
+    options: str = ""
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -127,6 +129,7 @@ class ModuleFacts:
     # top-level classes with their bases, as imported (``espnet.nets.asr_interface.ASRInterface``)
     # or as written for a class of the same module
     classes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    registers: str = ""  # JSON: options it registers on parsers it is handed (registrations)
 
     def to_json(self) -> list:
         spreads = None
@@ -138,11 +141,11 @@ class ModuleFacts:
             ]
         classes = [[name, list(bases)] for name, bases in self.classes]
         imports, reads = list(self.imports), list(self.reads)
-        return [imports, spreads, reads, self.calls, self.summaries, classes]
+        return [imports, spreads, reads, self.calls, self.summaries, classes, self.registers]
 
     @classmethod
     def from_json(cls, data: list) -> ModuleFacts:
-        imports, spreads, reads, calls, summaries, classes = data
+        imports, spreads, reads, calls, summaries, classes, registers = data
         outgoing = None
         if spreads is not None:
             outgoing = tuple(
@@ -150,7 +153,7 @@ class ModuleFacts:
                 for m, n, d, h, f, c, sub, t in spreads
             )
         found = tuple((name, tuple(bases)) for name, bases in classes)
-        return cls(tuple(imports), outgoing, tuple(reads), calls, summaries, found)
+        return cls(tuple(imports), outgoing, tuple(reads), calls, summaries, found, registers)
 
 
 def scan(source: str, path: str = "", parse: bool = True) -> ModuleFacts:
@@ -168,7 +171,13 @@ def scan(source: str, path: str = "", parse: bool = True) -> ModuleFacts:
             outgoing = None
         elif in_code(source):
             outgoing, calls, summaries = _outgoing(source, path)
-    return ModuleFacts(tuple(imports), outgoing, reads, calls, summaries, _classes(text))
+    registers = ""
+    if "add_argument" in text:
+        from amplint.registrations import scan as registrations
+
+        registers = registrations(source, _import_table(text))
+    classes = _classes(text)
+    return ModuleFacts(tuple(imports), outgoing, reads, calls, summaries, classes, registers)
 
 
 _CLASS = re.compile(r"^class[ \t]+(\w+)[ \t]*(?:\(([^)]*)\))?[ \t]*:", re.MULTILINE)
@@ -531,6 +540,7 @@ def analyse(
         lambda path: facts[by_path[path]].imports,
         lambda path: set(uses_in(path)),
     )
+    tables = _registered_options(facts, by_path, paths, linkage, set(found))
     wanted = {str(path) for path in only} if only is not None else None
     crossing = {
         path: linkage.context_of(path)
@@ -540,10 +550,41 @@ def analyse(
     for path in sorted(set(found) | set(files) | set(crossing), key=lambda p: p.split(os.sep)):
         spreads = tuple(sorted(found.get(path, {}).values(), key=_spread_order))
         received, summaries = crossing.get(path, ("", ""))
-        context = Context(spreads, files.get(path, ()), received, summaries)
+        options = json.dumps(tables[path]) if path in found and tables.get(path) else ""
+        context = Context(spreads, files.get(path, ()), received, summaries, options)
         if context != NO_CONTEXT and (wanted is None or path in wanted):
             contexts[by_path.get(path, Path(path))] = context
     return contexts
+
+
+def _registered_options(
+    facts: dict[Path, ModuleFacts],
+    by_path: dict[str, Path],
+    paths: list[str],
+    linkage: Linkage,
+    reduced: set[str],
+) -> dict[str, list]:
+    """Each module's options that project functions register on parsers (see
+    :mod:`amplint.registrations`); the namespaces modules hand to functions of modules that
+    run in reduced precision become bindings of ``linkage``."""
+    from amplint.conditions import ALWAYS
+    from amplint.interface import condition_json
+    from amplint.registrations import Registry
+
+    registers = {p: facts[by_path[p]].registers for p in paths if facts[by_path[p]].registers}
+    registry = Registry(registers, linkage.locate)
+    always = condition_json(ALWAYS)
+    tables = {}
+    for path in registry.modules():
+        tables[path] = table = registry.options(path)
+        bindings = []
+        for name, key in registry.handoffs(path) if table else ():
+            located = linkage.locate(path, name)
+            if located is not None and located[0] in reduced:
+                bindings.append([name, {key: [[always, ["ns", table]]]}, always])
+        if bindings:
+            linkage.add(path, bindings)
+    return tables
 
 
 # The top-level modules a framework's models import.

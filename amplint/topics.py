@@ -11,7 +11,9 @@ configuration object read at run time (cfg.fp16, args.amp, self._cfg.train.dtype
 globals a configurator overrides (nanoGPT's exec(open('configurator.py').read())). A --dtype
 string option can be float16 even when its default is float32; a flag is on or off; an option
 with choices takes one of them. Tests amplint cannot fold (torch.cuda.is_available()) go
-either way.
+either way. Options a model registers on the parser it is handed (E2E.add_arguments(parser),
+also through functions of other modules) have their defaults where its methods read
+args.eunits and in the functions of other modules it hands args to.
 
 For every statement amplint works out in which configurations it runs in reduced precision,
 and why. A switch covers its own scope only:
@@ -29,7 +31,9 @@ is float16 with --dtype float16; autocast(enabled=args.amp) is on with --amp; dt
 'float16' if args.fp16 else 'float32' is float16 with --fp16. A value amplint cannot
 determine (a parameter no call passes, an unknown function's result) turns nothing on.
 Code on the other side of an if runs in the other configurations; a function runs where
-its calls run, also when the script picks one of two functions; modules of the project run
+its calls run, also when the script picks one of two functions, and each caller's way (one
+passing args.type, another the default "lstm": both branches of if typ == "lstm" run);
+modules of the project run
 in what the modules importing them turn on (all of a module for a process-wide switch; the
 classes a model is built from for the others).
 

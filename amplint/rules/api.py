@@ -11,7 +11,7 @@ import libcst as cst
 
 from amplint.conditions import NEVER, Condition
 from amplint.index import CallSite, FileIndex, Scope
-from amplint.interface import Summary, values_from
+from amplint.interface import Summary, option_from, values_from
 from amplint.precision import PrecisionModel, Reduced, dtypes_of
 from amplint.project import Context
 from amplint.settings import Settings
@@ -64,6 +64,7 @@ class RuleContext:
             path=self.path,
             received=_received(self.context.received),
             summaries=_summaries(self.context.summaries),
+            registered=_registered(self.context.options),
         )
 
     def precision_at(self, site: CallSite) -> list[Reduced]:
@@ -144,6 +145,11 @@ def _received(text: str) -> dict:
         function: {key: values_from(cases) for key, cases in given.items()}
         for function, given in data.items()
     }
+
+
+def _registered(text: str) -> dict:
+    """Options project functions register on the parsers this module's code is handed."""
+    return {dest: option_from(option) for dest, option in json.loads(text)} if text else {}
 
 
 def _summaries(text: str) -> dict:
