@@ -58,8 +58,8 @@ REDUCED = ("float16", "bfloat16")
 _DTYPE_MODULES = ("torch", "numpy", "tensorflow", "jax", "mxnet", "keras", "tf_keras", "cupy")
 _DTYPE_ALIASES = ("tf", "np", "torch", "jnp", "mx", "nd", "npx", "onp", "numpy", "tensorflow")
 _MAX_DEPTH = 14
-ABSL_FLAGS = "absl.flags.FLAGS"
 _MAX_CASES = 12
+ABSL_FLAGS = "absl.flags.FLAGS"  # an open namespace: any module may define its flags
 
 
 @dataclass(frozen=True)
@@ -439,7 +439,7 @@ class Evaluator:
         option = self.options.attribute(expr, scope)
         if option is not None:
             return [(ALWAYS, Symbol(option))]
-        if isinstance(expr.value, cst.Name):
+        if isinstance(expr.value, cst.Name) and expr.value.value not in ("self", "cls"):
             binding, _ = _binding(expr.value.value, scope)
             if binding is not None and expr.value.value in binding.params:
                 named = self._attributes_of(expr, scope, order)
@@ -451,7 +451,7 @@ class Evaluator:
         """``flags_obj.dtype`` of a parameter: the option of the namespace a caller passes
         (argparse's, absl's ``flags.FLAGS``), or, where nothing here passes it, a value the
         module's callers tell (a free option named by the parameter and the attribute). None
-        when the parameter holds anything else."""
+        when the parameter holds nothing of the kind."""
         attribute = expr.attr.value
         found: list[Case] = []
         for condition, value in self.cases(expr.value, scope, order):
@@ -460,10 +460,9 @@ class Evaluator:
                 option = (value.open and self.options.flag(attribute)) or value.option(attribute)
             elif isinstance(value, Symbol) and value.option.free and "." not in value.option.shown:
                 option = self.options.free_attribute(value.option, attribute)
-            if option is None:
-                return None
-            found.append((condition, Symbol(option)))
-        return found
+            if option is not None:
+                found.append((condition, Symbol(option)))
+        return found or None
 
     def _item(self, expr: cst.Subscript, scope: Scope, order: int | None) -> list[Case]:
         """``TABLE[key]`` of a dict literal (``{'float16': torch.float16, ...}[dtype]``,
@@ -505,13 +504,14 @@ class Evaluator:
         """``params["dtype"]`` after ``params["dtype"] = get_tf_dtype(flags_obj)`` in the same
         function, on every path to the read: what was stored (anything else: unknown)."""
         written = literal(key)
+        if written is NOT_LITERAL or order is None:
+            return [(ALWAYS, UNKNOWN)]
         stored = None
-        for assign in self.index.item_assigns if order is not None else ():
+        for assign in self.index.item_assigns:
             if assign.scope is scope and assign.order < order and assign.targets == (name,):
-                if literal(assign.key) == written and written is not NOT_LITERAL:
-                    stored = assign
-                elif literal(assign.key) is NOT_LITERAL:
-                    stored = None  # a key not known here may be the same one
+                key_written = literal(assign.key)
+                if key_written == written or key_written is NOT_LITERAL:
+                    stored = assign if key_written == written else None  # maybe the same key
         if stored is None or not self.path(stored.ancestors, scope).always:
             return [(ALWAYS, UNKNOWN)]
         return list(self.cases(stored.value, scope, stored.order))
