@@ -802,7 +802,9 @@ class PrecisionModel:
     def outgoing(self) -> list[tuple]:
         """What this module turns on in the modules it imports, as (module, names, dtype, how,
         framework, configurations, subclasses): process-wide switches in all of them (module
-        None); object switches and blocks in the classes and functions its models are built
+        None; not one depending on a parameter of a function here: the calls of that function
+        spread it, with what they pass, see :meth:`amplint.linkage.Linkage.switches`); object
+        switches and blocks in the classes and functions its models are built
         from; for a model whose class is chosen at run time (``model_class =
         dynamic_import(args.model_module)``), in every class of the project deriving from the
         type the module checks it against (``assert isinstance(model, ASRInterface)``,
@@ -813,7 +815,7 @@ class PrecisionModel:
             found[key] = found[key] | condition if key in found else condition
 
         for fact in self.process:
-            if fact.origin is not None:
+            if fact.origin is not None and not any(o.free for o in fact.condition.options):
                 add((None, None, fact.dtype, fact.how, fact.framework, False), fact.condition)
         for site in self.index.calls:
             qualname = site.qualname

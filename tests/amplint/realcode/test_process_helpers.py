@@ -274,3 +274,53 @@ def test_a_dtype_stored_in_a_params_dict_with_a_loss_scale_optimizer_is_scaled(t
             ),
         },
     )
+
+
+def test_a_helpers_own_switch_over_its_parameter_reaches_its_imports_only_through_its_calls(
+    tmp_path,
+):
+    """tf-models-official 2.20.0 (PyPI), official/modeling/performance.py's
+    ``set_mixed_precision_policy(dtype)``, here in a helper module that also builds the model
+    (an import of the model module added): its policy depends on what its callers pass. An
+    export script passing ``tf.float32`` leaves the model float32; a training script passing
+    ``tf.float16`` turns it on (before, the helper's own switch spread under an opaque
+    ``dtype=float16`` whatever its callers passed)."""
+    helper = (
+        PERFORMANCE
+        + """
+from tfm.resnet import resnet_model
+
+def build_model():
+    return resnet_model.resnet50()
+"""
+    )
+    model = """
+        import tf_keras
+        from tf_keras import layers
+
+        def resnet50(num_classes=1001):
+            img_input = layers.Input(shape=(224, 224, 3))
+            x = layers.GlobalAveragePooling2D()(img_input)
+            x = layers.Dense(num_classes, name='fc1000')(x){mark}
+            return tf_keras.Model(img_input, layers.Activation('softmax', dtype='float32')(x))
+        """
+    export = """
+        import tensorflow as tf
+        from tfm.modeling import performance
+
+        def export(path):
+            performance.set_mixed_precision_policy(tf.{dtype})
+            performance.build_model().save(path)
+        """
+    files = {**PACKAGES, "tfm/modeling/performance.py": helper}
+    only_float32 = {
+        "tfm/resnet/resnet_model.py": model.replace("{mark}", ""),
+        "tfm/resnet/export_saved_model.py": export.replace("{dtype}", "float32"),
+    }
+    check_project(tmp_path / "export", {**files, **only_float32})
+    mark = "  # AMP201"
+    with_float16 = {
+        "tfm/resnet/resnet_model.py": model.replace("{mark}", mark),
+        "tfm/resnet/train.py": export.replace("{dtype}", "float16"),
+    }
+    check_project(tmp_path / "train", {**files, **with_float16})
