@@ -201,7 +201,8 @@ _CONSTANT = re.compile(
     r"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]+)?=[ \t]*(-?\d+(?:\.\d*)?|'[^'\\\n]*'|\"[^\"\\\n]*\")[ \t]*$",
     re.MULTILINE,
 )
-_ASSIGNED = re.compile(r"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]+)?[-+*/|&]?=[^=]", re.MULTILINE)
+# any assignment of a name, also indented (a function or a branch may change the global)
+_ASSIGNED = re.compile(r"^[ \t]*([A-Za-z_]\w*)[ \t]*(?::[^=\n]+)?[-+*/|&]?=[^=]", re.MULTILINE)
 
 
 def _constants(text: str) -> tuple[tuple[str, int | float | str], ...]:

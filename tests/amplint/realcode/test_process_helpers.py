@@ -324,3 +324,73 @@ def build_model():
         "tfm/resnet/train.py": export.replace("{dtype}", "float16"),
     }
     check_project(tmp_path / "train", {**files, **with_float16})
+
+
+def test_a_value_stored_on_one_branch_or_a_constant_changed_elsewhere_is_not_known(tmp_path):
+    """The helpers of tf-models-official 2.20.0 (official/modeling/performance.py,
+    official/utils/flags/_performance.py, simplified) with what amplint cannot be sure of:
+    ``params["dtype"]`` stored only when a flag is set (transformer_main.py's pattern, on one
+    branch here): the policy switch is not read; a class count of another module that a
+    function may change (imagenet_preprocessing.py's ``NUM_CLASSES``, reassigned here) passed
+    to resnet_model.py's ``resnet50``: the Dense width is not a known value. Never a
+    finding."""
+    check_project(
+        tmp_path,
+        {
+            **PACKAGES,
+            "tfm/modeling/performance.py": PERFORMANCE,
+            "tfm/utils/flags/_performance.py": FLAGS_PERFORMANCE,
+            "tfm/utils/flags/core.py": FLAGS_CORE,
+            "tfm/resnet/imagenet_preprocessing.py": """
+                NUM_CLASSES = 1001
+
+                def drop_background_class():
+                    global NUM_CLASSES
+                    NUM_CLASSES = 1000
+                """,
+            "tfm/resnet/resnet_model.py": """
+                import tf_keras
+                layers = tf_keras.layers
+
+                def resnet50(num_classes):
+                    img_input = layers.Input(shape=(224, 224, 3))
+                    x = layers.GlobalAveragePooling2D()(img_input)
+                    return layers.Dense(num_classes, name='fc1000')(x)
+                """,
+            "tfm/resnet/resnet_main.py": """
+                from absl import app, flags
+                from tfm.modeling import performance
+                from tfm.resnet import imagenet_preprocessing, resnet_model
+                from tfm.utils.flags import core as flags_core
+
+                def run(flags_obj):
+                    performance.set_mixed_precision_policy(flags_core.get_tf_dtype(flags_obj))
+                    return resnet_model.resnet50(num_classes=imagenet_preprocessing.NUM_CLASSES)
+
+                def main(_):
+                    run(flags.FLAGS)
+
+                if __name__ == '__main__':
+                    app.run(main)
+                """,
+            "tfm/transformer_main.py": """
+                import tf_keras
+                from absl import app, flags
+                from tfm.modeling import performance
+                from tfm.utils.flags import core as flags_core
+
+                def run(flags_obj):
+                    params = {}
+                    if flags_obj.use_policy:
+                        params["dtype"] = flags_core.get_tf_dtype(flags_obj)
+                    performance.set_mixed_precision_policy(params["dtype"])
+                    return tf_keras.layers.Dense(33708)
+
+                def main(_):
+                    run(flags.FLAGS)
+
+                if __name__ == '__main__':
+                    app.run(main)
+                """,
+        },
+    )
