@@ -35,6 +35,7 @@ from amplint.index import (
     dotted,
     string_value,
 )
+from amplint.interface import Summary, value_from, values_from
 from amplint.options import NOT_LITERAL, Options, literal
 
 # Spellings of dtypes: attribute names (torch.half, np.float16) and strings ('fp16').
@@ -58,6 +59,7 @@ _DTYPE_MODULES = ("torch", "numpy", "tensorflow", "jax", "mxnet", "keras", "tf_k
 _DTYPE_ALIASES = ("tf", "np", "torch", "jnp", "mx", "nd", "npx", "onp", "numpy", "tensorflow")
 _MAX_DEPTH = 14
 _MAX_CASES = 12
+ABSL_FLAGS = "absl.flags.FLAGS"  # an open namespace: any module may define its flags
 
 
 @dataclass(frozen=True)
@@ -100,12 +102,18 @@ class Foreign:
 
 @dataclass(frozen=True)
 class Namespace:
-    """An argparse namespace another module passes in: its options by ``dest``."""
+    """An argparse namespace another module passes in: its options by ``dest``; ``open``:
+    every attribute is a flag set on the command line (absl's ``flags.FLAGS``, whose flags
+    any module may define)."""
 
     options: tuple[tuple[str, Option], ...]
+    open: bool = False
 
     def option(self, dest: str) -> Option | None:
-        return next((option for name, option in self.options if name == dest), None)
+        found = next((option for name, option in self.options if name == dest), None)
+        if found is None and self.open:
+            return Option(f"--{dest}", f"--{dest}")
+        return found
 
 
 @dataclass(frozen=True)
@@ -241,12 +249,15 @@ class Evaluator:
         index: FileIndex,
         options: Options | None = None,
         received: dict[str, dict[str, list[Case]]] | None = None,
+        summaries: dict | None = None,
     ) -> None:
         self.index = index
         self.options = options or Options(index)
         # what other modules pass: function path ("train", "Trainer.__init__") -> parameter
         # (name, or position for ``*args``-free calls) -> cases
         self.received = received or {}
+        # what calling a function of another module returns, by the name this module calls it
+        self.summaries: dict = summaries or {}
         self._memo: dict[tuple, tuple[Case, ...]] = {}
         self._active: set[tuple] = set()
         self._reach: dict[int, Condition] = {}
@@ -255,6 +266,7 @@ class Evaluator:
         self._references: dict[int, list[tuple[Condition, Scope]]] | None = None
         self._frames: dict[int, CallSite] = {}  # scope id -> the call running it, along a chain
         self._frame_key: tuple[int, ...] = ()
+        self._detached: int | None = None  # scope id whose parameters are left free
 
     # ---- values ---------------------------------------------------------------------------
     def cases(
@@ -361,6 +373,8 @@ class Evaluator:
         return self._assigns.get((id(scope), name), [])
 
     def _parameter(self, name: str, scope: Scope) -> list[Definition]:
+        if id(scope) == self._detached:
+            return [Definition(ALWAYS, None, scope, None)]
         bound = self._frames.get(id(scope))
         callers = [bound] if bound is not None else self.callers(scope)
         received = self._received(name, scope) if bound is None else []
@@ -416,18 +430,44 @@ class Evaluator:
                         values = self.cases(definition.expr, definition.scope, definition.order)
                         found += within(values, definition.condition)
                 return found
+        if self.index.resolve(name, scope) == ABSL_FLAGS:
+            return [(ALWAYS, Namespace((), open=True))]
         if isinstance(expr.value, cst.Name) and self.received:
-            named = [
-                (c, v.option(expr.attr.value))
-                for c, v in self.cases(expr.value, scope, order)
-                if isinstance(v, Namespace)
-            ]
-            if named and all(option is not None for _, option in named):
-                return [(c, Symbol(option)) for c, option in named]  # type: ignore[arg-type]
+            named = self._attributes_of(expr, scope, order, free=False)
+            if named is not None:
+                return named
         option = self.options.attribute(expr, scope)
         if option is not None:
             return [(ALWAYS, Symbol(option))]
+        if isinstance(expr.value, cst.Name) and expr.value.value not in ("self", "cls"):
+            binding, _ = _binding(expr.value.value, scope)
+            if binding is not None and expr.value.value in binding.params:
+                named = self._attributes_of(expr, scope, order)
+                if named is not None:
+                    return named
         return [(ALWAYS, UNKNOWN)]
+
+    def _attributes_of(
+        self, expr: cst.Attribute, scope: Scope, order: int | None, free: bool = True
+    ):
+        """``flags_obj.dtype`` of a parameter: the option of the namespace a caller passes
+        (argparse's, absl's ``flags.FLAGS``), or (``free``), where nothing here passes it, a
+        value the module's callers tell (a free option named by the parameter and the
+        attribute; the module's own options come first). None when the parameter holds
+        nothing of the kind."""
+        attribute = expr.attr.value
+        found: list[Case] = []
+        for condition, value in self.cases(expr.value, scope, order):
+            option = None
+            if isinstance(value, Namespace):
+                option = (value.open and self.options.flag(attribute)) or value.option(attribute)
+            elif free and isinstance(value, Symbol) and value.option.free:
+                if "." in value.option.shown:
+                    continue
+                option = self.options.free_attribute(value.option, attribute)
+            if option is not None:
+                found.append((condition, Symbol(option)))
+        return found or None
 
     def _item(self, expr: cst.Subscript, scope: Scope, order: int | None) -> list[Case]:
         """``TABLE[key]`` of a dict literal (``{'float16': torch.float16, ...}[dtype]``,
@@ -437,8 +477,10 @@ class Evaluator:
         name = dotted(expr.value)
         if isinstance(expr.value, cst.Dict):
             mappings = [Definition(ALWAYS, expr.value, scope, order)]
-        elif name is None or name in self.index.item_assigned:
+        elif name is None:
             return [(ALWAYS, UNKNOWN)]
+        elif name in self.index.item_assigned:
+            return self._stored_item(name, expr.slice[0].slice.value, scope, order)
         else:
             mappings = self.expressions(name, scope, order)
         found: list[Case] = []
@@ -460,6 +502,24 @@ class Evaluator:
                         if written == key:
                             found += within(self.cases(value, mapping.scope, None), condition)
         return found or [(ALWAYS, UNKNOWN)]
+
+    def _stored_item(
+        self, name: str, key: cst.BaseExpression, scope: Scope, order: int | None
+    ) -> list[Case]:
+        """``params["dtype"]`` after ``params["dtype"] = get_tf_dtype(flags_obj)`` in the same
+        function, on every path to the read: what was stored (anything else: unknown)."""
+        written = literal(key)
+        if written is NOT_LITERAL or order is None:
+            return [(ALWAYS, UNKNOWN)]
+        stored = None
+        for assign in self.index.item_assigns:
+            if assign.scope is scope and assign.order < order and assign.targets == (name,):
+                key_written = literal(assign.key)
+                if key_written == written or key_written is NOT_LITERAL:
+                    stored = assign if key_written == written else None  # maybe the same key
+        if stored is None or not self.path(stored.ancestors, scope).always:
+            return [(ALWAYS, UNKNOWN)]
+        return list(self.cases(stored.value, scope, stored.order))
 
     def expressions(self, name: str, scope: Scope, order: int | None = None) -> list[Definition]:
         """What a name or a ``self.`` attribute may hold (see :meth:`definitions`; a ``self.``
@@ -509,7 +569,32 @@ class Evaluator:
             ]
         if site is None:
             return [(ALWAYS, UNKNOWN)]
+        summary = self.summaries.get(site.qualname or "")
+        if summary is not None and summary.values:  # a project helper returning a dtype
+            return [(c, value_from(v)) for c, v in summary.returned(self.bound(site, summary))]
         return [(ALWAYS, Made(site))]
+
+    def returned(self, scope: Scope) -> list[Case]:
+        """What a function returns over its own parameters (free, whatever this module's
+        calls pass): what a call from another module gets, its arguments put in."""
+        saved = self._detached, self._frame_key
+        self._detached, self._frame_key = id(scope), (-id(scope),)
+        try:
+            return [case for expr in scope.returns for case in self.cases(expr, scope, None)]
+        finally:
+            self._detached, self._frame_key = saved
+
+    def bound(self, site: CallSite, summary: Summary) -> dict[str, list[Case]]:
+        """The parameters of a project function's summary bound to what ``site`` passes (its
+        defaults where it passes nothing)."""
+        bound: dict[str, list[Case]] = {}
+        for position, name in enumerate(summary.params):
+            expr = site.arg(position, name)
+            if expr is not None:
+                bound[name] = list(self.cases(expr, site.scope, site.order))
+            elif name in summary.defaults:
+                bound[name] = values_from(summary.defaults[name])
+        return bound
 
     def sizes(
         self, expr: cst.BaseExpression | None, scope: Scope, order: int | None = None

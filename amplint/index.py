@@ -19,6 +19,7 @@ import libcst as cst
 # ``CHOSEN_*`` for the branches of ``a if test else b``).
 WITH, IF_BODY, IF_ELSE, CALL, COMP = "with", "if", "else", "call", "comprehension"
 CHOSEN_BODY, CHOSEN_ELSE, HANDLER, LOOP = "chosen", "not chosen", "except", "loop"
+_DTYPE = re.compile(r"^(?:b?float\d*|half|double|u?int\d*|bool|complex\d*)$")
 _TIMELINE_LIMIT = 5000  # calls in one expanded timeline (helpers calling helpers fan out)
 
 
@@ -187,6 +188,7 @@ class FileIndex:
     def __init__(self) -> None:
         self.imports: dict[str, str] = {}
         self.star_imports: list[str] = []
+        self._aliases: set[str] = set()  # module-level names bound to an import's attribute
         self.module_scope = Scope(None, None)
         self.calls: list[CallSite] = []
         self.assigns: list[AssignSite] = []
@@ -608,12 +610,32 @@ class FileIndex:
         name = dotted(target)
         if name is None:
             return
+        if self._scope is self.module_scope:
+            self._module_alias(name, value)
         self._scope.assigned.setdefault(name, []).append(value)
         stack = tuple(self._stack)
         site = AssignSite((name,), value, self._scope, self._order, stack)
         self.assigns.append(site)
         self._pending.append(site)
         self._order += 1
+
+    def _module_alias(self, name: str, value: cst.BaseExpression) -> None:
+        """``layers = tf_keras.layers`` at module level: ``layers.Dense`` resolves as if
+        imported (a lower-case attribute of an import, a submodule or function, assigned once;
+        not a dtype such as ``tf.float16``)."""
+        if name in self.module_scope.assigned:
+            if name in self._aliases:
+                del self.imports[name]
+                self._aliases.discard(name)
+            return
+        written = dotted(value) if isinstance(value, cst.Attribute) else None
+        last = (written or "").rpartition(".")[2]
+        if written is None or not last.islower() or _DTYPE.match(last) or name in self.imports:
+            return
+        resolved = self.resolve(written, self.module_scope)
+        if resolved is not None:
+            self.imports[name] = resolved
+            self._aliases.add(name)
 
     def _unpack(self, target: cst.Tuple | cst.List, value: cst.BaseExpression) -> bool:
         """``a, b = x, y`` binds each name to its element; ``out, aux = net(x)`` binds each

@@ -2,9 +2,10 @@
 
 A module hands the modules it calls what it passes them (**bindings**: a project function's
 parameters, each with its values per configuration of the caller), and takes from them what
-calling them does (**summaries**: the precision of the object a function returns and the
-process-wide switches it runs, as conditions over its parameters). Both are plain JSON, part
-of the project facts (:mod:`amplint.project`) and of a module's cache key through its context.
+calling them does (**summaries**: the precision of the object a function returns, the
+process-wide switches it runs and the constants it returns, as conditions over its
+parameters). Both are plain JSON, part of the project facts (:mod:`amplint.project`) and of
+a module's cache key through its context.
 
 Portable forms (JSON lists):
 
@@ -12,10 +13,11 @@ Portable forms (JSON lists):
 * condition: a list of terms, each a list of ``[option, inside, values]``;
 * value: ``["const", v]``, ``["dtype", name]``, ``["opt", option]``, ``["obj", kind, facts,
   enabled]`` (an object: what it was built by, its precision facts, where a GradScaler is
-  enabled), ``["ns", [[dest, option], ...]]`` (an argparse namespace), and, until the project
-  pass resolves them, ``["param", function, name]`` (what the caller's own caller passes) and
-  ``["result", target, arguments, facts]`` (what a project function returns, with what the
-  caller then did to it: ``model.cast("float16")``);
+  enabled), ``["ns", [[dest, option], ...], open]`` (an argparse namespace; open: absl's
+  ``flags.FLAGS``, every attribute a flag), and, until the project pass resolves them,
+  ``["param", function, name]`` (what the caller's own caller passes; ``name.attribute`` for
+  an attribute of it) and ``["result", target, arguments, facts]`` (what a project function
+  returns, with what the caller then did to it: ``model.cast("float16")``);
 * cases: ``[[condition, value], ...]``;
 * fact: ``[condition, dtype, how, framework, why]``.
 """
@@ -85,28 +87,42 @@ def fact_from(data: Json):
 @dataclass(frozen=True)
 class Summary:
     """What calling a project function does, over its parameters (free options named by the
-    parameter): the precision of the object it returns, the process-wide switches it runs."""
+    parameter, or by a parameter and its attribute: ``flags_obj.dtype``): the precision of the
+    object it returns, the process-wide switches it runs, and the constant or dtype it returns
+    (``DTYPE_MAP[flags_obj.dtype]``: ``float16`` where ``flags_obj.dtype`` is ``fp16``)."""
 
     params: tuple[str, ...]  # filled by position, ``self`` left out
     defaults: dict[str, Json] = field(default_factory=dict)  # parameter -> portable cases
     returns: tuple[Json, ...] = ()  # facts
     process: tuple[Json, ...] = ()  # facts
+    values: tuple[Json, ...] = ()  # portable cases
 
     def to_json(self) -> Json:
-        return [list(self.params), self.defaults, list(self.returns), list(self.process)]
+        process, values = list(self.process), list(self.values)
+        return [list(self.params), self.defaults, list(self.returns), process, values]
 
     @classmethod
     def from_json(cls, data: Json) -> Summary:
-        params, defaults, returns, process = data
-        return cls(tuple(params), dict(defaults), tuple(returns), tuple(process))
+        params, defaults, returns, process, values = data
+        return cls(tuple(params), dict(defaults), tuple(returns), tuple(process), tuple(values))
+
+    def returned(self, bound: dict[str, list], condition: Condition = ALWAYS) -> list:
+        """The values it returns, as (Condition, portable value), its parameters bound to what
+        a call passes (see :func:`substitute`)."""
+        found = []
+        for data, value in self.values:
+            held = substitute(condition_from(data), bound) & condition
+            if held.possible:
+                found.append((held, value))
+        return found
 
 
 def substitute(condition: Condition, bound: dict[str, list[tuple[Condition, Any]]]) -> Condition:
     """``condition`` with each free option (a parameter) replaced by what the call passes:
     a constant keeps the terms it satisfies, an option the caller reads takes its place, an
-    object is a value that is not None; a parameter nothing is known of makes its terms
-    impossible (never a finding)."""
-    from amplint.cases import Symbol
+    object is a value that is not None, the attribute of a namespace is its option; a
+    parameter nothing is known of makes its terms impossible (never a finding)."""
+    from amplint.cases import Namespace, Symbol
 
     result = NEVER
     for term in condition:
@@ -116,8 +132,13 @@ def substitute(condition: Condition, bound: dict[str, list[tuple[Condition, Any]
                 fixed = fixed & Condition(frozenset({(lim,)}))
                 continue
             holds = NEVER
-            for case_condition, value in bound.get(lim.option.shown, []):
-                if isinstance(value, Symbol) and not value.option.free:
+            parameter, _, attribute = lim.option.shown.partition(".")
+            for case_condition, value in bound.get(parameter, []):
+                if attribute:  # ``flags_obj.dtype``: the option the namespace passed holds
+                    option = value.option(attribute) if isinstance(value, Namespace) else None
+                    if option is not None:
+                        holds = holds | (case_condition & limit(option, lim.values, lim.inside))
+                elif isinstance(value, Symbol) and not value.option.free:
                     holds = holds | (case_condition & limit(value.option, lim.values, lim.inside))
                 elif _constant(value) and lim.allows(_plain(value)):
                     holds = holds | case_condition
@@ -155,7 +176,7 @@ def value_from(data: Json):
     if kind == "opt":
         return Symbol(option_from(data[1]))
     if kind == "ns":
-        return Namespace(tuple((dest, option_from(o)) for dest, o in data[1]))
+        return Namespace(tuple((dest, option_from(o)) for dest, o in data[1]), data[2])
     if kind == "obj":
         _, built_by, facts, enabled = data
         return Foreign(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from amplint.conditions import Condition, within
 from amplint.interface import (
@@ -20,6 +21,7 @@ from amplint.interface import (
     fact_from,
     fact_json,
     substitute,
+    value_from,
     values_from,
 )
 
@@ -38,12 +40,16 @@ class Linkage:
         targets: Callable[[str, str], list[str]],
         imports: Callable[[str], tuple[str, ...]],
         defined: Callable[[str], set[str]],
+        aliases: Callable[[str], dict[str, str]],
+        constants: Callable[[str], dict[str, Any]],
     ) -> None:
         self.calls = calls  # module path -> its bindings (amplint.precision.bindings_out)
         self.summaries = summaries  # module path -> function name -> summary JSON
         self.targets = targets  # (importer, dotted name) -> module paths
         self.imports = imports  # module path -> its imports as written
         self.defined = defined  # module path -> its top-level classes and functions
+        self.aliases = aliases  # module path -> its names bound to imported functions
+        self.constants = constants  # module path -> its globals written once as a literal
         self._received: dict[Located, dict[str, list]] | None = None
         self._resolving: set = set()
         self._located: dict[tuple[str, str], Located | None] = {}
@@ -51,9 +57,9 @@ class Linkage:
 
     def add(self, module: str, bindings: list) -> None:
         """More bindings of ``module`` (the namespaces it hands on, see
-        :mod:`amplint.registrations`); only before the first lookup of what functions receive."""
-        assert self._received is None and self._parts is None
+        :mod:`amplint.registrations`); what functions receive is collected again."""
         self.calls.setdefault(module, []).extend(bindings)
+        self._received = self._parts = None
 
     def locate(self, importer: str, name: str, depth: int = 0) -> Located | None:
         """The function (or class constructor) ``name`` names in ``importer``."""
@@ -77,6 +83,11 @@ class Linkage:
                 head = rest.split(".")[0]
                 if head in self.defined(path):
                     return path, rest if "." in rest else _function(rest, path, self)
+                alias = self.aliases(path).get(head)
+                if alias is not None:  # ``get_tf_dtype = _performance.get_tf_dtype``
+                    found = self.locate(path, alias + rest[len(head) :], depth + 1)
+                    if found is not None:
+                        return found
                 for imported in self.imports(path):  # a package re-exporting the name
                     if imported.rpartition(".")[2] == head and imported != module:
                         tail = rest[len(head) :]
@@ -118,6 +129,13 @@ class Linkage:
             return [(condition, value)]
         if depth >= _DEPTH:
             return []
+        if kind == "global":  # ``imagenet_preprocessing.NUM_CLASSES`` of another module
+            module_name, _, name = value[1].rpartition(".")
+            for path in self.targets(module, module_name):
+                written = self.constants(path)
+                if name in written:
+                    return [(condition, ["const", written[name]])]
+            return []
         if kind == "param":
             _, where, name, position = value
             key = (module, (where, name, position))
@@ -132,20 +150,11 @@ class Linkage:
         if kind == "result":
             _, target, arguments, done = value  # done: what the caller did to the object
             summary = self.summary(module, target)
+            if summary is not None and summary.values:  # a dtype, from what the call passes
+                return summary.returned(self._bound(summary, arguments, module, depth), condition)
             if summary is None or not summary.returns:
                 return [(condition, ["obj", target, list(done), None])]
-            bound = {}
-            for position, name in enumerate(summary.params):
-                cases = arguments.get(name) or arguments.get(str(position))
-                if cases:
-                    resolved = []
-                    for case_condition, data in cases:
-                        resolved += self._resolve(
-                            condition_from(case_condition), data, module, depth + 1
-                        )
-                    bound[name] = values_from([[condition_json(c), d] for c, d in resolved])
-                elif name in summary.defaults:
-                    bound[name] = values_from(summary.defaults[name])
+            bound = self._bound(summary, arguments, module, depth)
             facts = []
             for data in summary.returns:
                 fact = fact_from(data)
@@ -154,6 +163,49 @@ class Linkage:
                     facts.append(fact_json(_with_condition(fact, substituted)))
             return [(condition, ["obj", target, facts + list(done), None])]
         return []
+
+    def _bound(self, summary: Summary, arguments: dict, module: str, depth: int) -> dict:
+        """A summary's parameters bound to what a call of ``module`` passes (its defaults
+        where it passes nothing), as evaluator values."""
+        bound = {}
+        for position, name in enumerate(summary.params):
+            cases = arguments.get(name) or arguments.get(str(position))
+            if cases:
+                resolved = []
+                for case_condition, data in cases:
+                    resolved += self._resolve(
+                        condition_from(case_condition), data, module, depth + 1
+                    )
+                bound[name] = [(c, value_from(d)) for c, d in resolved]
+            elif name in summary.defaults:
+                bound[name] = values_from(summary.defaults[name])
+        return bound
+
+    def switches(self) -> list[tuple[str, Any]]:
+        """Calls of project functions that switch the process (their summaries' process
+        facts): (calling module, fact over the caller's options). The caller's own check reads
+        the same call; these spread the switch to the modules the caller imports."""
+        named = {
+            function.rpartition(".")[2]
+            for functions in self.summaries.values()
+            for function, data in functions.items()
+            if Summary.from_json(data).process
+        }
+        found = []
+        for module, bindings in sorted(self.calls.items()) if named else ():
+            for target, arguments, condition in bindings:
+                if target.rpartition(".")[2] not in named:
+                    continue
+                summary = self.summary(module, target)
+                if summary is None:
+                    continue
+                bound = self._bound(summary, arguments, module, 0)
+                for data in summary.process:
+                    fact = fact_from(data)
+                    held = substitute(fact.condition, bound) & condition_from(condition)
+                    if held.possible:
+                        found.append((module, _with_condition(fact, held)))
+        return found
 
     def summary(self, module: str, target: str) -> Summary | None:
         """The summary of the function ``target`` names in ``module``, if it has one."""

@@ -130,6 +130,17 @@ class Options:
         where = function_path(scope) or str(id(scope.node))
         return self._make(f"~{where}:{name}", shown=name, kind=ANY, free=True)
 
+    def free_attribute(self, parameter: Option, attribute: str) -> Option:
+        """An attribute of a free parameter (``flags_obj.dtype``): free too, keyed by the
+        parameter's key and the attribute."""
+        shown = f"{parameter.shown}.{attribute}"
+        return self._make(f"{parameter.key}.{attribute}", shown=shown, kind=ANY, free=True)
+
+    def flag(self, name: str) -> Option | None:
+        """The absl flag ``name`` this module defines (``FLAGS.name``)."""
+        fields = self._absl.get(name)
+        return self._make(f"--{name}", **fields) if fields is not None else None
+
     def test(self, expr: cst.BaseExpression) -> Option:
         """The outcome of a test that cannot be folded, named by its code."""
         code = cst.Module([]).code_for_node(expr).strip()

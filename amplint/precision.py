@@ -50,13 +50,13 @@ from amplint.conditions import ALWAYS, NEVER, Condition, within
 from amplint.frameworks import deepspeed
 from amplint.index import CALL, WITH, CallSite, FileIndex, Scope, dotted
 from amplint.interface import (
+    Json,
     Summary,
     condition_json,
     fact_from,
     fact_json,
     option_json,
     substitute,
-    values_from,
 )
 from amplint.options import NOT_LITERAL, Options, literal
 from amplint.switches import (
@@ -149,7 +149,9 @@ class PrecisionModel:
     ) -> None:
         self.index = index
         self.path = path  # the module's file: JSON configurations it names are beside it
-        self.cases = Evaluator(index, Options(index, registered), received=received)
+        self.cases = Evaluator(
+            index, Options(index, registered), received=received, summaries=summaries
+        )
         # other modules pass in objects with reduced weights (a float16 model)
         self.received = any(
             isinstance(value, Foreign) and any(fact.how == WEIGHTS for fact in value.facts)
@@ -301,13 +303,7 @@ class PrecisionModel:
         """A summary's facts at a call: its parameters replaced by what the call passes."""
         if not facts:
             return []
-        bound: dict[str, list] = {}
-        for position, name in enumerate(summary.params):
-            expr = site.arg(position, name)
-            if expr is not None:
-                bound[name] = list(self.cases.cases(expr, site.scope, site.order))
-            elif name in summary.defaults:
-                bound[name] = values_from(summary.defaults[name])
+        bound = self.cases.bound(site, summary)
         runs = self.cases.runs(site)
         found = []
         for data in facts:
@@ -657,15 +653,30 @@ class PrecisionModel:
                 for fact in facts
                 if _portable_fact(fact, name)
             ]
-            if returns or process:
+            values = self._returned(scope, name)
+            if returns or process or values:
                 defaults = {}
                 for param, default in scope.params.items():
                     constant = literal(default)
                     if constant is not NOT_LITERAL:
                         defaults[param] = [[condition_json(ALWAYS), ["const", constant]]]
                 params = tuple(p for p in _parameters(scope))
-                found[name] = Summary(params, defaults, tuple(returns), tuple(process)).to_json()
+                summary = Summary(params, defaults, tuple(returns), tuple(process), values)
+                found[name] = summary.to_json()
         return found
+
+    def _returned(self, scope: Scope, name: str) -> tuple[Json, ...]:
+        """The dtypes and strings a function returns, where they depend on its parameters
+        (``DTYPE_MAP[flags_obj.dtype]``) or on the options of this module, in portable form;
+        nothing when any return is something else."""
+        found = []
+        for condition, value in self.cases.returned(scope):
+            if not isinstance(value, (DType, str)) or not _portable_condition(condition, name):
+                return ()
+            found.append([condition_json(condition), self._portable_value(value, 0)])
+        if not any(data[0] == "dtype" for _, data in found):
+            return ()
+        return tuple(found)
 
     def bindings_out(self) -> list[list]:
         """Every call of this module into another module of the project (its name as written
@@ -711,9 +722,19 @@ class PrecisionModel:
         found = []
         for condition, value in self.cases.cases(expr, scope, order):
             data = self._portable_value(value, depth)
+            if data is None and value is UNKNOWN:
+                data = self._global_of(expr, scope)
             if data is not None:
                 found.append([condition_json(condition), data])
         return found
+
+    def _global_of(self, expr, scope: Scope) -> Json | None:
+        """``["global", name]`` for a global of another module of the project
+        (``imagenet_preprocessing.NUM_CLASSES``): the project pass reads its value there."""
+        name = self.index.resolve(dotted(expr), scope)
+        if name is None or "." not in name or _external(name):
+            return None
+        return ["global", name]
 
     def _portable_value(self, value, depth: int):
         if value is None or isinstance(value, (bool, int, float, str)):
@@ -724,10 +745,11 @@ class PrecisionModel:
             option = value.option
             if option.free:
                 where, _, name = option.key[1:].rpartition(":")
-                return ["param", where, name, self._position(where, name)]
+                return ["param", where, name, self._position(where, name.partition(".")[0])]
             return ["opt", option_json(option)]
         if isinstance(value, Namespace):
-            return ["ns", [[dest, option_json(option)] for dest, option in value.options]]
+            options = [[dest, option_json(option)] for dest, option in value.options]
+            return ["ns", options, value.open]
         if isinstance(value, Foreign):
             enabled = condition_json(value.enabled) if value.enabled is not None else None
             return ["obj", value.kind, [fact_json(f) for f in value.facts], enabled]
@@ -736,7 +758,8 @@ class PrecisionModel:
         site = value.site
         if site.method in ("parse_args", "parse_known_args"):
             options = self.cases.options
-            return ["ns", [[d, option_json(options.argument(d))] for d in self.index.arguments]]
+            arguments = [[d, option_json(options.argument(d))] for d in self.index.arguments]
+            return ["ns", arguments, False]
         facts = []
         for condition, root in self._chain(site, 0):
             own = self._switch_facts(root)
@@ -782,7 +805,9 @@ class PrecisionModel:
     def outgoing(self) -> list[tuple]:
         """What this module turns on in the modules it imports, as (module, names, dtype, how,
         framework, configurations, subclasses): process-wide switches in all of them (module
-        None); object switches and blocks in the classes and functions its models are built
+        None; not one depending on a parameter of a function here: the calls of that function
+        spread it, with what they pass, see :meth:`amplint.linkage.Linkage.switches`); object
+        switches and blocks in the classes and functions its models are built
         from; for a model whose class is chosen at run time (``model_class =
         dynamic_import(args.model_module)``), in every class of the project deriving from the
         type the module checks it against (``assert isinstance(model, ASRInterface)``,
@@ -793,7 +818,7 @@ class PrecisionModel:
             found[key] = found[key] | condition if key in found else condition
 
         for fact in self.process:
-            if fact.origin is not None:
+            if fact.origin is not None and not any(o.free for o in fact.condition.options):
                 add((None, None, fact.dtype, fact.how, fact.framework, False), fact.condition)
         for site in self.index.calls:
             qualname = site.qualname
@@ -958,7 +983,7 @@ class PrecisionModel:
                     if (dotted(target) or "").rsplit(".", 1)[-1] in _INFERENCE:
                         return True
                 calls = self.index.calls_in(scope.node)
-                if any(c.method == "eval" and not c.node.args for c in calls) and not any(
+                if any(_eval_mode(c, self.index) for c in calls) and not any(
                     c.method == "train" for c in calls
                 ):
                     return True
@@ -1029,8 +1054,12 @@ def _external(qualname: str) -> bool:
 
 def _portable_fact(fact: Reduced, function: str) -> bool:
     """A fact whose free options are all parameters of ``function`` (a caller can tell)."""
+    return _portable_condition(fact.condition, function)
+
+
+def _portable_condition(condition: Condition, function: str) -> bool:
     return all(
-        option.key.startswith(f"~{function}:") for option in fact.condition.options if option.free
+        option.key.startswith(f"~{function}:") for option in condition.options if option.free
     )
 
 
@@ -1038,6 +1067,20 @@ def _parameters(scope: Scope) -> list[str]:
     node = scope.node
     assert isinstance(node, cst.FunctionDef)
     return [p.name.value for p in (*node.params.posonly_params, *node.params.params)]
+
+
+def _eval_mode(site: CallSite, index: FileIndex) -> bool:
+    """``model.eval()``: a model put in evaluation mode (not ``self.eval()`` of a class of
+    this module defining its own ``eval`` step)."""
+    if site.method != "eval" or site.node.args:
+        return False
+    if dotted(site.receiver) == "self":
+        scope: Scope | None = site.scope
+        while scope is not None and scope.owner is None:
+            scope = scope.parent
+        info = index.classes.get(scope.owner or "") if scope is not None else None
+        return info is None or "eval" not in info.methods
+    return True
 
 
 def _false(site: CallSite) -> bool:

@@ -21,6 +21,7 @@ file is a small picklable :class:`Context`, part of its cache key.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import os
@@ -129,6 +130,10 @@ class ModuleFacts:
     # top-level classes with their bases, as imported (``espnet.nets.asr_interface.ASRInterface``)
     # or as written for a class of the same module
     classes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # top-level names bound to an imported function (``get_tf_dtype = _performance.get_tf_dtype``)
+    aliases: tuple[tuple[str, str], ...] = ()
+    # top-level names assigned once, to a number or a string (``NUM_CLASSES = 1001``)
+    constants: tuple[tuple[str, int | float | str], ...] = ()
     registers: str = ""  # JSON: options it registers on parsers it is handed (registrations)
 
     def to_json(self) -> list:
@@ -141,11 +146,16 @@ class ModuleFacts:
             ]
         classes = [[name, list(bases)] for name, bases in self.classes]
         imports, reads = list(self.imports), list(self.reads)
-        return [imports, spreads, reads, self.calls, self.summaries, classes, self.registers]
+        aliases = [list(alias) for alias in self.aliases]
+        constants = [list(constant) for constant in self.constants]
+        return [
+            *(imports, spreads, reads, self.calls, self.summaries, classes),
+            *(aliases, constants, self.registers),
+        ]
 
     @classmethod
     def from_json(cls, data: list) -> ModuleFacts:
-        imports, spreads, reads, calls, summaries, classes, registers = data
+        imports, spreads, reads, calls, summaries, classes, aliases, constants, registers = data
         outgoing = None
         if spreads is not None:
             outgoing = tuple(
@@ -153,7 +163,12 @@ class ModuleFacts:
                 for m, n, d, h, f, c, sub, t in spreads
             )
         found = tuple((name, tuple(bases)) for name, bases in classes)
-        return cls(tuple(imports), outgoing, tuple(reads), calls, summaries, found, registers)
+        bound = tuple((name, imported) for name, imported in aliases)
+        written = tuple((name, value) for name, value in constants)
+        return cls(
+            *(tuple(imports), outgoing, tuple(reads), calls, summaries, found),
+            *(bound, written, registers),
+        )
 
 
 def scan(source: str, path: str = "", parse: bool = True) -> ModuleFacts:
@@ -176,8 +191,45 @@ def scan(source: str, path: str = "", parse: bool = True) -> ModuleFacts:
         from amplint.registrations import scan as registrations
 
         registers = registrations(source, _import_table(text))
-    classes = _classes(text)
-    return ModuleFacts(tuple(imports), outgoing, reads, calls, summaries, classes, registers)
+    classes, aliases, constants = _classes(text), _aliases(text), _constants(text)
+    return ModuleFacts(
+        *(tuple(imports), outgoing, reads, calls, summaries, classes),
+        *(aliases, constants, registers),
+    )
+
+
+_ALIAS = re.compile(r"^(\w+)[ \t]*=[ \t]*([A-Za-z_]\w*)\.([\w.]+)[ \t]*$", re.MULTILINE)
+
+
+def _aliases(text: str) -> tuple[tuple[str, str], ...]:
+    """Top-level names bound to an attribute of an imported module (text only), each with
+    what it names as imported (``core.get_tf_dtype`` -> ``official.utils.flags._performance.
+    get_tf_dtype``): calls through such a name reach the function it binds."""
+    found = _ALIAS.findall(text)
+    if not found:
+        return ()
+    table = _import_table(text)
+    return tuple((name, f"{table[head]}.{rest}") for name, head, rest in found if head in table)
+
+
+_CONSTANT = re.compile(
+    r"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]+)?=[ \t]*(-?\d+(?:\.\d*)?|'[^'\\\n]*'|\"[^\"\\\n]*\")[ \t]*$",
+    re.MULTILINE,
+)
+# any assignment of a name, also indented (a function or a branch may change the global)
+_ASSIGNED = re.compile(r"^[ \t]*([A-Za-z_]\w*)[ \t]*(?::[^=\n]+)?[-+*/|&]?=[^=]", re.MULTILINE)
+
+
+def _constants(text: str) -> tuple[tuple[str, int | float | str], ...]:
+    """Top-level names assigned a number or a string once (text only): what another module
+    reading ``module.NAME`` gets."""
+    found = _CONSTANT.findall(text)
+    if not found:
+        return ()
+    counts: dict[str, int] = {}
+    for name in _ASSIGNED.findall(text):
+        counts[name] = counts.get(name, 0) + 1
+    return tuple((name, ast.literal_eval(value)) for name, value in found if counts.get(name) == 1)
 
 
 _CLASS = re.compile(r"^class[ \t]+(\w+)[ \t]*(?:\(([^)]*)\))?[ \t]*:", re.MULTILINE)
@@ -387,6 +439,21 @@ def analyse(
             edges[importer] = sorted({t for n in imports for t in targets(importer, n)})
         return edges[importer]
 
+    def hub(importer: str) -> bool:
+        """A registry: it imports ``HUB_IMPORTS`` or more modules of the tree (the package a
+        ``from package import module`` runs on the way does not count)."""
+        imported = imports_of(importer)
+        passed = {
+            path
+            for path in imported
+            if os.path.basename(path) == "__init__.py"
+            and any(
+                other != path and other.startswith(os.path.dirname(path) + os.sep)
+                for other in imported
+            )
+        }
+        return len(imported) - len(passed) >= HUB_IMPORTS
+
     base = os.path.commonpath([os.path.dirname(p) for p in paths])
 
     def shown(path: str) -> str:
@@ -416,7 +483,7 @@ def analyse(
                 continue
             seen.add(target)
             add(target, current)
-            if len(imports_of(target)) < HUB_IMPORTS:
+            if not hub(target):
                 whole = dataclasses.replace(current, names=None)
                 queue.extend((inner, whole) for inner in imports_of(target))
 
@@ -498,6 +565,15 @@ def analyse(
                     pending.append(child)
         return found
 
+    linkage = Linkage(
+        {p: json.loads(facts[by_path[p]].calls) for p in paths if facts[by_path[p]].calls},
+        {p: json.loads(facts[by_path[p]].summaries) for p in paths if facts[by_path[p]].summaries},
+        targets,
+        lambda path: facts[by_path[path]].imports,
+        lambda path: set(uses_in(path)),
+        lambda path: dict(facts[by_path[path]].aliases),
+        lambda path: dict(facts[by_path[path]].constants),
+    )
     for source in (path for path in paths if facts[by_path[path]].outgoing):
         for out in facts[by_path[source]].outgoing:
             configurations = tuple(f"{shown(source)}: {c}" for c in out.configurations)
@@ -533,13 +609,11 @@ def analyse(
                     out.dtype, out.how, None, configurations, why, out.framework, out.trains
                 )
                 spread_named(source, f"{out.module}.{name}", spread)
-    linkage = Linkage(
-        {p: json.loads(facts[by_path[p]].calls) for p in paths if facts[by_path[p]].calls},
-        {p: json.loads(facts[by_path[p]].summaries) for p in paths if facts[by_path[p]].summaries},
-        targets,
-        lambda path: facts[by_path[path]].imports,
-        lambda path: set(uses_in(path)),
-    )
+    for source, fact in linkage.switches():  # a project helper run with the caller's options
+        configurations = tuple(f"{shown(source)}: {c}" for c in fact.condition.describe())
+        why = f"imported by {shown(source)}, which enables {fact.dtype}"
+        spread = Spread(fact.dtype, fact.how, None, configurations, why, fact.framework)
+        spread_on(imports_of(source), spread, {source})
     tables = _registered_options(facts, by_path, paths, linkage, set(found))
     wanted = {str(path) for path in only} if only is not None else None
     crossing = {
@@ -581,7 +655,7 @@ def _registered_options(
         for name, key in registry.handoffs(path) if table else ():
             located = linkage.locate(path, name)
             if located is not None and located[0] in reduced:
-                bindings.append([name, {key: [[always, ["ns", table]]]}, always])
+                bindings.append([name, {key: [[always, ["ns", table, False]]]}, always])
         if bindings:
             linkage.add(path, bindings)
     return tables

@@ -35,7 +35,9 @@ its calls run, also when the script picks one of two functions, and each caller'
 passing args.type, another the default "lstm": both branches of if typ == "lstm" run);
 modules of the project run
 in what the modules importing them turn on (all of a module for a process-wide switch; the
-classes a model is built from for the others).
+classes a model is built from for the others), also a process-wide switch a helper of the
+project runs with what the script passes (set_mixed_precision_policy(get_tf_dtype(FLAGS)),
+a helper mapping --dtype fp16 to tf.float16 through a table).
 
 Inside a model with float16 weights (cast here or by another module), its layers' outputs
 are float16: a loss, softmax, CTC module or metric fed by them is a finding, also through a
