@@ -84,6 +84,9 @@ class Context:
     # (JSON, see amplint.interface): {function: {parameter: cases}}, {called name: summary}
     received: str = ""
     summaries: str = ""
+    # functions of the project returning a module (a lazy import), by the name this module
+    # calls them: (name, module)
+    modules: tuple[tuple[str, str], ...] = ()
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -127,6 +130,8 @@ class ModuleFacts:
     # top-level classes with their bases, as imported (``espnet.nets.asr_interface.ASRInterface``)
     # or as written for a class of the same module
     classes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # top-level functions returning a module they import: (function, module)
+    modules: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> list:
         spreads = None
@@ -138,11 +143,12 @@ class ModuleFacts:
             ]
         classes = [[name, list(bases)] for name, bases in self.classes]
         imports, reads = list(self.imports), list(self.reads)
-        return [imports, spreads, reads, self.calls, self.summaries, classes]
+        modules = [list(pair) for pair in self.modules]
+        return [imports, spreads, reads, self.calls, self.summaries, classes, modules]
 
     @classmethod
     def from_json(cls, data: list) -> ModuleFacts:
-        imports, spreads, reads, calls, summaries, classes = data
+        imports, spreads, reads, calls, summaries, classes, modules = data
         outgoing = None
         if spreads is not None:
             outgoing = tuple(
@@ -150,7 +156,8 @@ class ModuleFacts:
                 for m, n, d, h, f, c, sub, t in spreads
             )
         found = tuple((name, tuple(bases)) for name, bases in classes)
-        return cls(tuple(imports), outgoing, tuple(reads), calls, summaries, found)
+        returned = tuple((function, module) for function, module in modules)
+        return cls(tuple(imports), outgoing, tuple(reads), calls, summaries, found, returned)
 
 
 def scan(source: str, path: str = "", parse: bool = True) -> ModuleFacts:
@@ -168,7 +175,10 @@ def scan(source: str, path: str = "", parse: bool = True) -> ModuleFacts:
             outgoing = None
         elif in_code(source):
             outgoing, calls, summaries = _outgoing(source, path)
-    return ModuleFacts(tuple(imports), outgoing, reads, calls, summaries, _classes(text))
+    classes = _classes(text)
+    return ModuleFacts(
+        tuple(imports), outgoing, reads, calls, summaries, classes, _returned_modules(text)
+    )
 
 
 _CLASS = re.compile(r"^class[ \t]+(\w+)[ \t]*(?:\(([^)]*)\))?[ \t]*:", re.MULTILINE)
@@ -193,6 +203,32 @@ def _classes(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
             bases.append(base if plain else imported + dot + rest)
         classes.append((match.group(1), tuple(bases)))
     return tuple(classes)
+
+
+_INNER_IMPORT = re.compile(r"^[ \t]+import[ \t]+([\w.]+)(?:[ \t]+as[ \t]+(\w+))?[ \t]*$", re.M)
+_RETURN_NAME = re.compile(r"^[ \t]+return[ \t]+(\w+)[ \t]*$", re.M)
+
+
+def _returned_modules(text: str) -> tuple[tuple[str, str], ...]:
+    """Top-level functions that import a module and return it, their only return (a lazy
+    import: ``def try_import_nlp(): import gluonnlp ... return gluonnlp``), with the module."""
+    if not _INNER_IMPORT.search(text):
+        return ()
+    starts = list(_TOP_LEVEL.finditer(text))
+    found = []
+    for i, match in enumerate(starts):
+        if match.group(0).startswith("class"):
+            continue
+        body = text[match.end() : starts[i + 1].start() if i + 1 < len(starts) else len(text)]
+        bound = {}
+        for inner in _INNER_IMPORT.finditer(body):
+            module, alias = inner.groups()
+            if alias or "." not in module:
+                bound[alias or module] = module
+        returned = {name.group(1) for name in _RETURN_NAME.finditer(body)}
+        if len(returned) == 1 and returned <= bound.keys():
+            found.append((match.group(1), bound[returned.pop()]))
+    return tuple(found)
 
 
 def _strip(source: str) -> str:
@@ -352,8 +388,9 @@ def analyse(
                 files[str(path)] = tuple(
                     (name, digest_of(os.path.join(folder, name))) for name in fact.reads
                 )
-    if not any(fact.outgoing or fact.calls for fact in facts.values()):  # (None: not known)
-        return {Path(p): Context((), f) for p, f in sorted(files.items())}
+    returning = {str(path): dict(fact.modules) for path, fact in facts.items() if fact.modules}
+    if not returning and not any(fact.outgoing or fact.calls for fact in facts.values()):
+        return {Path(p): Context((), f) for p, f in sorted(files.items())}  # (None: not known)
     by_path = {str(path): path for path in facts}
     paths = sorted(by_path, key=lambda path: path.split(os.sep))  # pathlib's order
     names = _module_names(paths)
@@ -444,9 +481,14 @@ def analyse(
                         if inner.rpartition(".")[2] == attribute and inner != name
                     )
 
-    def defining(importer: str, name: str) -> set[tuple[str, str]]:
-        """The (module, class) a dotted class name written in ``importer`` is defined as,
-        through re-exports."""
+    def is_class(path: str, name: str) -> bool:
+        return any(cls == name for cls, _ in facts[by_path[path]].classes)
+
+    def defining(
+        importer: str, name: str, defines: Callable[[str, str], bool] = is_class
+    ) -> set[tuple[str, str]]:
+        """The (module, name) a dotted name written in ``importer`` is defined as (a class by
+        default; what ``defines`` accepts), through re-exports."""
         pending, seen, found = [(importer, name)], set(), set()
         while pending:
             frm, name = pending.pop()
@@ -456,7 +498,7 @@ def analyse(
                     continue
                 seen.add((target, attribute))
                 fact = facts[by_path[target]]
-                if any(cls == attribute for cls, _ in fact.classes):
+                if defines(target, attribute):
                     found.add((target, attribute))
                 else:
                     pending.extend(
@@ -532,15 +574,32 @@ def analyse(
         lambda path: set(uses_in(path)),
     )
     wanted = {str(path) for path in only} if only is not None else None
+    aliases = {}
+    if returning:
+        returners = {function for found in returning.values() for function in found}
+
+        def returns_module(path: str, name: str) -> bool:
+            return name in returning.get(path, {})
+
+        for path in paths if wanted is None else sorted(wanted & set(paths)):
+            own = returning.get(path, {})
+            found = {}
+            for written in facts[by_path[path]].imports:
+                if written.rpartition(".")[2] in returners:
+                    for module, function in sorted(defining(path, written, returns_module)):
+                        found[written] = returning[module][function]
+            if own or found:
+                aliases[path] = tuple(sorted({**own, **found}.items()))
     crossing = {
         path: linkage.context_of(path)
         for path in (linkage.modules() if wanted is None else wanted & set(paths))
     }
     contexts = {}
-    for path in sorted(set(found) | set(files) | set(crossing), key=lambda p: p.split(os.sep)):
+    every = set(found) | set(files) | set(crossing) | set(aliases)
+    for path in sorted(every, key=lambda p: p.split(os.sep)):
         spreads = tuple(sorted(found.get(path, {}).values(), key=_spread_order))
         received, summaries = crossing.get(path, ("", ""))
-        context = Context(spreads, files.get(path, ()), received, summaries)
+        context = Context(spreads, files.get(path, ()), received, summaries, aliases.get(path, ()))
         if context != NO_CONTEXT and (wanted is None or path in wanted):
             contexts[by_path.get(path, Path(path))] = context
     return contexts
