@@ -255,6 +255,9 @@ class Evaluator:
         self._references: dict[int, list[tuple[Condition, Scope]]] | None = None
         self._frames: dict[int, CallSite] = {}  # scope id -> the call running it, along a chain
         self._frame_key: tuple[int, ...] = ()
+        # what reading a property of another module's class gives (the precision model's,
+        # from the project's summaries): ``builder.model`` -> cases, None when not one
+        self.properties: Callable[[cst.Attribute, Scope, int | None], list | None] | None = None
 
     # ---- values ---------------------------------------------------------------------------
     def cases(
@@ -367,7 +370,7 @@ class Evaluator:
         if not callers:
             return received or [Definition(ALWAYS, None, scope, None)]
         default = scope.params.get(name)
-        positional = _positional(scope)
+        positional = positional_parameters(scope)
         found: list[Definition] = []
         for caller in callers:
             position = positional.index(name) if name in positional else None
@@ -390,7 +393,7 @@ class Evaluator:
         given = self.received.get(path or "")
         if given is None:  # no other module calls it
             return []
-        positional = _positional(scope)
+        positional = positional_parameters(scope)
         cases = list(given.get(name, []))
         if name in positional:
             cases += given.get(str(positional.index(name)), [])
@@ -424,6 +427,10 @@ class Evaluator:
             ]
             if named and all(option is not None for _, option in named):
                 return [(c, Symbol(option)) for c, option in named]  # type: ignore[arg-type]
+        if self.properties is not None:
+            read = self.properties(expr, scope, order)
+            if read is not None:
+                return read
         option = self.options.attribute(expr, scope)
         if option is not None:
             return [(ALWAYS, Symbol(option))]
@@ -963,7 +970,7 @@ def function_path(scope: Scope) -> str | None:
     return node.name.value if scope.parent is not None and scope.parent.node is None else None
 
 
-def _positional(scope: Scope) -> list[str]:
+def positional_parameters(scope: Scope) -> list[str]:
     """Parameters a call fills by position (``self`` left out for methods)."""
     node = scope.node
     if not isinstance(node, cst.FunctionDef):

@@ -61,6 +61,13 @@ class Linkage:
     def _locate(self, importer: str, name: str, depth: int) -> Located | None:
         if depth > _DEPTH:
             return None
+        if "." not in name:  # a name of a star import (``from .utils import *``)
+            for imported in self.imports(importer):
+                if imported.endswith(".*"):
+                    found = self.locate(importer, imported[:-1] + name, depth + 1)
+                    if found is not None:
+                        return found
+            return None
         cut = len(name)
         while True:
             cut = name.rfind(".", 0, cut)
@@ -73,10 +80,13 @@ class Linkage:
                     return path, rest if "." in rest else _function(rest, path, self)
                 for imported in self.imports(path):  # a package re-exporting the name
                     if imported.rpartition(".")[2] == head and imported != module:
-                        tail = rest[len(head) :]
-                        found = self.locate(path, imported + tail, depth + 1)
-                        if found is not None:
-                            return found
+                        found = self.locate(path, imported + rest[len(head) :], depth + 1)
+                    elif imported.endswith(".*"):  # ... through a star import
+                        found = self.locate(path, imported[:-1] + rest, depth + 1)
+                    else:
+                        continue
+                    if found is not None:
+                        return found
 
     def received(self, located: Located) -> dict[str, list]:
         """What the callers pass to a function: parameter (name or position) -> cases as
@@ -123,23 +133,33 @@ class Linkage:
                 return within(given.get(name, []) + given.get(str(position), []), condition)
             finally:
                 self._resolving.discard(key)
-        if kind == "result":
-            _, target, arguments, done = value  # done: what the caller did to the object
+        if kind in ("result", "read"):
+            # done: what the caller did to the object; built: what built a method's object
+            if kind == "read":  # a property: only what its summary tells is known
+                _, target, built = value
+                arguments, done = {}, []
+            else:
+                _, target, arguments, done, built = value
             summary = self.summary(module, target)
+            if kind == "read" and (summary is None or not summary.attribute):
+                return []
             if summary is None or not summary.returns:
                 return [(condition, ["obj", target, list(done), None])]
-            bound = {}
-            for position, name in enumerate(summary.params):
-                cases = arguments.get(name) or arguments.get(str(position))
-                if cases:
+
+            def given(arguments: dict):
+                def passed(position: int, name: str) -> list | None:
+                    cases = arguments.get(name) or arguments.get(str(position))
+                    if not cases:
+                        return None
                     resolved = []
                     for case_condition, data in cases:
-                        resolved += self._resolve(
-                            condition_from(case_condition), data, module, depth + 1
-                        )
-                    bound[name] = values_from([[condition_json(c), d] for c, d in resolved])
-                elif name in summary.defaults:
-                    bound[name] = values_from(summary.defaults[name])
+                        where = condition_from(case_condition)
+                        resolved += self._resolve(where, data, module, depth + 1)
+                    return values_from([[condition_json(c), d] for c, d in resolved])
+
+                return passed
+
+            bound = summary.bind(given(arguments), given(built) if built is not None else None)
             facts = []
             for data in summary.returns:
                 fact = fact_from(data)

@@ -122,7 +122,7 @@ class ModuleFacts:
     ``outgoing`` is None while it is not known: the text names a switch, and finding out what
     it turns on takes a parse (done in the check's workers, see :mod:`amplint.runner`)."""
 
-    imports: tuple[str, ...]  # dotted names, relative ones keep their leading dots
+    imports: tuple[str, ...]  # dotted names, relative ones keep their leading dots; ``m.*``
     outgoing: tuple[Outgoing, ...] | None = ()
     reads: tuple[str, ...] = ()  # files it names that amplint reads too (JSON)
     calls: str = ""  # JSON: its calls into the project with what they pass (amplint.interface)
@@ -248,7 +248,7 @@ def _imported(text: str):
         yield module
         for part in match.group(2).strip("() \t\n").split(","):
             words = part.split()
-            if words and words[0] != "*":
+            if words:  # a star import as ``module.*``
                 sep = "" if module.endswith(".") else "."
                 yield f"{module}{sep}{words[0]}"
 
