@@ -35,7 +35,7 @@ from amplint.index import (
     dotted,
     string_value,
 )
-from amplint.interface import Summary, value_from, values_from
+from amplint.interface import Summary, value_from
 from amplint.options import NOT_LITERAL, Options, literal
 
 # Spellings of dtypes: attribute names (torch.half, np.float16) and strings ('fp16').
@@ -267,6 +267,9 @@ class Evaluator:
         self._frames: dict[int, CallSite] = {}  # scope id -> the call running it, along a chain
         self._frame_key: tuple[int, ...] = ()
         self._detached: int | None = None  # scope id whose parameters are left free
+        # what reading a property of another module's class gives (the precision model's,
+        # from the project's summaries): ``builder.model`` -> cases, None when not one
+        self.properties: Callable[[cst.Attribute, Scope, int | None], list | None] | None = None
 
     # ---- values ---------------------------------------------------------------------------
     def cases(
@@ -381,7 +384,7 @@ class Evaluator:
         if not callers:
             return received or [Definition(ALWAYS, None, scope, None)]
         default = scope.params.get(name)
-        positional = _positional(scope)
+        positional = positional_parameters(scope)
         found: list[Definition] = []
         for caller in callers:
             position = positional.index(name) if name in positional else None
@@ -404,7 +407,7 @@ class Evaluator:
         given = self.received.get(path or "")
         if given is None:  # no other module calls it
             return []
-        positional = _positional(scope)
+        positional = positional_parameters(scope)
         cases = list(given.get(name, []))
         if name in positional:
             cases += given.get(str(positional.index(name)), [])
@@ -436,6 +439,10 @@ class Evaluator:
             named = self._attributes_of(expr, scope, order, free=False)
             if named is not None:
                 return named
+        if self.properties is not None:
+            read = self.properties(expr, scope, order)
+            if read is not None:
+                return read
         option = self.options.attribute(expr, scope)
         if option is not None:
             return [(ALWAYS, Symbol(option))]
@@ -584,17 +591,20 @@ class Evaluator:
         finally:
             self._detached, self._frame_key = saved
 
-    def bound(self, site: CallSite, summary: Summary) -> dict[str, list[Case]]:
-        """The parameters of a project function's summary bound to what ``site`` passes (its
-        defaults where it passes nothing)."""
-        bound: dict[str, list[Case]] = {}
-        for position, name in enumerate(summary.params):
-            expr = site.arg(position, name)
-            if expr is not None:
-                bound[name] = list(self.cases(expr, site.scope, site.order))
-            elif name in summary.defaults:
-                bound[name] = values_from(summary.defaults[name])
-        return bound
+    def bound(
+        self, site: CallSite | None, summary: Summary, built: CallSite | None = None
+    ) -> dict[str, list[Case]]:
+        """The parameters of a project function's summary bound to what ``site`` passes (None:
+        a property read, passing nothing), a method's constructor parameters to what the call
+        that built its object (``built``) passed (see :meth:`amplint.interface.Summary.bind`)."""
+        return summary.bind(self._passed(site), self._passed(built) if built else None)
+
+    def _passed(self, call: CallSite | None) -> Callable[[int, str], list | None]:
+        def given(position: int, name: str) -> list | None:
+            expr = call.arg(position, name) if call is not None else None
+            return list(self.cases(expr, call.scope, call.order)) if expr is not None else None
+
+        return given
 
     def sizes(
         self, expr: cst.BaseExpression | None, scope: Scope, order: int | None = None
@@ -1076,7 +1086,7 @@ def function_path(scope: Scope) -> str | None:
     return node.name.value if scope.parent is not None and scope.parent.node is None else None
 
 
-def _positional(scope: Scope) -> list[str]:
+def positional_parameters(scope: Scope) -> list[str]:
     """Parameters a call fills by position (``self`` left out for methods)."""
     node = scope.node
     if not isinstance(node, cst.FunctionDef):

@@ -112,6 +112,10 @@ def lint_source(
     try:
         shared = _parse(source, path)
         module, index = shared.module, shared.index
+        if context.modules:  # names resolved through the project's lazy imports
+            from amplint.index import FileIndex
+
+            index = FileIndex.build(module, dict(context.modules))
     except cst.ParserSyntaxError as error:
         return [parse_error(path, f"syntax error: {error.message}")]
     except RecursionError:

@@ -185,7 +185,9 @@ class FileIndex:
     rebuilds every node it passes, which costs as much as the parse.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, modules: dict[str, str] | None = None) -> None:
+        # functions returning a module (a lazy import), by their resolved name -> the module
+        self.modules = modules or {}
         self.imports: dict[str, str] = {}
         self.star_imports: list[str] = []
         self._aliases: set[str] = set()  # module-level names bound to an import's attribute
@@ -214,9 +216,9 @@ class FileIndex:
         self._chains: dict[int, list[tuple[CallSite, ...]]] = {}
 
     @classmethod
-    def build(cls, module: cst.Module) -> FileIndex:
-        """The index of a parsed module."""
-        index = cls()
+    def build(cls, module: cst.Module, modules: dict[str, str] | None = None) -> FileIndex:
+        """The index of a parsed module (``modules``: see :attr:`modules`)."""
+        index = cls(modules)
         index._walk(module)
         index._collect_argparse()
         return index
@@ -388,15 +390,34 @@ class FileIndex:
         scope = scope or self.module_scope
         while scope is not None and scope.node is not None:
             if scope.is_local(head):
-                return None
+                base = self._returned_module(head, scope)
+                break
             scope = scope.parent
-        if head in self.imports:
-            base = self.imports[head]
-        elif len(self.star_imports) == 1 and head not in self.module_scope.assigned:
-            base = f"{self.star_imports[0]}.{head}"
         else:
+            if head in self.imports:
+                base = self.imports[head]
+            elif head in self.module_scope.assigned:
+                base = self._returned_module(head, self.module_scope)
+            elif len(self.star_imports) == 1:
+                base = f"{self.star_imports[0]}.{head}"
+            else:
+                base = None
+        if base is None:
             return None
         return f"{base}.{rest}" if rest else base
+
+    def _returned_module(self, name: str, scope: Scope) -> str | None:
+        """The module a name holds when every assignment to it calls a function returning that
+        module (``nlp = try_import_gluonnlp()``)."""
+        if not self.modules or name in scope.params or name in scope.rebound:
+            return None
+        found = set()
+        for value in scope.assigned.get(name, []):
+            function = dotted(value.func) if isinstance(value, cst.Call) else None
+            if function is None or function.split(".")[0] == name:
+                return None
+            found.add(self.modules.get(self.resolve(function, scope) or function))
+        return found.pop() if len(found) == 1 else None
 
     # ---- imports ---------------------------------------------------------------------------
     def visit_Import(self, node: cst.Import) -> bool:

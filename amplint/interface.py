@@ -25,7 +25,7 @@ Portable forms (JSON lists):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from amplint.conditions import ALWAYS, NEVER, Condition, Limit, Option, limit
 
@@ -86,25 +86,49 @@ def fact_from(data: Json):
 
 @dataclass(frozen=True)
 class Summary:
-    """What calling a project function does, over its parameters (free options named by the
-    parameter, or by a parameter and its attribute: ``flags_obj.dtype``): the precision of the
-    object it returns, the process-wide switches it runs, and the constant or dtype it returns
-    (``DTYPE_MAP[flags_obj.dtype]``: ``float16`` where ``flags_obj.dtype`` is ``fp16``)."""
+    """What calling a project function or method does, over its parameters (free options
+    named by the parameter, or by a parameter and its attribute: ``flags_obj.dtype``): the
+    precision of the object it returns, the process-wide switches it runs, and the constant or
+    dtype it returns (``DTYPE_MAP[flags_obj.dtype]``: ``float16`` where ``flags_obj.dtype`` is
+    ``fp16``). A method's facts may also be over its class's constructor parameters (what
+    ``__init__`` stores in ``self``), bound from the call that built the object."""
 
     params: tuple[str, ...]  # filled by position, ``self`` left out
-    defaults: dict[str, Json] = field(default_factory=dict)  # parameter -> portable cases
+    defaults: dict[str, Json] = field(default_factory=dict)  # option key -> portable cases
     returns: tuple[Json, ...] = ()  # facts
     process: tuple[Json, ...] = ()  # facts
     values: tuple[Json, ...] = ()  # portable cases
+    where: str = ""  # the function's path: "build", "Builder.model"
+    init: tuple[str, ...] = ()  # a method's: the constructor's parameters filled by position
+    attribute: bool = False  # a property: read as ``obj.name``, not called
 
-    def to_json(self) -> Json:
-        process, values = list(self.process), list(self.values)
-        return [list(self.params), self.defaults, list(self.returns), process, values]
+    def key(self, name: str, constructor: bool = False) -> str:
+        """The free option a parameter is in the facts (see amplint.options.free)."""
+        if constructor:
+            return f"~{self.where.rpartition('.')[0]}.__init__:{name}"
+        return f"~{self.where}:{name}"
 
-    @classmethod
-    def from_json(cls, data: Json) -> Summary:
-        params, defaults, returns, process, values = data
-        return cls(tuple(params), dict(defaults), tuple(returns), tuple(process), tuple(values))
+    def bind(
+        self,
+        passed: Callable[[int, str], list | None],
+        built: Callable[[int, str], list | None] | None = None,
+    ) -> dict[str, list]:
+        """The cases each parameter takes, by option key: what the call passes (``passed``:
+        by position and name), for constructor parameters what the call that built the object
+        passed (``built``), else the default."""
+        bound: dict[str, list] = {}
+        sides = [(self.params, passed, False)]
+        if built is not None:
+            sides.append((self.init, built, True))
+        for params, given, constructor in sides:
+            for position, name in enumerate(params):
+                key = self.key(name, constructor)
+                cases = given(position, name)
+                if cases:
+                    bound[key] = cases
+                elif key in self.defaults:
+                    bound[key] = values_from(self.defaults[key])
+        return bound
 
     def returned(self, bound: dict[str, list], condition: Condition = ALWAYS) -> list:
         """The values it returns, as (Condition, portable value), its parameters bound to what
@@ -116,9 +140,24 @@ class Summary:
                 found.append((held, value))
         return found
 
+    def to_json(self) -> Json:
+        return [
+            *(list(self.params), self.defaults, list(self.returns), list(self.process)),
+            *(list(self.values), self.where, list(self.init), self.attribute),
+        ]
+
+    @classmethod
+    def from_json(cls, data: Json) -> Summary:
+        params, defaults, returns, process, values, where, init, attribute = data
+        return cls(
+            *(tuple(params), dict(defaults), tuple(returns), tuple(process)),
+            *(tuple(values), where, tuple(init), attribute),
+        )
+
 
 def substitute(condition: Condition, bound: dict[str, list[tuple[Condition, Any]]]) -> Condition:
-    """``condition`` with each free option (a parameter) replaced by what the call passes:
+    """``condition`` with each free option (a parameter, by its key) replaced by what the call
+    passes:
     a constant keeps the terms it satisfies, an option the caller reads takes its place, an
     object is a value that is not None, the attribute of a namespace is its option; a
     parameter nothing is known of makes its terms impossible (never a finding)."""
@@ -132,9 +171,10 @@ def substitute(condition: Condition, bound: dict[str, list[tuple[Condition, Any]
                 fixed = fixed & Condition(frozenset({(lim,)}))
                 continue
             holds = NEVER
-            parameter, _, attribute = lim.option.shown.partition(".")
-            for case_condition, value in bound.get(parameter, []):
-                if attribute:  # ``flags_obj.dtype``: the option the namespace passed holds
+            prefix, _, rest = lim.option.key.partition(":")
+            parameter, _, attribute = rest.partition(".")  # ``flags_obj.dtype``
+            for case_condition, value in bound.get(f"{prefix}:{parameter}", []):
+                if attribute:  # the option the namespace passed holds
                     option = value.option(attribute) if isinstance(value, Namespace) else None
                     if option is not None:
                         holds = holds | (case_condition & limit(option, lim.values, lim.inside))

@@ -22,7 +22,6 @@ from amplint.interface import (
     fact_json,
     substitute,
     value_from,
-    values_from,
 )
 
 _DEPTH = 3
@@ -73,6 +72,13 @@ class Linkage:
     def _locate(self, importer: str, name: str, depth: int) -> Located | None:
         if depth > _DEPTH:
             return None
+        if "." not in name:  # a name of a star import (``from .utils import *``)
+            for imported in self.imports(importer):
+                if imported.endswith(".*"):
+                    found = self.locate(importer, imported[:-1] + name, depth + 1)
+                    if found is not None:
+                        return found
+            return None
         cut = len(name)
         while True:
             cut = name.rfind(".", 0, cut)
@@ -90,10 +96,13 @@ class Linkage:
                         return found
                 for imported in self.imports(path):  # a package re-exporting the name
                     if imported.rpartition(".")[2] == head and imported != module:
-                        tail = rest[len(head) :]
-                        found = self.locate(path, imported + tail, depth + 1)
-                        if found is not None:
-                            return found
+                        found = self.locate(path, imported + rest[len(head) :], depth + 1)
+                    elif imported.endswith(".*"):  # ... through a star import
+                        found = self.locate(path, imported[:-1] + rest, depth + 1)
+                    else:
+                        continue
+                    if found is not None:
+                        return found
 
     def received(self, located: Located) -> dict[str, list]:
         """What the callers pass to a function: parameter (name or position) -> cases as
@@ -147,14 +156,24 @@ class Linkage:
                 return within(given.get(name, []) + given.get(str(position), []), condition)
             finally:
                 self._resolving.discard(key)
-        if kind == "result":
-            _, target, arguments, done = value  # done: what the caller did to the object
+        if kind in ("result", "read"):
+            # done: what the caller did to the object; built: what built a method's object
+            if kind == "read":  # a property: only what its summary tells is known
+                _, target, built = value
+                arguments, done = {}, []
+            else:
+                _, target, arguments, done, built = value
             summary = self.summary(module, target)
+            if kind == "read" and (summary is None or not summary.attribute):
+                return []
+            if summary is not None and (summary.values or summary.returns):
+                passed = self._passed(arguments, module, depth)
+                made = self._passed(built, module, depth) if built is not None else None
+                bound = summary.bind(passed, made)
             if summary is not None and summary.values:  # a dtype, from what the call passes
-                return summary.returned(self._bound(summary, arguments, module, depth), condition)
+                return summary.returned(bound, condition)
             if summary is None or not summary.returns:
                 return [(condition, ["obj", target, list(done), None])]
-            bound = self._bound(summary, arguments, module, depth)
             facts = []
             for data in summary.returns:
                 fact = fact_from(data)
@@ -164,22 +183,21 @@ class Linkage:
             return [(condition, ["obj", target, facts + list(done), None])]
         return []
 
-    def _bound(self, summary: Summary, arguments: dict, module: str, depth: int) -> dict:
-        """A summary's parameters bound to what a call of ``module`` passes (its defaults
-        where it passes nothing), as evaluator values."""
-        bound = {}
-        for position, name in enumerate(summary.params):
+    def _passed(self, arguments: dict, module: str, depth: int):
+        """What a call of ``module`` passes for a parameter (by position and name), as
+        evaluator values (see :meth:`amplint.interface.Summary.bind`)."""
+
+        def given(position: int, name: str) -> list | None:
             cases = arguments.get(name) or arguments.get(str(position))
-            if cases:
-                resolved = []
-                for case_condition, data in cases:
-                    resolved += self._resolve(
-                        condition_from(case_condition), data, module, depth + 1
-                    )
-                bound[name] = [(c, value_from(d)) for c, d in resolved]
-            elif name in summary.defaults:
-                bound[name] = values_from(summary.defaults[name])
-        return bound
+            if not cases:
+                return None
+            resolved = []
+            for case_condition, data in cases:
+                where = condition_from(case_condition)
+                resolved += self._resolve(where, data, module, depth + 1)
+            return [(c, value_from(d)) for c, d in resolved]
+
+        return given
 
     def switches(self) -> list[tuple[str, Any]]:
         """Calls of project functions that switch the process (their summaries' process
@@ -199,7 +217,7 @@ class Linkage:
                 summary = self.summary(module, target)
                 if summary is None:
                     continue
-                bound = self._bound(summary, arguments, module, 0)
+                bound = summary.bind(self._passed(arguments, module, 0))
                 for data in summary.process:
                     fact = fact_from(data)
                     held = substitute(fact.condition, bound) & condition_from(condition)

@@ -24,6 +24,7 @@ in float16 or bfloat16; an empty list means float32 in every configuration.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import functools
 import os
@@ -44,6 +45,7 @@ from amplint.cases import (
     Namespace,
     Symbol,
     dtype_meaning,
+    positional_parameters,
     spelled,
 )
 from amplint.conditions import ALWAYS, NEVER, Condition, within
@@ -152,12 +154,18 @@ class PrecisionModel:
         self.cases = Evaluator(
             index, Options(index, registered), received=received, summaries=summaries
         )
-        # other modules pass in objects with reduced weights (a float16 model)
+        if any(summary.attribute for summary in (summaries or {}).values()):
+            self.cases.properties = self._property
+        # other modules pass in or return objects with reduced weights (a float16 model)
         self.received = any(
             isinstance(value, Foreign) and any(fact.how == WEIGHTS for fact in value.facts)
             for given in (received or {}).values()
             for cases in given.values()
             for _, value in cases
+        ) or any(
+            fact_from(data).how == WEIGHTS
+            for summary in (summaries or {}).values()
+            for data in summary.returns
         )
         self.assume = assume
         self.spreads = tuple(spreads)
@@ -283,37 +291,66 @@ class PrecisionModel:
         """Calls that switch the process: process-wide switches, and calls of functions of
         other modules that run one (their summaries)."""
         found = [(site, facts) for switch, site, facts in self.switches if switch.scope == PROCESS]
-        for site, summary in self._summary_sites:
-            facts = self._summary_facts(site, summary, summary.process)
+        for site, summary, built in self._summary_sites:
+            facts = self._summary_facts(site, summary, summary.process, built)
             if facts:
                 found.append((site, facts))
         return found
 
     @functools.cached_property
-    def _summary_sites(self) -> list[tuple[CallSite, Summary]]:
+    def _summary_sites(self) -> list[tuple[CallSite, Summary, CallSite | None]]:
+        """Calls of project functions and methods that have a summary, with the call that
+        built the object of a method (None for a function)."""
         if not self.summaries:
             return []
-        return [
-            (site, self.summaries[site.qualname])
-            for site in self.index.calls
-            if site.qualname in self.summaries
-        ]
+        found = []
+        for site in self.index.calls:
+            named = site.qualname or (site.name if self._star_imported(site) else None)
+            if named in self.summaries:
+                found.append((site, self.summaries[named], None))
+                continue
+            if site.receiver is None:
+                continue
+            for built, target in self._classes_of(site.receiver, site.scope, site.order):
+                summary = self.summaries.get(f"{target}.{site.method}")
+                if summary is not None and not summary.attribute:
+                    found.append((site, summary, built))
+                    break
+        return found
 
-    def _summary_facts(self, site: CallSite, summary: Summary, facts) -> list[Reduced]:
-        """A summary's facts at a call: its parameters replaced by what the call passes."""
+    def _summary_facts(
+        self, site: CallSite | None, summary: Summary, facts, built: CallSite | None = None
+    ) -> list[Reduced]:
+        """A summary's facts at a call (``site``; None: a property read): its parameters
+        replaced by what the call passes, a method's constructor parameters by what the call
+        that built its object (``built``) passed."""
         if not facts:
             return []
-        bound = self.cases.bound(site, summary)
-        runs = self.cases.runs(site)
+        bound = self.cases.bound(site, summary, built)
+        runs = self.cases.runs(site) if site is not None else ALWAYS
+        named = (site.name or site.qualname) if site is not None else summary.where
         found = []
         for data in facts:
             fact = fact_from(data)
             condition = substitute(fact.condition, bound) & runs
             if condition.possible:
-                why = f"{site.name or site.qualname}() ({fact.why})"
-                found.append(
-                    dataclasses.replace(fact, condition=condition, why=why, origin=site.node)
-                )
+                why = f"{named}() ({fact.why})"
+                origin = site.node if site is not None else fact.origin
+                found.append(dataclasses.replace(fact, condition=condition, why=why, origin=origin))
+        return found
+
+    def _property(self, expr: cst.Attribute, scope: Scope, order: int | None) -> list | None:
+        """``builder.model`` for a property of a project class with a summary: the object it
+        returns, with its facts over the arguments that built ``builder`` (None: not one)."""
+        found = []
+        for condition, value in self.cases.cases(expr.value, scope, order):
+            qualname = value.site.qualname if isinstance(value, Made) else None
+            target = f"{qualname}.{expr.attr.value}"
+            summary = self.summaries.get(target) if qualname else None
+            if summary is None or not summary.attribute:
+                return None
+            facts = self._summary_facts(None, summary, summary.returns, value.site)
+            found.append((condition, Foreign(target, tuple(facts))))
         return found
 
     def _after(self, origin: CallSite, site: CallSite, found: list[Reduced]) -> list[Reduced]:
@@ -518,8 +555,8 @@ class PrecisionModel:
                 for condition, root in target:
                     for fact in found:
                         add(condition, root, fact)
-        for site, summary in self._summary_sites:  # what a function of the project returns
-            for fact in self._summary_facts(site, summary, summary.returns):
+        for site, summary, built in self._summary_sites:  # what a project function returns
+            for fact in self._summary_facts(site, summary, summary.returns, built):
                 add(ALWAYS, site, fact)
         for site in self.index.calls:  # models called inside autocast blocks
             if site.name is None or site.qualname is not None:
@@ -632,61 +669,89 @@ class PrecisionModel:
 
     # ---- what crosses module boundaries (see amplint.interface) ---------------------------
     def summaries_out(self) -> dict[str, list]:
-        """Summaries of this module's functions (by name) that return a reduced-precision
-        object or switch the process, over their parameters."""
+        """Summaries of this module's functions and of its classes' methods (by path: "build",
+        "Builder.model") that return a reduced-precision object or switch the process, over
+        their parameters (a method's also over its class's constructor parameters)."""
         found = {}
-        for name, scope in sorted(self.index.functions.items()):
-            if scope.parent is None or scope.parent.node is not None:
-                continue
+        for where, scope in self._summarised():
+            init = None
+            if scope.owner is not None:
+                info = self.index.classes.get(scope.owner)
+                init = info.methods.get("__init__") if info is not None else None
+            keys = [f"~{where}:"] + ([f"~{scope.owner}.__init__:"] if init is not None else [])
             returns = []
             for expr in scope.returns:
                 for condition, root in self.roots(expr, scope, None):
                     own = self._switch_facts(root) if isinstance(root, CallSite) else []
                     for fact in self.object_facts(root) + own:
                         narrowed = fact.narrowed(condition)
-                        if narrowed is not None and _portable_fact(narrowed, name):
+                        if narrowed is not None and _portable_fact(narrowed, keys):
                             returns.append(fact_json(narrowed))
             process = [
                 fact_json(fact)
                 for origin, facts in self._process_sites
                 if origin.function is scope.node
                 for fact in facts
-                if _portable_fact(fact, name)
+                if _portable_fact(fact, keys)
             ]
-            values = self._returned(scope, name)
+            values = self._returned(scope, keys)
             if returns or process or values:
                 defaults = {}
-                for param, default in scope.params.items():
-                    constant = literal(default)
-                    if constant is not NOT_LITERAL:
-                        defaults[param] = [[condition_json(ALWAYS), ["const", constant]]]
-                params = tuple(p for p in _parameters(scope))
-                summary = Summary(params, defaults, tuple(returns), tuple(process), values)
-                found[name] = summary.to_json()
+                for key, owner in zip(keys, (scope, init)):
+                    for param, default in owner.params.items():
+                        constant = literal(default)
+                        if constant is not NOT_LITERAL:
+                            defaults[key + param] = [[condition_json(ALWAYS), ["const", constant]]]
+                params = tuple(positional_parameters(scope))
+                summary = Summary(
+                    params,
+                    defaults,
+                    tuple(returns),
+                    tuple(process),
+                    values,
+                    where,
+                    tuple(positional_parameters(init)) if init is not None else (),
+                    _is_property(scope, self.index),
+                )
+                found[where] = summary.to_json()
         return found
 
-    def _returned(self, scope: Scope, name: str) -> tuple[Json, ...]:
+    def _returned(self, scope: Scope, keys: list[str]) -> tuple[Json, ...]:
         """The dtypes and strings a function returns, where they depend on its parameters
         (``DTYPE_MAP[flags_obj.dtype]``) or on the options of this module, in portable form;
         nothing when any return is something else."""
         found = []
         for condition, value in self.cases.returned(scope):
-            if not isinstance(value, (DType, str)) or not _portable_condition(condition, name):
+            if not isinstance(value, (DType, str)) or not _portable_condition(condition, keys):
                 return ()
             found.append([condition_json(condition), self._portable_value(value, 0)])
         if not any(data[0] == "dtype" for _, data in found):
             return ()
         return tuple(found)
 
+    def _summarised(self) -> Iterator[tuple[str, Scope]]:
+        """The module's functions and its classes' methods other callers can name (the
+        constructor left out: it returns nothing), by path."""
+        for name, scope in sorted(self.index.functions.items()):
+            if scope.parent is not None and scope.parent.node is None:
+                yield name, scope
+        for owner, info in sorted(self.index.classes.items()):
+            for name, scope in sorted(info.methods.items()):
+                if name != "__init__" and scope.returns:
+                    yield f"{owner}.{name}", scope
+
     def bindings_out(self) -> list[list]:
         """Every call of this module into another module of the project (its name as written
         here), with what it passes, per configuration: [target, {parameter: cases},
-        condition]. Position keys ("0") stand for arguments passed by position."""
+        condition]. Position keys ("0") stand for arguments passed by position. A call in
+        evaluation code passes no objects (the callee runs them for inference there); reading
+        a property of a project object (``net = builder.model``) is a call passing nothing."""
         found = []
         for site in self.index.calls:
             target = self._project_target(site)
             if target is None:
                 continue
+            evaluating = self.evaluating(site)
             arguments: dict[str, list] = {}
             position = 0
             for argument in site.node.args:
@@ -696,26 +761,60 @@ class PrecisionModel:
                 if argument.keyword is None:
                     position += 1
                 cases = self.portable(argument.value, site.scope, site.order, 0)
+                if evaluating:
+                    cases = [c for c in cases if c[1][0] not in ("obj", "result", "read")]
                 if cases:
                     arguments[key] = cases
             found.append([target, arguments, condition_json(self.cases.runs(site))])
+        for assign in self.index.assigns:
+            value = assign.value
+            if isinstance(value, cst.Attribute):
+                for _, built_by in self._classes_of(value.value, assign.scope, assign.order):
+                    path = self.cases.path(assign.ancestors) & self.cases.reach(assign.scope.node)
+                    target = f"{built_by}.{value.attr.value}"
+                    found.append([target, {}, condition_json(path)])
+                    break
         return found
 
     def _project_target(self, site: CallSite) -> str | None:
         """The name a call of a project function or class (or a method of an object a
-        project class built) has, as this module writes it."""
+        project class built) has, as this module writes it; a name only a star import of
+        the project can define as written (``default_train_fn``)."""
         if site.qualname is not None:
             return None if _external(site.qualname) or "." not in site.qualname else site.qualname
+        if self._star_imported(site):
+            return site.name
         if site.method is None or site.receiver is None:
             return None
-        for _, value in self.cases.cases(site.receiver, site.scope, site.order):
-            if (
-                isinstance(value, Made)
-                and value.site.qualname
-                and not _external(value.site.qualname)
-            ):
-                return f"{value.site.qualname}.{site.method}"
+        for _, built_by in self._classes_of(site.receiver, site.scope, site.order):
+            return f"{built_by}.{site.method}"
         return None
+
+    def _classes_of(
+        self, receiver, scope: Scope, order: int | None
+    ) -> Iterator[tuple[CallSite, str]]:
+        """(the call that built it, its class as this module names it) for an object of a
+        project class ``receiver`` holds."""
+        for _, value in self.cases.cases(receiver, scope, order):
+            qualname = value.site.qualname if isinstance(value, Made) else None
+            if qualname and not _external(qualname):
+                yield value.site, qualname
+
+    def _star_imported(self, site: CallSite) -> bool:
+        """A call of a plain name nothing in this module binds, with a star import of the
+        project in the module (``from .utils import *``): the name is that module's."""
+        func = site.node.func
+        if not isinstance(func, cst.Name) or not any(
+            not _external(module) for module in self.index.star_imports
+        ):
+            return False
+        name = func.value
+        scope: Scope | None = site.scope
+        while scope is not None:
+            if scope.is_local(name):
+                return False
+            scope = scope.parent
+        return name not in self.index.classes and not hasattr(builtins, name)
 
     def portable(self, expr, scope: Scope, order: int | None, depth: int) -> list:
         """The cases of ``expr`` in portable form (values nothing is known of left out)."""
@@ -726,6 +825,10 @@ class PrecisionModel:
                 data = self._global_of(expr, scope)
             if data is not None:
                 found.append([condition_json(condition), data])
+        if depth < 2:
+            for condition, target, built in self._property_reads(expr, scope, order):
+                read = ["read", target, self._arguments(built, depth + 1)]
+                found.append([condition_json(condition), read])
         return found
 
     def _global_of(self, expr, scope: Scope) -> Json | None:
@@ -735,6 +838,34 @@ class PrecisionModel:
         if name is None or "." not in name or _external(name):
             return None
         return ["global", name]
+
+    def _property_reads(self, expr, scope: Scope, order: int | None):
+        """(condition, property as this module names it, the call that built its object)
+        for ``builder.model`` and a name assigned it: what the property returns is its
+        module's to tell (see amplint.linkage)."""
+        reads = []
+        if isinstance(expr, cst.Attribute):
+            reads.append((ALWAYS, expr, scope, order))
+        elif isinstance(expr, cst.Name):
+            for definition in self.cases.definitions(expr.value, scope, order):
+                if isinstance(definition.expr, cst.Attribute):
+                    where = (definition.scope, definition.order)
+                    reads.append((definition.condition, definition.expr, *where))
+        for condition, read, where, when in reads:
+            for built, qualname in self._classes_of(read.value, where, when):
+                yield condition, f"{qualname}.{read.attr.value}", built
+
+    def _arguments(self, site: CallSite, depth: int) -> dict[str, list]:
+        """What a call passes, portable, by position ("0") and keyword."""
+        arguments = {}
+        for position, argument in enumerate(a for a in site.node.args if a.keyword is None):
+            arguments[str(position)] = self.portable(argument.value, site.scope, site.order, depth)
+        for argument in site.node.args:
+            if argument.keyword is not None:
+                arguments[argument.keyword.value] = self.portable(
+                    argument.value, site.scope, site.order, depth
+                )
+        return arguments
 
     def _portable_value(self, value, depth: int):
         if value is None or isinstance(value, (bool, int, float, str)):
@@ -769,17 +900,13 @@ class PrecisionModel:
                     facts.append(fact_json(narrowed))
         target = self._project_target(site)
         if target is not None and depth < 2:
-            arguments = {}
-            for position, argument in enumerate(a for a in site.node.args if a.keyword is None):
-                arguments[str(position)] = self.portable(
-                    argument.value, site.scope, site.order, depth + 1
-                )
-            for argument in site.node.args:
-                if argument.keyword is not None:
-                    arguments[argument.keyword.value] = self.portable(
-                        argument.value, site.scope, site.order, depth + 1
-                    )
-            return ["result", target, arguments, facts]  # facts: what this module does to it
+            arguments = self._arguments(site, depth + 1)
+            built = None  # a method's: what built its object
+            if site.qualname is None and site.receiver is not None:
+                for maker, _ in self._classes_of(site.receiver, site.scope, site.order):
+                    built = self._arguments(maker, depth + 1)
+                    break
+            return ["result", target, arguments, facts, built]  # facts: what this module did
         enabled = None
         if (site.name or "").endswith("GradScaler"):
             flag = site.arg(None, "enabled")
@@ -798,8 +925,7 @@ class PrecisionModel:
             scope = self.index.functions.get(function)
         if scope is None:
             return None
-        names = _parameters(scope)
-        names = names[1:] if scope.owner is not None else names
+        names = positional_parameters(scope)
         return names.index(name) if name in names else None
 
     def outgoing(self) -> list[tuple]:
@@ -971,7 +1097,12 @@ class PrecisionModel:
         decorated so, named as an evaluation (``validate``, ``test``, ``evaluate``,
         ``predict``, ``export``...) or putting its model in ``eval()`` mode; or in a module
         that never computes a gradient nor steps an optimizer."""
-        if not self._trains or self.no_grad(site.ancestors):
+        return not self._trains or self.evaluating(site)
+
+    def evaluating(self, site: CallSite) -> bool:
+        """Code that evaluates, decodes with or exports a model (see :meth:`inference_only`),
+        whether or not the module trains elsewhere."""
+        if self.no_grad(site.ancestors):
             return True
         scope: Scope | None = site.scope
         while scope is not None and scope.node is not None:
@@ -1052,21 +1183,23 @@ def _external(qualname: str) -> bool:
     return not qualname.startswith(".") and (head in _FRAMEWORKS or head in stdlib)
 
 
-def _portable_fact(fact: Reduced, function: str) -> bool:
-    """A fact whose free options are all parameters of ``function`` (a caller can tell)."""
-    return _portable_condition(fact.condition, function)
+def _portable_fact(fact: Reduced, keys: list[str]) -> bool:
+    """A fact whose free options are all parameters a caller can tell (their keys start with
+    one of ``keys``: the function's, its class constructor's)."""
+    return _portable_condition(fact.condition, keys)
 
 
-def _portable_condition(condition: Condition, function: str) -> bool:
-    return all(
-        option.key.startswith(f"~{function}:") for option in condition.options if option.free
-    )
+def _portable_condition(condition: Condition, keys: list[str]) -> bool:
+    return all(option.key.startswith(tuple(keys)) for option in condition.options if option.free)
 
 
-def _parameters(scope: Scope) -> list[str]:
-    node = scope.node
-    assert isinstance(node, cst.FunctionDef)
-    return [p.name.value for p in (*node.params.posonly_params, *node.params.params)]
+_PROPERTIES = ("property", "cached_property")
+
+
+def _is_property(scope: Scope, index: FileIndex) -> bool:
+    """A method read as an attribute (``@property``, ``@cached_property``)."""
+    decorators = index.decorators.get(id(scope.node), [])
+    return any((dotted(d) or "").rsplit(".", 1)[-1] in _PROPERTIES for d in decorators)
 
 
 def _eval_mode(site: CallSite, index: FileIndex) -> bool:

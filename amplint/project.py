@@ -87,6 +87,9 @@ class Context:
     summaries: str = ""
     # options its functions read that project functions register (JSON [[dest, option]...])
     options: str = ""
+    # functions of the project returning a module (a lazy import), by the name this module
+    # calls them: (name, module)
+    modules: tuple[tuple[str, str], ...] = ()
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -122,7 +125,7 @@ class ModuleFacts:
     ``outgoing`` is None while it is not known: the text names a switch, and finding out what
     it turns on takes a parse (done in the check's workers, see :mod:`amplint.runner`)."""
 
-    imports: tuple[str, ...]  # dotted names, relative ones keep their leading dots
+    imports: tuple[str, ...]  # dotted names, relative ones keep their leading dots; ``m.*``
     outgoing: tuple[Outgoing, ...] | None = ()
     reads: tuple[str, ...] = ()  # files it names that amplint reads too (JSON)
     calls: str = ""  # JSON: its calls into the project with what they pass (amplint.interface)
@@ -135,6 +138,8 @@ class ModuleFacts:
     # top-level names assigned once, to a number or a string (``NUM_CLASSES = 1001``)
     constants: tuple[tuple[str, int | float | str], ...] = ()
     registers: str = ""  # JSON: options it registers on parsers it is handed (registrations)
+    # top-level functions returning a module they import: (function, module)
+    modules: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> list:
         spreads = None
@@ -148,14 +153,16 @@ class ModuleFacts:
         imports, reads = list(self.imports), list(self.reads)
         aliases = [list(alias) for alias in self.aliases]
         constants = [list(constant) for constant in self.constants]
+        modules = [list(pair) for pair in self.modules]
         return [
             *(imports, spreads, reads, self.calls, self.summaries, classes),
-            *(aliases, constants, self.registers),
+            *(aliases, constants, self.registers, modules),
         ]
 
     @classmethod
     def from_json(cls, data: list) -> ModuleFacts:
-        imports, spreads, reads, calls, summaries, classes, aliases, constants, registers = data
+        imports, spreads, reads, calls, summaries, classes = data[:6]
+        aliases, constants, registers, modules = data[6:]
         outgoing = None
         if spreads is not None:
             outgoing = tuple(
@@ -165,9 +172,10 @@ class ModuleFacts:
         found = tuple((name, tuple(bases)) for name, bases in classes)
         bound = tuple((name, imported) for name, imported in aliases)
         written = tuple((name, value) for name, value in constants)
+        returned = tuple((function, module) for function, module in modules)
         return cls(
             *(tuple(imports), outgoing, tuple(reads), calls, summaries, found),
-            *(bound, written, registers),
+            *(bound, written, registers, returned),
         )
 
 
@@ -194,7 +202,7 @@ def scan(source: str, path: str = "", parse: bool = True) -> ModuleFacts:
     classes, aliases, constants = _classes(text), _aliases(text), _constants(text)
     return ModuleFacts(
         *(tuple(imports), outgoing, reads, calls, summaries, classes),
-        *(aliases, constants, registers),
+        *(aliases, constants, registers, _returned_modules(text)),
     )
 
 
@@ -256,6 +264,32 @@ def _classes(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(classes)
 
 
+_INNER_IMPORT = re.compile(r"^[ \t]+import[ \t]+([\w.]+)(?:[ \t]+as[ \t]+(\w+))?[ \t]*$", re.M)
+_RETURN_NAME = re.compile(r"^[ \t]+return[ \t]+(\w+)[ \t]*$", re.M)
+
+
+def _returned_modules(text: str) -> tuple[tuple[str, str], ...]:
+    """Top-level functions that import a module and return it, their only return (a lazy
+    import: ``def try_import_nlp(): import gluonnlp ... return gluonnlp``), with the module."""
+    if not _INNER_IMPORT.search(text):
+        return ()
+    starts = list(_TOP_LEVEL.finditer(text))
+    found = []
+    for i, match in enumerate(starts):
+        if match.group(0).startswith("class"):
+            continue
+        body = text[match.end() : starts[i + 1].start() if i + 1 < len(starts) else len(text)]
+        bound = {}
+        for inner in _INNER_IMPORT.finditer(body):
+            module, alias = inner.groups()
+            if alias or "." not in module:
+                bound[alias or module] = module
+        returned = {name.group(1) for name in _RETURN_NAME.finditer(body)}
+        if len(returned) == 1 and returned <= bound.keys():
+            found.append((match.group(1), bound[returned.pop()]))
+    return tuple(found)
+
+
 def _strip(source: str) -> str:
     """The text with comments and docstrings removed (cheap, not exact)."""
     return _COMMENT.sub("", _DOCSTRING.sub("''", source))
@@ -273,7 +307,7 @@ def _imported(text: str):
         yield module
         for part in match.group(2).strip("() \t\n").split(","):
             words = part.split()
-            if words and words[0] != "*":
+            if words:  # a star import as ``module.*``
                 sep = "" if module.endswith(".") else "."
                 yield f"{module}{sep}{words[0]}"
 
@@ -413,8 +447,9 @@ def analyse(
                 files[str(path)] = tuple(
                     (name, digest_of(os.path.join(folder, name))) for name in fact.reads
                 )
-    if not any(fact.outgoing or fact.calls for fact in facts.values()):  # (None: not known)
-        return {Path(p): Context((), f) for p, f in sorted(files.items())}
+    returning = {str(path): dict(fact.modules) for path, fact in facts.items() if fact.modules}
+    if not returning and not any(fact.outgoing or fact.calls for fact in facts.values()):
+        return {Path(p): Context((), f) for p, f in sorted(files.items())}  # (None: not known)
     by_path = {str(path): path for path in facts}
     paths = sorted(by_path, key=lambda path: path.split(os.sep))  # pathlib's order
     names = _module_names(paths)
@@ -520,9 +555,14 @@ def analyse(
                         if inner.rpartition(".")[2] == attribute and inner != name
                     )
 
-    def defining(importer: str, name: str) -> set[tuple[str, str]]:
-        """The (module, class) a dotted class name written in ``importer`` is defined as,
-        through re-exports."""
+    def is_class(path: str, name: str) -> bool:
+        return any(cls == name for cls, _ in facts[by_path[path]].classes)
+
+    def defining(
+        importer: str, name: str, defines: Callable[[str, str], bool] = is_class
+    ) -> set[tuple[str, str]]:
+        """The (module, name) a dotted name written in ``importer`` is defined as (a class by
+        default; what ``defines`` accepts), through re-exports."""
         pending, seen, found = [(importer, name)], set(), set()
         while pending:
             frm, name = pending.pop()
@@ -532,7 +572,7 @@ def analyse(
                     continue
                 seen.add((target, attribute))
                 fact = facts[by_path[target]]
-                if any(cls == attribute for cls, _ in fact.classes):
+                if defines(target, attribute):
                     found.add((target, attribute))
                 else:
                     pending.extend(
@@ -616,16 +656,36 @@ def analyse(
         spread_on(imports_of(source), spread, {source})
     tables = _registered_options(facts, by_path, paths, linkage, set(found))
     wanted = {str(path) for path in only} if only is not None else None
+    aliases = {}
+    if returning:
+        returners = {function for found in returning.values() for function in found}
+
+        def returns_module(path: str, name: str) -> bool:
+            return name in returning.get(path, {})
+
+        for path in paths if wanted is None else sorted(wanted & set(paths)):
+            own = returning.get(path, {})
+            imported = {}
+            for written in facts[by_path[path]].imports:
+                if written.rpartition(".")[2] in returners:
+                    for module, function in sorted(defining(path, written, returns_module)):
+                        imported[written] = returning[module][function]
+            if own or imported:
+                aliases[path] = tuple(sorted({**own, **imported}.items()))
     crossing = {
         path: linkage.context_of(path)
         for path in (linkage.modules() if wanted is None else wanted & set(paths))
     }
     contexts = {}
-    for path in sorted(set(found) | set(files) | set(crossing), key=lambda p: p.split(os.sep)):
+    every = set(found) | set(files) | set(crossing) | set(aliases)
+    for path in sorted(every, key=lambda p: p.split(os.sep)):
         spreads = tuple(sorted(found.get(path, {}).values(), key=_spread_order))
         received, summaries = crossing.get(path, ("", ""))
         options = json.dumps(tables[path]) if path in found and tables.get(path) else ""
-        context = Context(spreads, files.get(path, ()), received, summaries, options)
+        context = Context(
+            *(spreads, files.get(path, ()), received, summaries),
+            *(options, aliases.get(path, ())),
+        )
         if context != NO_CONTEXT and (wanted is None or path in wanted):
             contexts[by_path.get(path, Path(path))] = context
     return contexts

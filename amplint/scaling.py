@@ -12,7 +12,7 @@ from typing import Callable
 import libcst as cst
 
 from amplint.cases import Made
-from amplint.conditions import ALWAYS, NEVER, Condition
+from amplint.conditions import ALWAYS, NEVER, Condition, truthy
 from amplint.index import CallSite, FileIndex, Scope, dotted, string_value
 from amplint.precision import PrecisionModel, Reduced
 from amplint.values import fold
@@ -296,6 +296,17 @@ def _calls(expr: cst.CSTNode) -> Iterator[cst.Call]:
         yield expr
     for child in expr.children:
         yield from _calls(child)
+
+
+def named_master_weights(condition: Condition) -> Condition:
+    """Where an option named ``multi_precision`` that ``condition`` reads is set: the
+    optimizer's master weights, configured where this module cannot see
+    (``args.optimizer.multi_precision`` given to another module's Trainer)."""
+    result = NEVER
+    for option in condition.options:
+        if option.shown.lstrip("-").rsplit(".", 1)[-1].replace("-", "_") == "multi_precision":
+            result = result | truthy(option)
+    return result
 
 
 def master_weights(model: PrecisionModel) -> Condition:

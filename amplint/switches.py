@@ -247,7 +247,7 @@ OPTION_WORDS = (
     ("bf16", r"\bbf16\b"),
     ("float16", None),
     ("amp", r"\bamp\b"),
-    ("precision", r"mixed[-_]precision"),
+    ("precision", r"(?:mixed|multi)[-_]precision"),
     ("half", r"--(?:use[-_])?half\b"),
     ("add_argument", r"add_argument\([^)]*dtype"),
 )

@@ -41,6 +41,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from amplint.cases import Foreign
 from amplint.conditions import NEVER, Condition
 from amplint.frameworks import keras, mxnet, torch
 from amplint.index import COMP, CallSite, ClassInfo, FileIndex, Scope, dotted, string_value
@@ -246,11 +247,11 @@ def _consumers(ctx: RuleContext) -> Iterator[tuple[CallSite, list[cst.BaseExpres
             continue
         if site.method == "update" and site.receiver is not None:
             roots = model.roots(site.receiver, *_at(site))
-            if any(isinstance(root, CallSite) and _is_metric(root) for _, root in roots):
+            if any(_is_metric(root) for _, root in roots if not isinstance(root, str)):
                 yield site, [a.value for a in site.node.args[1:2]], "a metric"
             continue
         roots = model.roots(site.node.func, *_at(site))
-        if any(isinstance(root, CallSite) and _is_loss(root, index) for _, root in roots) or (
+        if any(_is_loss(root, index) for _, root in roots if not isinstance(root, str)) or (
             _declared_loss(site, index)
         ):
             yield site, [a.value for a in site.node.args[:1]], "a loss"
@@ -303,34 +304,44 @@ class _Weighting(cst.CSTVisitor):
 _METRIC_NAME = re.compile(r"(Accuracy|Metric|Error|RMSE|MSE|MAE|Perplexity|F1|MCC|Acc)$")
 
 
-def _is_metric(root: CallSite) -> bool:
+def _is_metric(root: CallSite | Foreign) -> bool:
     """An evaluation metric taking ``update(labels, preds)``: MXNet's ``mx.metric`` and
-    ``gluon.metric``, a metrics module of a library, or a class named like one."""
-    qualname = root.qualname or ""
+    ``gluon.metric``, a metrics module of a library, or a class named like one (also built
+    by another module, which passes it in)."""
+    qualname, name = _built_by(root)
     if qualname.startswith(mxnet.METRIC_PREFIX) or ".metrics." in qualname:
         return True
-    last = (qualname or root.name or "").rsplit(".", 1)[-1]
+    last = (qualname or name).rsplit(".", 1)[-1]
     return bool(_METRIC_NAME.search(last))
+
+
+def _built_by(root: CallSite | Foreign) -> tuple[str, str]:
+    """(resolved name, name as written) of what built an object; another module's object is
+    known by what built it there (its resolved name, or the name written there)."""
+    if isinstance(root, Foreign):
+        return (root.kind, root.kind) if "." in root.kind else ("", root.kind)
+    return root.qualname or "", root.name or ""
 
 
 def _at(site: CallSite) -> tuple[Scope, int]:
     return site.scope, site.order
 
 
-def _is_loss(root: CallSite, index: FileIndex) -> bool:
+def _is_loss(root: CallSite | Foreign, index: FileIndex) -> bool:
     """A loss object: Gluon's ``gluon.loss.*``, PyTorch's ``nn.*Loss``, a loss class of the
-    project (named ``...Loss``/``...Criterion``/``...CTC``, or deriving from a loss)."""
-    qualname = root.qualname or ""
+    project (named ``...Loss``/``...Criterion``/``...CTC``, or deriving from a loss), also
+    built by another module, which passes it in."""
+    qualname, name = _built_by(root)
     if qualname.startswith(mxnet.LOSS_PREFIX):
         return True
-    last = (qualname or root.name or "").rsplit(".", 1)[-1]
+    last = (qualname or name).rsplit(".", 1)[-1]
     if qualname.startswith("torch.nn.") and last.endswith("Loss"):
         return True
     if qualname.startswith(("torch.", "mxnet.", "tensorflow.", "keras.")):
         return False
     if last.endswith(("Loss", "Criterion", "CTC")) and not last.startswith("Parallel"):
         return True
-    info = index.classes.get(root.name or "")
+    info = index.classes.get(name) if isinstance(root, CallSite) else None
     return info is not None and any(b.rsplit(".", 1)[-1].endswith("Loss") for b in info.bases)
 
 

@@ -52,6 +52,7 @@ from amplint.scaling import (
     gradient_facts,
     loss_from_caller,
     master_weights,
+    named_master_weights,
     scaled,
     static_scaling,
     trains,
@@ -82,7 +83,8 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
     """Backward calls of float16 training without loss scaling or master weights."""
     master = master_weights(ctx.model)
     for backward, condition in unscaled_float16_backwards(ctx):
-        condition = condition & ~master  # master weights alone: AMP306's case
+        # master weights alone: AMP306's case
+        condition = condition & ~(master | named_master_weights(condition))
         if not condition.possible:
             continue
         what = "tape.gradient" if backward.keras else "backward"

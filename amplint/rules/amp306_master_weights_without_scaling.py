@@ -26,16 +26,14 @@ from collections.abc import Iterator
 
 from amplint.rules.amp301_missing_loss_scaling import unscaled_float16_backwards
 from amplint.rules.api import Issue, RuleContext
-from amplint.scaling import master_weights
+from amplint.scaling import master_weights, named_master_weights
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
     """float16 backward calls covered by ``multi_precision`` alone."""
     master = master_weights(ctx.model)
-    if not master.possible:
-        return
     for backward, condition in unscaled_float16_backwards(ctx):
-        condition = condition & master
+        condition = condition & (master | named_master_weights(condition))
         if condition.possible:
             yield Issue(
                 backward.site.node,

@@ -160,7 +160,7 @@ def test_scan_reads_switches_not_words():
         scan("import torch\nwith torch.autocast('cuda', enabled=False):\n    pass\n").outgoing == ()
     )
     facts = scan("import a.b as c, d\nfrom .x import (y,\n    z)\nfrom e import *\n")
-    assert facts.imports == ("a.b", "d", ".x", ".x.y", ".x.z", "e")
+    assert facts.imports == ("a.b", "d", ".x", ".x.y", ".x.z", "e", "e.*")
 
 
 def test_spreads_name_the_importers_configurations():

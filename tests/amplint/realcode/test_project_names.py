@@ -1,0 +1,232 @@
+# ruff: noqa: E501  (a finding is marked on the line it is reported at)
+"""Names a module gets from the rest of its project: a function returning a module it imports
+(a lazy import helper), a property of a project class returning the model it casts, and the
+functions of a star import (``from .utils import *``)."""
+
+from __future__ import annotations
+
+from realcase import check_project
+
+# autogluon 0.0.15 (PyPI), autogluon/utils/try_import.py (shortened).
+TRY_IMPORT = """
+def try_import_mxboard():
+    try:
+        import mxboard
+    except ImportError:
+        raise ImportError("pip install mxboard")
+
+def try_import_gluonnlp():
+    try:
+        import gluonnlp
+        assert gluonnlp.__version__ >= '0.8.1'
+    except ImportError:
+        raise ImportError("pip install gluonnlp==0.8.1")
+    return gluonnlp
+"""
+
+
+def _text_pipeline(unscale: str) -> str:
+    """autogluon 0.0.15, autogluon/task/text_classification/pipeline.py (train_text_classification,
+    shortened): GluonNLP comes from the lazy import helper, ``amp.init()`` and
+    ``amp.scale_loss`` with ``--dtype float16``, then ``nlp.utils.clip_grad_global_norm``."""
+    return f"""
+        import mxnet as mx
+        from mxnet import gluon
+        from ..utils.try_import import try_import_gluonnlp
+
+        def train_text_classification(args):
+            nlp = try_import_gluonnlp()
+            if args.dtype == 'float16':
+                from mxnet.contrib import amp
+                amp.init()
+            bert, vocabulary = nlp.model.get_model(name=args.net, pretrained=True)
+            model = bert
+            loss_function = gluon.loss.SoftmaxCELoss()
+            trainer = gluon.Trainer(model.collect_params(), 'bertadam', {{'learning_rate': args.lr}})
+            if args.dtype == 'float16':
+                amp.init_trainer(trainer)
+            params = [p for p in model.collect_params().values() if p.grad_req != 'null']
+            for batch_id, seqs in enumerate(train_data):
+                with mx.autograd.record():
+                    input_ids, valid_length, segment_ids, label = seqs
+                    out = model(input_ids, segment_ids, valid_length)
+                    ls = loss_function(out, label).mean()
+                    if args.dtype == 'float16':
+                        with amp.scale_loss(ls, trainer) as scaled_loss:
+                            mx.autograd.backward(scaled_loss)
+                    else:
+                        ls.backward()
+                trainer.allreduce_grads(){unscale}
+                nlp.utils.clip_grad_global_norm(params, 1)  # AMP305
+                trainer.update(1)
+        """
+
+
+def test_a_module_a_lazy_import_helper_returns_names_its_functions(tmp_path):
+    """autogluon 0.0.15: ``nlp = try_import_gluonnlp()`` is GluonNLP, so
+    ``nlp.utils.clip_grad_global_norm`` clips the gradients amp.scale_loss left scaled."""
+    check_project(
+        tmp_path,
+        {
+            "agx/__init__.py": "",
+            "agx/utils/__init__.py": "",
+            "agx/utils/try_import.py": TRY_IMPORT,
+            "agx/task/__init__.py": "",
+            "agx/task/pipeline.py": _text_pipeline(""),
+        },
+    )
+
+
+def test_gradients_unscaled_before_clipping_through_the_lazy_import_stay_silent(tmp_path):
+    """The same script with ``amp.unscale(trainer)`` before the clipping (the fix)."""
+    pipeline = _text_pipeline("\n                amp.unscale(trainer)").replace("  # AMP305", "")
+    check_project(
+        tmp_path,
+        {
+            "agx/__init__.py": "",
+            "agx/utils/__init__.py": "",
+            "agx/utils/try_import.py": TRY_IMPORT,
+            "agx/task/__init__.py": "",
+            "agx/task/pipeline.py": pipeline,
+        },
+    )
+
+
+# autogluon 0.0.15, autogluon/task/image_classification/processing_params.py (Getmodel_kwargs,
+# shortened): the dtype is float16 with the optimizer's multi_precision, and the properties
+# build and cast the network and the distillation teacher.
+PARAMS = """
+from .nets import get_network
+
+class ModelKwargs:
+    def __init__(self, context, classes, model_name, model_teacher, multi_precision=False):
+        self._kwargs = {'ctx': context, 'pretrained': True, 'num_classes': classes}
+        self._model_name = model_name
+        self._model_teacher = model_teacher
+        if multi_precision:
+            self._dtype = 'float16'
+        else:
+            self._dtype = 'float32'
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    @property
+    def get_teacher(self):
+        net = get_network(self._model_teacher, **self._kwargs)
+        net.cast(self._dtype)
+        return net
+
+    @property
+    def get_net(self):
+        net = get_network(self._model_name, **self._kwargs)
+        net.cast(self._dtype)
+        return net
+"""
+NETS = """
+from gluoncv.model_zoo import get_model
+
+def get_network(name, **kwargs):
+    return get_model(name, **kwargs)
+"""
+# autogluon 0.0.15, autogluon/task/image_classification/utils.py (default_train_fn and
+# default_val_fn, shortened).
+UTILS = """
+import mxnet as mx
+
+__all__ = ['default_train_fn', 'default_val_fn']
+
+def default_val_fn(net, batch, metric, dtype='float32'):
+    with mx.autograd.pause(train_mode=False):
+        data, label = batch
+        outputs = [net(X.astype(dtype, copy=False)) for X in data]
+    metric.update(label, outputs)
+
+def default_train_fn(net, batch, batch_size, criterion, trainer, dtype='float32', metric=None):
+    data, label = batch
+    with mx.autograd.record():
+        outputs = [net(X.astype(dtype, copy=False)) for X in data]
+        loss = [criterion(yhat, y.astype(dtype, copy=False)) for yhat, y in zip(outputs, label)]  # AMP101 (args.optimizer.multi_precision)
+    for l in loss:
+        l.backward()
+    trainer.step(batch_size)
+    if metric:
+        metric.update(label, outputs)  # AMP101 (args.optimizer.multi_precision)
+"""
+
+
+def _image_pipeline(multi_precision: str, teacher_mark: str) -> str:
+    """autogluon 0.0.15, autogluon/task/image_classification/pipeline.py
+    (train_image_classification, shortened): the network and the teacher are properties of
+    the kwargs object; the training and validation steps come through ``from .utils import *``
+    and the Trainer gets the optimizer configuration (``args.optimizer``)."""
+    return f"""
+        import mxnet as mx
+        from mxnet import gluon, nd
+        from .params import ModelKwargs
+        from .utils import *
+        from ..core import *
+
+        def train_image_classification(args, reporter):
+            target_kwargs = ModelKwargs(ctx, classes, args.net, args.tricks.teacher_name,
+                                        {multi_precision})
+            net = target_kwargs.get_net
+            if args.tricks.teacher_name:
+                teacher = target_kwargs.get_teacher
+
+                def teacher_prob(data):
+                    return [
+                        nd.softmax(teacher(X.astype(target_kwargs.dtype, copy=False)) / args.tricks.temperature){teacher_mark}
+                        for X in data
+                    ]
+            L = gluon.loss.SoftmaxCrossEntropyLoss()
+            metric = mx.metric.Accuracy()
+            trainer = gluon.Trainer(net.collect_params(), args.optimizer)
+
+            def train(epoch):
+                for i, batch in enumerate(train_data):
+                    default_train_fn(net, batch, batch_size, L, trainer, target_kwargs.dtype, metric)
+
+            def test(epoch):
+                metric.reset()
+                for i, batch in enumerate(val_data):
+                    default_val_fn(net, batch, metric, target_kwargs.dtype)
+
+            for epoch in range(1, args.epochs + 1):
+                train(epoch)
+                test(epoch)
+        """
+
+
+def _image_project(pipeline: str, utils: str) -> dict[str, str]:
+    return {
+        "agx/__init__.py": "",
+        "agx/core/__init__.py": "def args(**kwargs):\n    return lambda f: f\n",
+        "agx/task/__init__.py": "",
+        "agx/task/nets.py": NETS,
+        "agx/task/params.py": PARAMS,
+        "agx/task/utils.py": utils,
+        "agx/task/pipeline.py": pipeline,
+    }
+
+
+def test_a_property_returning_a_cast_model_reaches_the_star_imported_training_step(tmp_path):
+    """autogluon 0.0.15: ``net = target_kwargs.get_net`` is cast to float16 where the
+    optimizer's multi_precision is set; its outputs reach the loss and the metric of
+    ``default_train_fn`` (a star import), and the teacher's reach ``nd.softmax``. The backward
+    relies on the multi_precision master weights (AMP306's case, not AMP301); the validation
+    step, called from ``test``, evaluates."""
+    pipeline = _image_pipeline(
+        "args.optimizer.multi_precision",
+        "  # AMP101 (args.optimizer.multi_precision args.tricks.teacher_name)",
+    )
+    check_project(tmp_path, _image_project(pipeline, UTILS))
+
+
+def test_a_property_of_an_object_built_for_float32_stays_silent(tmp_path):
+    """The same project with ``multi_precision=False`` written at the call: the properties
+    cast to float32."""
+    pipeline = _image_pipeline("multi_precision=False", "")
+    utils = UTILS.replace("  # AMP101 (args.optimizer.multi_precision)", "")
+    check_project(tmp_path, _image_project(pipeline, utils))
