@@ -107,11 +107,13 @@ class AssignSite:
 
 @dataclass(eq=False)
 class ClassInfo:
-    """A class defined in the module: its bases as written and its methods' scopes."""
+    """A class defined in the module: its bases as written, its methods' scopes and the
+    values its body assigns (class attributes: ``trainer = Trainer``)."""
 
     node: cst.ClassDef
     bases: tuple[str, ...]
     methods: dict[str, Scope] = field(default_factory=dict)
+    attributes: dict[str, cst.BaseExpression] = field(default_factory=dict)
 
 
 def dotted(node: cst.CSTNode) -> str | None:
@@ -221,6 +223,7 @@ class FileIndex:
         index = cls(modules)
         index._walk(module)
         index._collect_argparse()
+        index._through_class_attributes()
         return index
 
     def _walk(self, node: cst.CSTNode) -> None:
@@ -264,25 +267,86 @@ class FileIndex:
         return self._by_name.get(name, [])
 
     def local_callee(self, site: CallSite) -> Scope | None:
-        """The function of this module a call runs: ``helper(...)`` or ``self.helper(...)``."""
+        """The function of this module a call runs: ``helper(...)``, ``self.helper(...)``,
+        ``cls.helper(...)`` (also inherited from a class of this module), ``Runner.helper(...)``
+        and ``cls.runner.helper(...)`` for a class attribute ``runner = Runner``."""
         name = site.name
-        if name is None or name.count(".") > 1:
+        if name is None:
             return None
         if "." not in name:
             return None if self.resolve(name, site.scope) else self.functions.get(name)
-        receiver, method = name.split(".")
-        owner = None
-        if receiver == "self":
-            scope: Scope | None = site.scope
-            while scope is not None and scope.owner is None:
-                scope = scope.parent
-            owner = scope.owner if scope is not None else None
-        else:  # runner = Runner(); runner.setup()
-            values = self.values_of(receiver, site.scope)
-            if len(values) == 1 and isinstance(values[0], cst.Call):
-                owner = dotted(values[0].func)
+        receiver, _, method = name.rpartition(".")
+        owner = self.own_class(receiver, site.scope)
+        if owner is None and "." not in receiver:
+            if receiver in self.classes and not site.scope.is_local(receiver):
+                owner = receiver  # Runner.helper(...)
+            else:  # runner = Runner(); runner.setup()
+                values = self.values_of(receiver, site.scope)
+                if len(values) == 1 and isinstance(values[0], cst.Call):
+                    owner = dotted(values[0].func)
+        if owner is None and receiver.count(".") == 1:  # cls.runner.helper(...)
+            held = self.class_attribute(receiver, site.scope)
+            owner = dotted(held) if held is not None else None
+        return self.method_of(owner, method)
+
+    def method_of(self, owner: str | None, method: str, depth: int = 0) -> Scope | None:
+        """The method ``method`` of the class ``owner`` of this module, also inherited from a
+        base class of this module."""
         info = self.classes.get(owner or "")
-        return info.methods.get(method) if info is not None else None
+        if info is None or depth > 5:
+            return None
+        if method in info.methods:
+            return info.methods[method]
+        for base in info.bases:
+            found = self.method_of(base, method, depth + 1)
+            if found is not None:
+                return found
+        return None
+
+    def own_class(self, receiver: str, scope: Scope | None) -> str | None:
+        """The class whose method ``scope`` is (or is nested in) when ``receiver`` is that
+        method's first parameter (``self``, ``cls``)."""
+        while scope is not None and scope.owner is None:
+            scope = scope.parent
+        if scope is None or not isinstance(scope.node, cst.FunctionDef):
+            return None
+        first = next(iter(scope.params), None)
+        return scope.owner if first == receiver else None
+
+    def class_attribute(self, name: str, scope: Scope) -> cst.BaseExpression | None:
+        """What ``cls.runner`` (``self.runner``) holds when the class (or a base class of this
+        module) assigns ``runner = <a class or function>`` in its body and no method sets it."""
+        receiver, _, attribute = name.partition(".")
+        owner = self.own_class(receiver, scope)
+        pending = [owner] if owner is not None else []
+        for _ in range(6):
+            info = self.classes.get(pending.pop(0)) if pending else None
+            if info is None:
+                return None
+            if any(
+                f"{method.params and next(iter(method.params))}.{attribute}" in method.assigned
+                for method in info.methods.values()
+            ):
+                return None  # a method sets it
+            value = info.attributes.get(attribute)
+            if value is not None:
+                return value if dotted(value) is not None else None
+            pending.extend(info.bases)
+        return None
+
+    def _through_class_attributes(self) -> None:
+        """Calls of a method of a class a class attribute holds (``cls.trainer.run(...)`` with
+        ``trainer = Trainer``, imported): resolved as ``Trainer.run(...)``."""
+        for site in self.calls:
+            name = site.name
+            if site.qualname is not None or name is None or name.count(".") != 2:
+                continue
+            receiver, _, method = name.rpartition(".")
+            held = self.class_attribute(receiver, site.scope)
+            written = dotted(held) if held is not None else None
+            resolved = self.resolve(written) if written is not None else None
+            if resolved is not None:
+                site.qualname = f"{resolved}.{method}"
 
     def calls_in(self, function: cst.CSTNode | None) -> list[CallSite]:
         """The calls whose innermost enclosing function is ``function`` (None: module level)."""
@@ -633,6 +697,9 @@ class FileIndex:
             return
         if self._scope is self.module_scope:
             self._module_alias(name, value)
+        owner = self._classes[-1] if self._classes else None
+        if owner is not None and "." not in name:  # in a class body: a class attribute
+            owner.attributes.setdefault(name, value)
         self._scope.assigned.setdefault(name, []).append(value)
         stack = tuple(self._stack)
         site = AssignSite((name,), value, self._scope, self._order, stack)

@@ -203,6 +203,14 @@ def _plain(value: Any) -> Any:
     return value.name if isinstance(value, DType) else value
 
 
+def precise(value: Json) -> bool:
+    """Whether a portable value may be an object with precision facts or a GradScaler (or,
+    unresolved, become one): what a method overriding the one called needs from the call;
+    constants and plain objects are left to its own code."""
+    kind = value[0]
+    return kind in ("param", "result") or (kind == "obj" and bool(value[2] or value[3]))
+
+
 def value_from(data: Json):
     """A portable value as the evaluator's value (amplint.cases); UNKNOWN for what the project
     pass could not resolve."""

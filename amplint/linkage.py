@@ -20,12 +20,14 @@ from amplint.interface import (
     condition_json,
     fact_from,
     fact_json,
+    precise,
     substitute,
     value_from,
 )
 
 _DEPTH = 3
 _MAX_CASES = 16
+_MAX_OVERRIDES = 10  # subclasses of a class whose overrides a call through ``self`` may run
 Located = tuple[str, str]  # (module path, function path: "train", "Trainer.__init__")
 
 
@@ -41,6 +43,7 @@ class Linkage:
         defined: Callable[[str], set[str]],
         aliases: Callable[[str], dict[str, str]],
         constants: Callable[[str], dict[str, Any]],
+        subclasses: Callable[[tuple[str, str]], set[tuple[str, str]]] = lambda base: set(),
     ) -> None:
         self.calls = calls  # module path -> its bindings (amplint.precision.bindings_out)
         self.summaries = summaries  # module path -> function name -> summary JSON
@@ -49,10 +52,13 @@ class Linkage:
         self.defined = defined  # module path -> its top-level classes and functions
         self.aliases = aliases  # module path -> its names bound to imported functions
         self.constants = constants  # module path -> its globals written once as a literal
+        self.subclasses = subclasses  # (module path, class) -> the classes deriving from it
         self._received: dict[Located, dict[str, list]] | None = None
         self._resolving: set = set()
         self._located: dict[tuple[str, str], Located | None] = {}
         self._parts: set[str] | None = None  # every name part of every call's target
+        self._overriding: set[str] = set()  # modules with a subclass a ``@`` call may run
+        self._named: set[Located] = set()  # functions a call names (not only as an override)
 
     def add(self, module: str, bindings: list) -> None:
         """More bindings of ``module`` (the namespaces it hands on, see
@@ -104,6 +110,19 @@ class Linkage:
                     if found is not None:
                         return found
 
+    def callees(self, module: str, target: str) -> list[Located]:
+        """The functions a call names: one function, or for ``@Class.method`` (a method called
+        through ``self``/``cls``) that method in every subclass of ``Class`` in the project
+        (none for a base class of many: a framework's, like a layer base class)."""
+        if not target.startswith("@"):
+            found = self.locate(module, target)
+            return [found] if found is not None else []
+        owner, _, method = target[1:].partition(".")
+        derived = self.subclasses((module, owner))
+        if len(derived) >= _MAX_OVERRIDES:  # a framework's base class: which one runs is open
+            return []
+        return [(path, f"{cls}.{method}") for path, cls in sorted(derived)]
+
     def received(self, located: Located) -> dict[str, list]:
         """What the callers pass to a function: parameter (name or position) -> cases as
         (Condition, portable value)."""
@@ -111,16 +130,16 @@ class Linkage:
             self._received = {}
             for module, bindings in self.calls.items():
                 for target, arguments, condition in bindings:
-                    found = self.locate(module, target)
-                    if found is None:
-                        continue
-                    called = condition_from(condition)
-                    given = self._received.setdefault(found, {})
-                    for key, cases in arguments.items():
-                        for case_condition, value in cases:
-                            both = called & condition_from(case_condition)
-                            if both.possible:
-                                given.setdefault(key, []).append((both, value, module))
+                    for found in self.callees(module, target):
+                        if not target.startswith("@"):
+                            self._named.add(found)
+                        called = condition_from(condition)
+                        given = self._received.setdefault(found, {})
+                        for key, cases in arguments.items():
+                            for case_condition, value in cases:
+                                both = called & condition_from(case_condition)
+                                if both.possible:
+                                    given.setdefault(key, []).append((both, value, module))
         raw = self._received.get(located, {})
         resolved: dict[str, list] = {}
         for key, cases in raw.items():
@@ -227,7 +246,7 @@ class Linkage:
 
     def summary(self, module: str, target: str) -> Summary | None:
         """The summary of the function ``target`` names in ``module``, if it has one."""
-        found = self.locate(module, target)
+        found = self.locate(module, target) if not target.startswith("@") else None
         if found is None:
             return None
         data = self.summaries.get(found[0], {}).get(found[1])
@@ -244,13 +263,14 @@ class Linkage:
         it defines is part of the call's target, as :meth:`locate` needs (a cheap test that
         spares collecting every call when checking a file nothing calls into)."""
         if self._parts is None:
-            self._parts = {
-                part
-                for bindings in self.calls.values()
-                for target, _, _ in bindings
-                for part in target.split(".")
-            }
-        return not self._parts.isdisjoint(self.defined(path))
+            self._parts, self._overriding = set(), set()
+            for module, bindings in self.calls.items():
+                for target, _, _ in bindings:
+                    if target.startswith("@"):
+                        self._overriding.update(p for p, _ in self.callees(module, target))
+                    else:
+                        self._parts.update(target.split("."))
+        return path in self._overriding or not self._parts.isdisjoint(self.defined(path))
 
     def context_of(self, path: str) -> tuple[str, str]:
         """(received, summaries) JSON for one module's context: what its functions receive,
@@ -260,6 +280,12 @@ class Linkage:
             self.received(("", ""))
         for function in sorted(f for p, f in self._received or {} if p == path):
             given = self.received((path, function))  # {}: called, with no argument known
+            if (path, function) not in self._named:  # an override: only objects matter
+                given = {
+                    k: cases for k, cases in given.items() if any(precise(v) for _, v in cases)
+                }
+                if not given:
+                    continue
             received[function] = {
                 key: [[condition_json(c), v] for c, v in cases] for key, cases in given.items()
             }

@@ -58,6 +58,7 @@ from amplint.interface import (
     fact_from,
     fact_json,
     option_json,
+    precise,
     substitute,
 )
 from amplint.options import NOT_LITERAL, Options, literal
@@ -91,6 +92,7 @@ _OPTIMIZERS = (
     "tensorflow.keras.optimizers.",
     "keras.optimizers.",
 )
+_OPTIMIZER_NAME = re.compile(r"(?i)optim")
 # Functions that evaluate, decode with or export a model rather than train it.
 _EVALUATION = re.compile(
     r"^_?(test|val|valid|validate|validation|eval|evaluate|evaluation|predict|prediction"
@@ -613,8 +615,13 @@ class PrecisionModel:
         return self._object_facts.get(_root_key(root), [])
 
     def weights_of(self, callee: cst.BaseExpression, scope: Scope, order: int | None):
-        """Facts of reduced *weights* of the model ``callee`` (its outputs are reduced)."""
+        """Facts of reduced *weights* of the model ``callee`` (its outputs are reduced); a part
+        a model class is given to its constructor (``self.decoder = decoder``) is cast with
+        the model: its weights are reduced wherever the code calling it is."""
         found = []
+        site = self._calls_by_callee.get(id(callee))
+        if site is not None and self._given_part(callee, scope):
+            found += [fact for fact in self.precision_at(site) if fact.how == WEIGHTS]
         for condition, root in self.roots(callee, scope, order):
             for fact in self.object_facts(root):
                 if fact.how == WEIGHTS:
@@ -635,6 +642,30 @@ class PrecisionModel:
                         if narrowed is not None:
                             found.append(narrowed)
         return _unique(found)
+
+    @functools.cached_property
+    def _calls_by_callee(self) -> dict[int, CallSite]:
+        return {id(site.node.func): site for site in self.index.calls}
+
+    def _given_part(self, callee: cst.BaseExpression, scope: Scope) -> bool:
+        """``self.decoder`` in a method of a class that sets it only to a parameter of one of
+        its methods (``self.decoder = decoder`` in ``__init__``, or None): a part the class
+        is built from, registered with it (and cast with it)."""
+        name = dotted(callee)
+        if name is None or not name.startswith("self.") or name.count(".") != 1:
+            return False
+        owner = self.index.own_class("self", scope)
+        info = self.index.classes.get(owner or "")
+        if info is None:
+            return False
+        given = False
+        for method in info.methods.values():
+            for value in method.assigned.get(name, []):
+                if isinstance(value, cst.Name) and value.value in method.params:
+                    given = True
+                elif literal(value) is not None:  # set to anything but a parameter or None
+                    return False
+        return given
 
     def _switch_facts(self, site: CallSite) -> list[Reduced]:
         return next((found for _, s, found in self.switches if s is site), [])
@@ -748,7 +779,7 @@ class PrecisionModel:
         a property of a project object (``net = builder.model``) is a call passing nothing."""
         found = []
         for site in self.index.calls:
-            target = self._project_target(site)
+            target = self._project_target(site) or self._overridable(site)
             if target is None:
                 continue
             evaluating = self.evaluating(site)
@@ -763,9 +794,10 @@ class PrecisionModel:
                 cases = self.portable(argument.value, site.scope, site.order, 0)
                 if evaluating:
                     cases = [c for c in cases if c[1][0] not in ("obj", "result", "read")]
-                if cases:
+                if cases and (not target.startswith("@") or any(precise(v) for _, v in cases)):
                     arguments[key] = cases
-            found.append([target, arguments, condition_json(self.cases.runs(site))])
+            if arguments or not target.startswith("@"):
+                found.append([target, arguments, condition_json(self.cases.runs(site))])
         for assign in self.index.assigns:
             value = assign.value
             if isinstance(value, cst.Attribute):
@@ -815,6 +847,19 @@ class PrecisionModel:
                 return False
             scope = scope.parent
         return name not in self.index.classes and not hasattr(builtins, name)
+
+    def _overridable(self, site: CallSite) -> str | None:
+        """``@Trainer.train_one_epoch`` for ``cls.train_one_epoch(...)`` (``self.``) in a
+        method of ``Trainer``: the call runs that method of whatever subclass ``cls`` is, so
+        the project pass hands what it passes to the overrides in subclasses of other modules
+        too (see :mod:`amplint.linkage`)."""
+        receiver, method = site.receiver, site.method
+        if method is None or not isinstance(receiver, cst.Name):
+            return None
+        owner = self.index.own_class(receiver.value, site.scope)
+        if owner is None or self.index.method_of(owner, method) is None:
+            return None
+        return f"@{owner}.{method}"
 
     def portable(self, expr, scope: Scope, order: int | None, depth: int) -> list:
         """The cases of ``expr`` in portable form (values nothing is known of left out)."""
@@ -964,11 +1009,28 @@ class PrecisionModel:
             for fact in self._object_precision(site):
                 key = (module, (name,), fact.dtype, fact.how, fact.framework, True)
                 add(key, fact.condition & runs)
+        for owner, site in self._factories():
+            runs = self.cases.runs(site)
+            for fact in self._object_precision(site):
+                key = (None, (owner,), fact.dtype, fact.how, fact.framework, True, site.method)
+                add(key, fact.condition & runs)
         return [
-            (*key[:5], condition.describe(), key[5], self._trains)
+            (*key[:5], condition.describe(), key[5], self._trains, *key[6:])
             for key, condition in sorted(found.items(), key=lambda item: repr(item[0]))
             if condition.possible
         ]
+
+    def _factories(self) -> Iterator[tuple[str, CallSite]]:
+        """(class, call) for objects a method builds through ``cls``/``self`` in a class of
+        this module (``model = cls.build_model(args)``): subclasses elsewhere override that
+        factory, and which one runs depends on the subclass (see :mod:`amplint.project`)."""
+        for site in self.index.calls:
+            receiver = site.receiver
+            if site.method is None or not isinstance(receiver, cst.Name):
+                continue
+            owner = self.index.own_class(receiver.value, site.scope)
+            if owner is not None:
+                yield owner, site
 
     def _declared_types(self) -> Iterator[tuple[str, CallSite]]:
         """(project class, call) for objects built by a class chosen at run time whose type
@@ -1166,8 +1228,22 @@ class PrecisionModel:
             call.method in ("backward", "step", "apply_gradients", "minimize", "gradient", "fit")
             or (call.name or "").endswith("autograd.backward")
             or (call.qualname or "").startswith(_OPTIMIZERS)
+            or _optimizer_of_parameters(call)
             for call in self.index.calls
         )
+
+
+def _optimizer_of_parameters(call: CallSite) -> bool:
+    """An optimizer class chosen at run time built over a model's parameters:
+    ``optim_class(model.parameters(), **args.optim_conf)``."""
+    if not _OPTIMIZER_NAME.search((call.name or "").rsplit(".", 1)[-1]):
+        return False
+    for argument in call.node.args:
+        value = argument.value
+        if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+            if value.func.attr.value in ("parameters", "collect_params"):
+                return True
+    return False
 
 
 _FRAMEWORKS = frozenset(

@@ -117,6 +117,9 @@ class Outgoing:
     configurations: tuple[str, ...]
     subclasses: bool = False  # the classes of the project deriving from ``names`` (see below)
     trains: bool = True  # the importer computes gradients or steps an optimizer
+    # with ``subclasses`` and ``module`` None: what the method ``factory`` of the subclasses
+    # of the importer's own class ``names[0]`` builds (``model = cls.build_model(args)``)
+    factory: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ class ModuleFacts:
         if self.outgoing is not None:
             spreads = [
                 [o.module, o.names, o.dtype, o.how, o.framework, list(o.configurations)]
-                + [o.subclasses, o.trains]
+                + [o.subclasses, o.trains, o.factory]
                 for o in self.outgoing
             ]
         classes = [[name, list(bases)] for name, bases in self.classes]
@@ -166,8 +169,8 @@ class ModuleFacts:
         outgoing = None
         if spreads is not None:
             outgoing = tuple(
-                Outgoing(m, tuple(n) if n is not None else None, d, h, f, tuple(c), sub, t)
-                for m, n, d, h, f, c, sub, t in spreads
+                Outgoing(m, tuple(n) if n is not None else None, d, h, f, tuple(c), sub, t, fa)
+                for m, n, d, h, f, c, sub, t, fa in spreads
             )
         found = tuple((name, tuple(bases)) for name, bases in classes)
         bound = tuple((name, imported) for name, imported in aliases)
@@ -613,10 +616,20 @@ def analyse(
         lambda path: set(uses_in(path)),
         lambda path: dict(facts[by_path[path]].aliases),
         lambda path: dict(facts[by_path[path]].constants),
+        subclasses,
     )
     for source in (path for path in paths if facts[by_path[path]].outgoing):
         for out in facts[by_path[source]].outgoing:
             configurations = tuple(f"{shown(source)}: {c}" for c in out.configurations)
+            if out.factory is not None:
+                for path, cls in sorted(subclasses((source, (out.names or ("",))[0]))):
+                    why = f"built by {cls}.{out.factory}, run in {out.dtype} by {shown(source)}"
+                    spread = Spread(
+                        out.dtype, out.how, None, configurations, why, out.framework, out.trains
+                    )
+                    for used in _method_uses(path, cls, out.factory, source_of or _read_text):
+                        spread_named(path, used, spread, within=used.startswith("."))
+                continue
             if out.subclasses:
                 for name in out.names or ():
                     for parent in defining(source, f"{out.module}.{name}"):
@@ -719,6 +732,40 @@ def _registered_options(
         if bindings:
             linkage.add(path, bindings)
     return tables
+
+
+_INDENT = re.compile(r"^([ \t]*)\S", re.MULTILINE)
+
+
+def _method_uses(
+    path: str, cls: str, method: str, source_of: Callable[[str], str | None]
+) -> list[str]:
+    """What the method ``method`` of the top-level class ``cls`` names (text only): its imports
+    as written (``espnet2.asr.espnet_model.ESPnetASRModel``) and the top-level classes and
+    functions of its own module (``.Net``); nothing when the class does not define it."""
+    source = source_of(path)
+    if source is None:
+        return []
+    text = _strip(source)
+    start = re.search(rf"^class[ \t]+{cls}\b[^\n]*\n", text, re.MULTILINE)
+    if start is None:
+        return []
+    end = re.compile(r"^\S", re.MULTILINE).search(text, start.end())
+    body = text[start.end() : end.start() if end else len(text)]
+    head = re.search(rf"^([ \t]+)(?:async[ \t]+)?def[ \t]+{method}\b", body, re.MULTILINE)
+    if head is None:
+        return []
+    indent = len(head.group(1))
+    stop = len(body)
+    for line in _INDENT.finditer(body, head.end()):
+        if len(line.group(1)) <= indent and not body.startswith(")", line.end() - 1):
+            stop = line.start()
+            break
+    words = set(_WORD.findall(body, head.end(), stop))
+    local = _import_table(text)
+    tops = {m.group(1) for m in _TOP_LEVEL.finditer(text)}
+    found = sorted(local[w] for w in words if w in local)
+    return found + sorted(f".{w}" for w in words & tops if w not in local)
 
 
 # The top-level modules a framework's models import.

@@ -37,11 +37,15 @@ modules of the project run
 in what the modules importing them turn on (all of a module for a process-wide switch; the
 classes a model is built from for the others), also a process-wide switch a helper of the
 project runs with what the script passes (set_mixed_precision_policy(get_tf_dtype(FLAGS)),
-a helper mapping --dtype fp16 to tf.float16 through a table).
+a helper mapping --dtype fp16 to tf.float16 through a table). A call through cls/self also
+runs the overrides in subclasses of other modules; cls.trainer.run(...) with a class
+attribute trainer = Trainer runs Trainer.run; a model built by cls.build_model(args) is what
+the overrides of build_model in the subclasses build.
 
 Inside a model with float16 weights (cast here or by another module), its layers' outputs
-are float16: a loss, softmax, CTC module or metric fed by them is a finding, also through a
-helper method's return. A model class chosen at run time and checked with isinstance/
+are float16, also of the parts given to its constructor: a loss, softmax, CTC module or
+metric fed by them is a finding, also through a helper method's return (in a class another
+module casts, what its forward runs). A model class chosen at run time and checked with isinstance/
 issubclass against an interface is any class of the project deriving from it; a model passed
 to another module's class or function carries its cast there. Attention softmax, decoding
 methods, another module's inference-only cast of a class this module trains, and

@@ -69,8 +69,11 @@ def _model_outputs(ctx: RuleContext) -> Iterator[Issue]:
         allowed = model.cases.runs(site) & ~model.autocast_at(site)
         if not allowed.possible:
             continue
+        beside = _beside_forward(site, ctx.index)
         for argument in arguments:
             facts = _outputs(argument, site.scope, site.order, site, ctx, 0)
+            if beside:  # another module's switch trains the class through its forward only
+                facts = [fact for fact in facts if fact.local]
             condition = union(facts, (FLOAT16,)) & allowed
             if condition.possible:
                 yield Issue(
@@ -146,6 +149,29 @@ def _outputs(
         if append.node.args and append.function is site.function:
             found += again(append.node.args[0].value, append.scope, append.order)
     return found
+
+
+def _beside_forward(site: CallSite, index: FileIndex) -> bool:
+    """Code in a method of a model class that its forward never runs, through the methods it
+    calls on ``self`` (``nll`` for rescoring, a helper another class calls under no_grad): a
+    module that trains the class runs its forward."""
+    info = _enclosing_class(site.scope, index)
+    if info is None:
+        return False
+    pending = [info.methods[name] for name in _FORWARDS if name in info.methods]
+    if not pending:
+        return False
+    reached = {id(scope) for scope in pending}
+    while pending:
+        for call in index.calls_in(pending.pop().node):
+            callee = index.local_callee(call)
+            if callee is not None and id(callee) not in reached:
+                reached.add(id(callee))
+                pending.append(callee)
+    scope: Scope | None = site.scope
+    while scope is not None and scope.owner is None:
+        scope = scope.parent
+    return scope is not None and id(scope) not in reached
 
 
 def _helper(func: cst.BaseExpression, scope: Scope, index: FileIndex) -> Scope | None:
@@ -345,7 +371,7 @@ def _is_loss(root: CallSite | Foreign, index: FileIndex) -> bool:
     return info is not None and any(b.rsplit(".", 1)[-1].endswith("Loss") for b in info.bases)
 
 
-_LOSS_TYPE = re.compile(r"\b\w*(Loss|Criterion)\b")
+_LOSS_TYPE = re.compile(r"\b\w*(Loss|Criterion|CTC)\b")
 
 
 def _declared_loss(site: CallSite, index: FileIndex) -> bool:
@@ -354,14 +380,15 @@ def _declared_loss(site: CallSite, index: FileIndex) -> bool:
     self.loss_functions`` with ``loss_functions: List[loss.Loss]``), directly or through the
     ``self.`` attribute a method stores it in."""
     func = site.node.func
-    if not isinstance(func, cst.Name):
-        return False
-    source = _comprehension_source(func.value, site)
-    scope: Scope | None = site.scope
-    while source is None and scope is not None and scope.node is not None:
-        source = scope.loops.get(func.value)
-        scope = scope.parent
-    name = dotted(source) if source is not None else func.value
+    if isinstance(func, cst.Name):
+        source = _comprehension_source(func.value, site)
+        scope: Scope | None = site.scope
+        while source is None and scope is not None and scope.node is not None:
+            source = scope.loops.get(func.value)
+            scope = scope.parent
+        name = dotted(source) if source is not None else func.value
+    else:  # ``self.ctc(...)`` with ``self.ctc = ctc`` given as ``ctc: CTC``
+        name = dotted(func)
     if name is None:
         return False
     if name.startswith("self.") and name.count(".") == 1:
