@@ -59,6 +59,7 @@ class Spread:
     why: str
     framework: str | None = None
     trains: bool = True  # the importer computes gradients (it trains what it switches)
+    condition: str = ""  # the importer's configurations as its options (JSON, amplint.interface)
 
     def fact(self):
         """The spread as a precision fact of this module; the importer's configurations are
@@ -114,6 +115,7 @@ class Outgoing:
     configurations: tuple[str, ...]
     subclasses: bool = False  # the classes of the project deriving from ``names`` (see below)
     trains: bool = True  # the importer computes gradients or steps an optimizer
+    condition: str = ""  # ``configurations`` as the importer's options (JSON)
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ class ModuleFacts:
         if self.outgoing is not None:
             spreads = [
                 [o.module, o.names, o.dtype, o.how, o.framework, list(o.configurations)]
-                + [o.subclasses, o.trains]
+                + [o.subclasses, o.trains, o.condition]
                 for o in self.outgoing
             ]
         classes = [[name, list(bases)] for name, bases in self.classes]
@@ -152,8 +154,8 @@ class ModuleFacts:
         outgoing = None
         if spreads is not None:
             outgoing = tuple(
-                Outgoing(m, tuple(n) if n is not None else None, d, h, f, tuple(c), sub, t)
-                for m, n, d, h, f, c, sub, t in spreads
+                Outgoing(m, tuple(n) if n is not None else None, d, h, f, tuple(c), sub, t, j)
+                for m, n, d, h, f, c, sub, t, j in spreads
             )
         found = tuple((name, tuple(bases)) for name, bases in classes)
         returned = tuple((function, module) for function, module in modules)
@@ -556,7 +558,14 @@ def analyse(
             if out.module is None:
                 why = f"imported by {shown(source)}, which enables {out.dtype}"
                 spread = Spread(
-                    out.dtype, out.how, None, configurations, why, out.framework, out.trains
+                    out.dtype,
+                    out.how,
+                    None,
+                    configurations,
+                    why,
+                    out.framework,
+                    out.trains,
+                    out.condition,
                 )
                 spread_on(imports_of(source), spread, {source})
                 continue
