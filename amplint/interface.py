@@ -81,7 +81,7 @@ def fact_from(data: Json):
     from amplint.precision import Reduced
 
     condition, dtype, how, framework, why = data
-    return Reduced(condition_from(condition), dtype, how, why, None, framework)
+    return Reduced(condition_from(condition), dtype, how, why, None, framework, passed=True)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import functools
+import json
 import os
 import re
 import sys
@@ -116,6 +117,7 @@ class Reduced:
     origin: cst.CSTNode | None = None
     framework: str | None = None  # whose layers it concerns (None: any)
     local: bool = True  # False: brought in by another module of the project (a Spread)
+    passed: bool = False  # of an object another module of the project passes in
 
     def narrowed(self, condition: Condition) -> Reduced | None:
         both = self.condition & condition
@@ -338,7 +340,11 @@ class PrecisionModel:
             if condition.possible:
                 why = f"{named}() ({fact.why})"
                 origin = site.node if site is not None else fact.origin
-                found.append(dataclasses.replace(fact, condition=condition, why=why, origin=origin))
+                found.append(  # bound to this module's arguments: its own
+                    dataclasses.replace(
+                        fact, condition=condition, why=why, origin=origin, passed=False
+                    )
+                )
         return found
 
     def _property(self, expr: cst.Attribute, scope: Scope, order: int | None) -> list | None:
@@ -1015,7 +1021,14 @@ class PrecisionModel:
                 key = (None, (owner,), fact.dtype, fact.how, fact.framework, True, site.method)
                 add(key, fact.condition & runs)
         return [
-            (*key[:5], condition.describe(), key[5], self._trains, *key[6:])
+            (
+                *key[:5],
+                condition.describe(),
+                key[5],
+                self._trains,
+                key[6] if len(key) > 6 else None,  # the factory method (see _factories)
+                json.dumps(condition_json(condition)),
+            )
             for key, condition in sorted(found.items(), key=lambda item: repr(item[0]))
             if condition.possible
         ]

@@ -60,6 +60,7 @@ class Spread:
     why: str
     framework: str | None = None
     trains: bool = True  # the importer computes gradients (it trains what it switches)
+    condition: str = ""  # the importer's configurations as its options (JSON, amplint.interface)
 
     def fact(self):
         """The spread as a precision fact of this module; the importer's configurations are
@@ -120,6 +121,7 @@ class Outgoing:
     # with ``subclasses`` and ``module`` None: what the method ``factory`` of the subclasses
     # of the importer's own class ``names[0]`` builds (``model = cls.build_model(args)``)
     factory: str | None = None
+    condition: str = ""  # ``configurations`` as the importer's options (JSON)
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,7 @@ class ModuleFacts:
         if self.outgoing is not None:
             spreads = [
                 [o.module, o.names, o.dtype, o.how, o.framework, list(o.configurations)]
-                + [o.subclasses, o.trains, o.factory]
+                + [o.subclasses, o.trains, o.factory, o.condition]
                 for o in self.outgoing
             ]
         classes = [[name, list(bases)] for name, bases in self.classes]
@@ -169,8 +171,11 @@ class ModuleFacts:
         outgoing = None
         if spreads is not None:
             outgoing = tuple(
-                Outgoing(m, tuple(n) if n is not None else None, d, h, f, tuple(c), sub, t, fa)
-                for m, n, d, h, f, c, sub, t, fa in spreads
+                Outgoing(
+                    *(m, tuple(n) if n is not None else None, d, h, f, tuple(c)),
+                    *(sub, t, fa, j),
+                )
+                for m, n, d, h, f, c, sub, t, fa, j in spreads
             )
         found = tuple((name, tuple(bases)) for name, bases in classes)
         bound = tuple((name, imported) for name, imported in aliases)
@@ -652,7 +657,14 @@ def analyse(
             if out.module is None:
                 why = f"imported by {shown(source)}, which enables {out.dtype}"
                 spread = Spread(
-                    out.dtype, out.how, None, configurations, why, out.framework, out.trains
+                    out.dtype,
+                    out.how,
+                    None,
+                    configurations,
+                    why,
+                    out.framework,
+                    out.trains,
+                    out.condition,
                 )
                 spread_on(imports_of(source), spread, {source})
                 continue

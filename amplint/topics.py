@@ -47,7 +47,10 @@ are float16, also of the parts given to its constructor: a loss, softmax, CTC mo
 metric fed by them is a finding, also through a helper method's return (in a class another
 module casts, what its forward runs). A model class chosen at run time and checked with isinstance/
 issubclass against an interface is any class of the project deriving from it; a model passed
-to another module's class or function carries its cast there. Attention softmax, decoding
+to another module's class or function carries its cast there, and so does a model returned by
+a property or method of a project class (over the arguments that built the object). Calls
+through a star import of the project (from .utils import *) and modules returned by lazy
+import helpers (nlp = try_import_gluonnlp()) are followed. Attention softmax, decoding
 methods, another module's inference-only cast of a class this module trains, and
 constructor defaults nothing in the project is seen passing are not findings.
 

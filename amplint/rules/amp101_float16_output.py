@@ -36,17 +36,20 @@ in Keras give the final layer `dtype='float32'`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 
 import libcst as cst
 
 from amplint.cases import Foreign
-from amplint.conditions import NEVER, Condition
+from amplint.conditions import ALWAYS, NEVER, Condition
 from amplint.frameworks import keras, mxnet, torch
 from amplint.index import COMP, CallSite, ClassInfo, FileIndex, Scope, dotted, string_value
+from amplint.interface import condition_from
 from amplint.precision import FLOAT16, Reduced, union
 from amplint.rules.api import Issue, RuleContext
+from amplint.switches import AUTOCAST
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
@@ -63,18 +66,25 @@ def _model_outputs(ctx: RuleContext) -> Iterator[Issue]:
     spread = any(spread.how == "weights" for spread in model.spreads)
     if not (switched or spread or model.received):  # nothing here can hold float16 weights
         return
+    # An object another module passes in holds its facts over that module's options: an
+    # importer's process-wide autocast (amp.init) is related to them by its own options.
+    importers_autocast = _importers_autocast(model)
     for site, arguments, what in _consumers(ctx):
         if model.inference_only(site):
             continue
-        allowed = model.cases.runs(site) & ~model.autocast_at(site)
-        if not allowed.possible:
+        runs = model.cases.runs(site)
+        allowed = runs & ~model.autocast_at(site)
+        own = [f for f in model.process_at(site) if f.how == AUTOCAST and f.local]
+        passed = runs & ~union(own + model.blocks_at(site)) & ~importers_autocast
+        if not (allowed | passed).possible:
             continue
         beside = _beside_forward(site, ctx.index)
         for argument in arguments:
             facts = _outputs(argument, site.scope, site.order, site, ctx, 0)
             if beside:  # another module's switch trains the class through its forward only
                 facts = [fact for fact in facts if fact.local]
-            condition = union(facts, (FLOAT16,)) & allowed
+            condition = union([f for f in facts if not f.passed], (FLOAT16,)) & allowed
+            condition = condition | (union([f for f in facts if f.passed], (FLOAT16,)) & passed)
             if condition.possible:
                 yield Issue(
                     argument,
@@ -82,6 +92,18 @@ def _model_outputs(ctx: RuleContext) -> Iterator[Issue]:
                     "first (.astype('float32') / .float())",
                     condition=condition,
                 )
+
+
+def _importers_autocast(model) -> Condition:
+    """Where the importers' process-wide autocast is on, over their own options (every
+    configuration when one of them does not tell)."""
+    found = NEVER
+    for spread in model.spreads:
+        if spread.names is None and spread.how == AUTOCAST:
+            if not spread.condition:
+                return ALWAYS
+            found = found | condition_from(json.loads(spread.condition))
+    return found
 
 
 # Methods that keep a tensor's dtype (an output reshaped or indexed is still float16).

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
+from amplint.interface import condition_from
 from amplint.project import HUB_IMPORTS, Outgoing, analyse, scan
 from amplint.runner import Request, run
 
@@ -149,12 +152,16 @@ AMP = "from mxnet.contrib import amp\nimport models\n"
 
 def test_scan_reads_switches_not_words():
     everything = (None, None, "float16", "autocast", "mxnet", ())
+    always = "[[]]"  # the importer's configurations as its options: all of them
     assert scan(AMP + '"""Use float16 or amp.init() for speed."""\n# net.half()\n').outgoing == ()
     assert scan(AMP + "x = nd.zeros((2, 2), dtype='float16')\n").outgoing == ()
-    assert scan(AMP + "amp.init()\n").outgoing == (Outgoing(*everything, trains=False),)
+    switched = Outgoing(*everything, trains=False, condition=always)
+    assert scan(AMP + "amp.init()\n").outgoing == (switched,)
     training = AMP + "amp.init()\ntrainer.step(1)\n"  # the importer trains what it switches
-    assert scan(training).outgoing == (Outgoing(*everything, trains=True),)
-    bfloat16 = Outgoing(None, None, "bfloat16", "autocast", "mxnet", (), trains=False)
+    assert scan(training).outgoing == (Outgoing(*everything, trains=True, condition=always),)
+    bfloat16 = Outgoing(
+        None, None, "bfloat16", "autocast", "mxnet", (), trains=False, condition=always
+    )
     assert scan(AMP + "amp.init(target_dtype='bfloat16')\n").outgoing == (bfloat16,)
     assert (
         scan("import torch\nwith torch.autocast('cuda', enabled=False):\n    pass\n").outgoing == ()
@@ -169,9 +176,11 @@ def test_spreads_name_the_importers_configurations():
         "parser = argparse.ArgumentParser()\nparser.add_argument('--amp', action='store_true')\n"
         "args = parser.parse_args()\nif args.amp:\n    amp.init()\n"
     )
-    assert scan(script).outgoing == (
-        Outgoing(None, None, "float16", "autocast", "mxnet", ("--amp",), trains=False),
+    (found,) = scan(script).outgoing
+    assert dataclasses.replace(found, condition="") == (
+        Outgoing(None, None, "float16", "autocast", "mxnet", ("--amp",), trains=False)
     )
+    assert condition_from(json.loads(found.condition)).describe() == ("--amp",)
 
 
 def test_switches_in_string_literals_and_comments_do_not_count():

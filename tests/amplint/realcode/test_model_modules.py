@@ -265,7 +265,7 @@ def test_a_model_cast_by_the_script_and_trained_in_a_class_of_another_module(tmp
                         inputs, labels = shard
                         with mx.autograd.record():
                             outputs = self.model(*inputs)
-                            loss_outputs = [loss_function(outputs, labels) for loss_function in self.loss_functions]  # AMP101 (without train.py: args.amp args.dtype=float16)
+                            loss_outputs = [loss_function(outputs, labels) for loss_function in self.loss_functions]  # AMP101 (not args.amp args.dtype=float16)
                             sum_losses = mx.nd.add_n(*(v for v, _ in loss_outputs))
                             if self.using_amp:
                                 with amp.scale_loss(sum_losses, self.trainer) as scaled_loss:

@@ -230,3 +230,90 @@ def test_a_property_of_an_object_built_for_float32_stays_silent(tmp_path):
     pipeline = _image_pipeline("multi_precision=False", "")
     utils = UTILS.replace("  # AMP101 (args.optimizer.multi_precision)", "")
     check_project(tmp_path, _image_project(pipeline, utils))
+
+
+# gluoncv 0.10.5.post0 (PyPI), gluoncv/model_zoo/rcnn/faster_rcnn/data_parallel.py
+# (ForwardBackwardTask, shortened): the losses and the network come from the estimator.
+DATA_PARALLEL = """
+from mxnet import autograd
+
+class ForwardBackwardTask:
+    def __init__(self, net, optimizer, rpn_cls_loss, rcnn_cls_loss, amp_enabled):
+        self.net = net
+        self._optimizer = optimizer
+        self.rpn_cls_loss = rpn_cls_loss
+        self.rcnn_cls_loss = rcnn_cls_loss
+        self.amp_enabled = amp_enabled
+
+    def forward_backward(self, x):
+        data, label, rpn_cls_targets = x
+        with autograd.record():
+            cls_pred, rpn_score, cls_targets = self.net(data, label)
+            rpn_loss = self.rpn_cls_loss(rpn_score, rpn_cls_targets, rpn_cls_targets >= 0){rpn_mark}
+            rcnn_loss = self.rcnn_cls_loss(cls_pred, cls_targets, cls_targets >= 0){rcnn_mark}
+            total_loss = rpn_loss.sum() + rcnn_loss.sum()
+            if self.amp_enabled:
+                from mxnet.contrib import amp
+                with amp.scale_loss(total_loss, self._optimizer) as scaled_losses:
+                    autograd.backward(scaled_losses)
+            else:
+                total_loss.backward()
+        return rpn_loss, rcnn_loss
+"""
+
+
+def _estimator(amp_init: str) -> str:
+    """gluoncv 0.10.5.post0, gluoncv/auto/estimators/faster_rcnn/faster_rcnn.py and
+    mask_rcnn/mask_rcnn.py (shortened): with the configuration's ``amp`` the network is cast to
+    float16; the Mask R-CNN estimator also runs ``amp.init()`` then, the Faster R-CNN one
+    does not."""
+    return f"""
+        import mxnet as mx
+        from mxnet import gluon
+        from mxnet.contrib import amp
+        from ..model_zoo.data_parallel import ForwardBackwardTask
+
+        class RCNNEstimator:
+            def __init__(self, config):
+                self._cfg = config{amp_init}
+
+            def _init_network(self):
+                self.net = gluon.model_zoo.vision.get_model(self._cfg.rcnn.base_network)
+                if self._cfg.rcnn.amp:
+                    self.net.cast('float16')
+
+            def _fit(self, train_data):
+                rpn_cls_loss = gluon.loss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=False)
+                rcnn_cls_loss = gluon.loss.SoftmaxCrossEntropyLoss()
+                trainer = gluon.Trainer(self.net.collect_params(), 'sgd', {{'learning_rate': 0.01}})
+                rcnn_task = ForwardBackwardTask(self.net, trainer, rpn_cls_loss, rcnn_cls_loss,
+                                                amp_enabled=self._cfg.rcnn.amp)
+                for batch in train_data:
+                    rcnn_task.forward_backward(batch)
+                    trainer.step(1)
+        """
+
+
+def _rcnn_project(estimator: str, mark: str) -> dict[str, str]:
+    task = DATA_PARALLEL.replace("{rpn_mark}", mark).replace("{rcnn_mark}", mark)
+    return {
+        "gcv/__init__.py": "",
+        "gcv/model_zoo/__init__.py": "",
+        "gcv/model_zoo/data_parallel.py": task,
+        "gcv/auto/__init__.py": "",
+        "gcv/auto/estimator.py": estimator,
+    }
+
+
+def test_losses_another_module_passes_in_get_the_float16_outputs_of_the_model_it_casts(tmp_path):
+    """gluoncv 0.10.5.post0, Faster R-CNN: the estimator casts the network to float16 with its
+    ``amp`` configuration and hands it and its Gluon losses to the task of another module."""
+    mark = "  # AMP101 (self._cfg.rcnn.amp)"
+    check_project(tmp_path, _rcnn_project(_estimator(""), mark), select={"AMP101"})
+
+
+def test_outputs_of_a_model_passed_in_under_the_importers_amp_init_stay_silent(tmp_path):
+    """gluoncv 0.10.5.post0, Mask R-CNN: the same option runs ``amp.init()`` in the
+    estimator, whose lists compute the losses of the task module in float32."""
+    amp_init = "\n                if self._cfg.rcnn.amp:\n                    amp.init()"
+    check_project(tmp_path, _rcnn_project(_estimator(amp_init), ""), select={"AMP101"})
