@@ -626,12 +626,11 @@ def analyse(
     for source in (path for path in paths if facts[by_path[path]].outgoing):
         for out in facts[by_path[source]].outgoing:
             configurations = tuple(f"{shown(source)}: {c}" for c in out.configurations)
+            plain = Spread(out.dtype, out.how, None, configurations, "", out.framework, out.trains)
             if out.factory is not None:
                 for path, cls in sorted(subclasses((source, (out.names or ("",))[0]))):
                     why = f"built by {cls}.{out.factory}, run in {out.dtype} by {shown(source)}"
-                    spread = Spread(
-                        out.dtype, out.how, None, configurations, why, out.framework, out.trains
-                    )
+                    spread = dataclasses.replace(plain, why=why)
                     for used in _method_uses(path, cls, out.factory, source_of or _read_text):
                         spread_named(path, used, spread, within=used.startswith("."))
                 continue
@@ -642,38 +641,17 @@ def analyse(
                             if not _imports_framework(facts[by_path[path]], out.framework):
                                 continue  # a Chainer model of the same interface
                             why = f"{cls} is one of the {name} models {shown(source)} runs in "
-                            why += out.dtype
-                            spread = Spread(
-                                out.dtype,
-                                out.how,
-                                None,
-                                configurations,
-                                why,
-                                out.framework,
-                                out.trains,
-                            )
+                            spread = dataclasses.replace(plain, why=why + out.dtype)
                             spread_named(path, f".{cls}", spread, within=True)
                 continue
             if out.module is None:
                 why = f"imported by {shown(source)}, which enables {out.dtype}"
-                spread = Spread(
-                    out.dtype,
-                    out.how,
-                    None,
-                    configurations,
-                    why,
-                    out.framework,
-                    out.trains,
-                    out.condition,
-                )
+                spread = dataclasses.replace(plain, why=why, condition=out.condition)
                 spread_on(imports_of(source), spread, {source})
                 continue
             for name in out.names or ():
                 why = f"{name} run in {out.dtype} by {shown(source)}"
-                spread = Spread(
-                    out.dtype, out.how, None, configurations, why, out.framework, out.trains
-                )
-                spread_named(source, f"{out.module}.{name}", spread)
+                spread_named(source, f"{out.module}.{name}", dataclasses.replace(plain, why=why))
     for source, fact in linkage.switches():  # a project helper run with the caller's options
         configurations = tuple(f"{shown(source)}: {c}" for c in fact.condition.describe())
         why = f"imported by {shown(source)}, which enables {fact.dtype}"
