@@ -24,6 +24,7 @@ them as an argparse namespace (``["ns", ...]``, see :mod:`amplint.interface`).
 from __future__ import annotations
 
 import ast
+import io
 import json
 from collections.abc import Callable, Iterator
 
@@ -50,18 +51,21 @@ def scan(source: str, imports: dict[str, str]) -> str:
         for node in tree.body
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
     }
+    lines = io.StringIO(source, newline="").readlines()  # numbered as ast numbers them
     registrars: dict[str, list] = {}
     handoffs: list[list] = []
     for owner, function in _functions(tree):
         path = f"{owner}.{function.name}" if owner else function.name
-        carriers = _parsers(function, owner)
+        nodes = list(ast.walk(function))
+        calls = [node for node in nodes if isinstance(node, ast.Call)]
+        carriers = _parsers(function, owner, calls, nodes)
         options: list[list] = []
         handed: list[list] = []
-        for call in (n for n in ast.walk(function) if isinstance(n, ast.Call)):
+        for call in calls:
             receiver = call.func.value if isinstance(call.func, ast.Attribute) else None
             method = call.func.attr if isinstance(call.func, ast.Attribute) else None
             if method == "add_argument" and _name_in(receiver, carriers):
-                option = _option(source, call)
+                option = _option(lines, call)
                 if option is not None:
                     options.append([option.key[2:], option_json(option)])
             elif method not in _GROUPS and any(_name_in(a, carriers) for a in _passed(call)):
@@ -91,23 +95,25 @@ def _functions(tree: ast.Module) -> Iterator[tuple[str | None, ast.FunctionDef]]
                     yield node.name, item  # type: ignore[misc]
 
 
-def _parsers(function: ast.FunctionDef, owner: str | None) -> set[str]:
+def _parsers(
+    function: ast.FunctionDef, owner: str | None, calls: list[ast.Call], nodes: list[ast.AST]
+) -> set[str]:
     """The function's parser parameters, and the groups and results made from them
-    (``group = parser.add_argument_group(...)``, ``group = add_common(group)``)."""
+    (``group = parser.add_argument_group(...)``, ``group = add_common(group)``); ``calls`` and
+    ``nodes``: the calls and all nodes of its body."""
     params = [a.arg for a in function.args.posonlyargs + function.args.args]
     params += [a.arg for a in function.args.kwonlyargs]
     if owner is not None and params and params[0] in ("self", "cls"):
         params = params[1:]
     used_as_parser = {
         call.func.value.id
-        for call in ast.walk(function)
-        if isinstance(call, ast.Call)
-        and isinstance(call.func, ast.Attribute)
+        for call in calls
+        if isinstance(call.func, ast.Attribute)
         and isinstance(call.func.value, ast.Name)
         and (call.func.attr == "add_argument" or call.func.attr in _GROUPS)
     }
     carriers = {p for p in params if p in used_as_parser or "parser" in p or p == "group"}
-    assigns = [n for n in ast.walk(function) if isinstance(n, ast.Assign)]
+    assigns = [node for node in nodes if isinstance(node, ast.Assign)]
     grown = True
     while grown:
         grown = False
@@ -124,13 +130,13 @@ def _parsers(function: ast.FunctionDef, owner: str | None) -> set[str]:
     return carriers
 
 
-def _option(source: str, call: ast.Call):
+def _option(lines: list[str], call: ast.Call):
     """The option an ``add_argument`` call defines, read by amplint's own argparse reader."""
     import libcst as cst
 
     from amplint.options import argparse_option
 
-    text = ast.get_source_segment(source, call)
+    text = _segment(lines, call)
     if text is None:
         return None
     try:
@@ -138,6 +144,19 @@ def _option(source: str, call: ast.Call):
     except cst.ParserSyntaxError:
         return None
     return argparse_option(node) if isinstance(node, cst.Call) else None
+
+
+def _segment(lines: list[str], node: ast.expr) -> str | None:
+    """The source of ``node`` (what ``ast.get_source_segment`` gives, from lines split once
+    per file rather than once per call; offsets are UTF-8 byte columns)."""
+    if node.end_lineno is None or node.end_col_offset is None:
+        return None
+    first, last = node.lineno - 1, node.end_lineno - 1
+    if first == last:
+        return lines[first].encode()[node.col_offset : node.end_col_offset].decode()
+    head = lines[first].encode()[node.col_offset :].decode()
+    tail = lines[last].encode()[: node.end_col_offset].decode()
+    return head + "".join(lines[first + 1 : last]) + tail
 
 
 def _passed(call: ast.Call) -> Iterator[ast.expr]:
