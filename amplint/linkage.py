@@ -130,10 +130,10 @@ class Linkage:
             self._received = {}
             for module, bindings in self.calls.items():
                 for target, arguments, condition in bindings:
+                    called = condition_from(condition)
                     for found in self.callees(module, target):
                         if not target.startswith("@"):
                             self._named.add(found)
-                        called = condition_from(condition)
                         given = self._received.setdefault(found, {})
                         for key, cases in arguments.items():
                             for case_condition, value in cases:
