@@ -69,6 +69,15 @@ get_loss_scale = _performance.get_loss_scale
 """
 
 
+# the package and the helpers tf-models' scripts switch the policy and map --dtype through
+HELPERS = {
+    **PACKAGES,
+    "tfm/modeling/performance.py": PERFORMANCE,
+    "tfm/utils/flags/_performance.py": FLAGS_PERFORMANCE,
+    "tfm/utils/flags/core.py": FLAGS_CORE,
+}
+
+
 def test_a_helper_sets_the_policy_from_a_flag_another_helper_maps_to_a_dtype(tmp_path):
     """tf-models-official 2.20.0 (PyPI), official/legacy/image_classification/resnet/
     resnet_ctl_imagenet_main.py: ``performance.set_mixed_precision_policy(flags_core.
@@ -80,10 +89,7 @@ def test_a_helper_sets_the_policy_from_a_flag_another_helper_maps_to_a_dtype(tmp
     check_project(
         tmp_path,
         {
-            **PACKAGES,
-            "tfm/modeling/performance.py": PERFORMANCE,
-            "tfm/utils/flags/_performance.py": FLAGS_PERFORMANCE,
-            "tfm/utils/flags/core.py": FLAGS_CORE,
+            **HELPERS,
             "tfm/resnet/imagenet_preprocessing.py": """
                 NUM_CLASSES = 1001
                 DEFAULT_IMAGE_SIZE = 224
@@ -246,10 +252,7 @@ def test_a_dtype_stored_in_a_params_dict_switches_the_custom_loop_it_trains(tmp_
     check_project(
         tmp_path,
         {
-            **PACKAGES,
-            "tfm/modeling/performance.py": PERFORMANCE,
-            "tfm/utils/flags/_performance.py": FLAGS_PERFORMANCE,
-            "tfm/utils/flags/core.py": FLAGS_CORE,
+            **HELPERS,
             "tfm/transformer_main.py": TRANSFORMER_MAIN.replace("{mark}", mark).replace(
                 "{scaling}", "pass"
             ),
@@ -265,10 +268,7 @@ def test_a_dtype_stored_in_a_params_dict_with_a_loss_scale_optimizer_is_scaled(t
     check_project(
         tmp_path,
         {
-            **PACKAGES,
-            "tfm/modeling/performance.py": PERFORMANCE,
-            "tfm/utils/flags/_performance.py": FLAGS_PERFORMANCE,
-            "tfm/utils/flags/core.py": FLAGS_CORE,
+            **HELPERS,
             "tfm/transformer_main.py": TRANSFORMER_MAIN.replace("{mark}", "").replace(
                 "{scaling}", scaling
             ),
@@ -337,10 +337,7 @@ def test_a_value_stored_on_one_branch_or_a_constant_changed_elsewhere_is_not_kno
     check_project(
         tmp_path,
         {
-            **PACKAGES,
-            "tfm/modeling/performance.py": PERFORMANCE,
-            "tfm/utils/flags/_performance.py": FLAGS_PERFORMANCE,
-            "tfm/utils/flags/core.py": FLAGS_CORE,
+            **HELPERS,
             "tfm/resnet/imagenet_preprocessing.py": """
                 NUM_CLASSES = 1001
 

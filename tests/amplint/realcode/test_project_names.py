@@ -62,34 +62,26 @@ def _text_pipeline(unscale: str) -> str:
         """
 
 
+def _lazy_import_project(pipeline: str) -> dict[str, str]:
+    return {
+        "agx/__init__.py": "",
+        "agx/utils/__init__.py": "",
+        "agx/utils/try_import.py": TRY_IMPORT,
+        "agx/task/__init__.py": "",
+        "agx/task/pipeline.py": pipeline,
+    }
+
+
 def test_a_module_a_lazy_import_helper_returns_names_its_functions(tmp_path):
     """autogluon 0.0.15: ``nlp = try_import_gluonnlp()`` is GluonNLP, so
     ``nlp.utils.clip_grad_global_norm`` clips the gradients amp.scale_loss left scaled."""
-    check_project(
-        tmp_path,
-        {
-            "agx/__init__.py": "",
-            "agx/utils/__init__.py": "",
-            "agx/utils/try_import.py": TRY_IMPORT,
-            "agx/task/__init__.py": "",
-            "agx/task/pipeline.py": _text_pipeline(""),
-        },
-    )
+    check_project(tmp_path, _lazy_import_project(_text_pipeline("")))
 
 
 def test_gradients_unscaled_before_clipping_through_the_lazy_import_stay_silent(tmp_path):
     """The same script with ``amp.unscale(trainer)`` before the clipping (the fix)."""
     pipeline = _text_pipeline("\n                amp.unscale(trainer)").replace("  # AMP305", "")
-    check_project(
-        tmp_path,
-        {
-            "agx/__init__.py": "",
-            "agx/utils/__init__.py": "",
-            "agx/utils/try_import.py": TRY_IMPORT,
-            "agx/task/__init__.py": "",
-            "agx/task/pipeline.py": pipeline,
-        },
-    )
+    check_project(tmp_path, _lazy_import_project(pipeline))
 
 
 # autogluon 0.0.15, autogluon/task/image_classification/processing_params.py (Getmodel_kwargs,
