@@ -118,6 +118,7 @@ class Reduced:
     framework: str | None = None  # whose layers it concerns (None: any)
     local: bool = True  # False: brought in by another module of the project (a Spread)
     passed: bool = False  # of an object another module of the project passes in
+    evaluation: bool = False  # switched in code that only evaluates (see PrecisionModel.evaluating)
 
     def narrowed(self, condition: Condition) -> Reduced | None:
         both = self.condition & condition
@@ -213,7 +214,18 @@ class PrecisionModel:
                 both = condition & enabled & runs
                 if both.possible:
                     why = _why(switch, site)
-                    facts.append(Reduced(both, dtype, switch.how, why, site.node, switch.framework))
+                    facts.append(
+                        Reduced(
+                            both,
+                            dtype,
+                            switch.how,
+                            why,
+                            site.node,
+                            switch.framework,
+                            evaluation=switch.method is not None
+                            and self.evaluating(site, modes=False),
+                        )
+                    )
         return facts
 
     def _dtype_readings(self, switch: Switch, site: CallSite) -> list[tuple[Condition, str]]:
@@ -996,7 +1008,8 @@ class PrecisionModel:
 
         for fact in self.process:
             if fact.origin is not None and not any(o.free for o in fact.condition.options):
-                add((None, None, fact.dtype, fact.how, fact.framework, False), fact.condition)
+                key = (None, None, fact.dtype, fact.how, fact.framework, False, False)
+                add(key, fact.condition)
         for site in self.index.calls:
             qualname = site.qualname
             if qualname is None or "." not in qualname or _external(qualname):
@@ -1007,26 +1020,43 @@ class PrecisionModel:
             runs = self.cases.runs(site)
             module, name = qualname.rsplit(".", 1)
             for fact in facts:
-                key = (module, (name,), fact.dtype, fact.how, fact.framework, False)
+                key = (
+                    module,
+                    (name,),
+                    fact.dtype,
+                    fact.how,
+                    fact.framework,
+                    fact.evaluation,
+                    False,
+                )
                 add(key, fact.condition & runs)
         for base, site in self._declared_types():
             runs = self.cases.runs(site)
             module, name = base.rsplit(".", 1)
             for fact in self._object_precision(site):
-                key = (module, (name,), fact.dtype, fact.how, fact.framework, True)
+                key = (module, (name,), fact.dtype, fact.how, fact.framework, fact.evaluation, True)
                 add(key, fact.condition & runs)
         for owner, site in self._factories():
             runs = self.cases.runs(site)
             for fact in self._object_precision(site):
-                key = (None, (owner,), fact.dtype, fact.how, fact.framework, True, site.method)
+                key = (
+                    None,
+                    (owner,),
+                    fact.dtype,
+                    fact.how,
+                    fact.framework,
+                    fact.evaluation,
+                    True,
+                    site.method,
+                )
                 add(key, fact.condition & runs)
         return [
             (
                 *key[:5],
                 condition.describe(),
-                key[5],
-                self._trains,
-                key[6] if len(key) > 6 else None,  # the factory method (see _factories)
+                key[6],
+                self._trains and not key[5],  # a cast for evaluation only trains nothing
+                key[7] if len(key) > 7 else None,  # the factory method (see _factories)
                 json.dumps(condition_json(condition)),
             )
             for key, condition in sorted(found.items(), key=lambda item: repr(item[0]))
@@ -1174,9 +1204,10 @@ class PrecisionModel:
         that never computes a gradient nor steps an optimizer."""
         return not self._trains or self.evaluating(site)
 
-    def evaluating(self, site: CallSite) -> bool:
+    def evaluating(self, site: CallSite, modes: bool = True) -> bool:
         """Code that evaluates, decodes with or exports a model (see :meth:`inference_only`),
-        whether or not the module trains elsewhere."""
+        whether or not the module trains elsewhere; without ``modes``, a function putting its
+        model in ``eval()`` mode is not enough (a main function validating between epochs)."""
         if self.no_grad(site.ancestors):
             return True
         scope: Scope | None = site.scope
@@ -1188,7 +1219,7 @@ class PrecisionModel:
                     target = decorator.func if isinstance(decorator, cst.Call) else decorator
                     if (dotted(target) or "").rsplit(".", 1)[-1] in _INFERENCE:
                         return True
-                calls = self.index.calls_in(scope.node)
+                calls = self.index.calls_in(scope.node) if modes else []
                 if any(_eval_mode(c, self.index) for c in calls) and not any(
                     c.method == "train" for c in calls
                 ):

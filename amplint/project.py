@@ -72,7 +72,16 @@ class Spread:
         if self.configurations:
             shown = " or ".join(self.configurations)
             condition = truthy(Option(f"@{shown}", shown, BOOL, False, sets=True))
-        return Reduced(condition, self.dtype, self.how, self.why, None, self.framework, False)
+        return Reduced(
+            condition,
+            self.dtype,
+            self.how,
+            self.why,
+            None,
+            self.framework,
+            False,
+            evaluation=not self.trains,
+        )
 
 
 @dataclass(frozen=True)

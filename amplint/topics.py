@@ -51,7 +51,8 @@ to another module's class or function carries its cast there, and so does a mode
 a property or method of a project class (over the arguments that built the object). Calls
 through a star import of the project (from .utils import *) and modules returned by lazy
 import helpers (nlp = try_import_gluonnlp()) are followed. Attention softmax, decoding
-methods, another module's inference-only cast of a class this module trains, and
+methods, another module's inference-only cast of a class this module trains, outputs of a model
+another module casts only in evaluation code (an evaluate() function, no_grad), and
 constructor defaults nothing in the project is seen passing are not findings.
 
 A finding lists the configurations it holds in, by the options a user sets: "(with --dtype

@@ -22,7 +22,8 @@ the same file; for a class of another file silence the line with `# amplint: ign
 losses under `amp.init` or `autocast` (MXNet's lists and autocast compute them in float32),
 a cast in a branch the loss does not run in, and code that trains nothing (under `no_grad`,
 `inference_mode`, in `eval()` mode, in a validation/test/export or decoding function, or in
-a module without any backward or optimizer whose importers train nothing either), and
+a module without any backward or optimizer whose importers train nothing either, or a model
+another module casts only in such code), and
 attention softmax whose weights the same function multiplies back in.
 
 Example:
@@ -80,7 +81,12 @@ def _model_outputs(ctx: RuleContext) -> Iterator[Issue]:
             continue
         beside = _beside_forward(site, ctx.index)
         for argument in arguments:
-            facts = _outputs(argument, site.scope, site.order, site, ctx, 0)
+            # a model cast only to be evaluated (here or by another module) trains nothing
+            facts = [
+                f
+                for f in _outputs(argument, site.scope, site.order, site, ctx, 0)
+                if not f.evaluation
+            ]
             if beside:  # another module's switch trains the class through its forward only
                 facts = [fact for fact in facts if fact.local]
             condition = union([f for f in facts if not f.passed], (FLOAT16,)) & allowed

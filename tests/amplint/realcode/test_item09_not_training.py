@@ -3,7 +3,7 @@ the checkpoint a script loads are not findings; the training loop beside them st
 
 from __future__ import annotations
 
-from realcase import check
+from realcase import check, check_project
 
 
 def test_the_training_loop_is_reported_beside_a_profiler_and_a_delegating_backward():
@@ -90,3 +90,84 @@ def test_trap_inference_export_and_checkpoint_sizes():
         net.load_parameters('imagenet.params')
         """
     )
+
+
+_QA_MODEL = """
+    import mxnet as mx
+    from mxnet.gluon import nn
+    class ModelForQA(mx.gluon.HybridBlock):
+        def __init__(self, backbone, dropout_prob=0.1):
+            super().__init__()
+            self.backbone = backbone
+            self.answerable_scores = nn.Dense(2, flatten=False)
+        def forward(self, tokens, valid_length, p_mask):
+            contextual_embedding = self.backbone(tokens, valid_length)
+            scores = self.answerable_scores(contextual_embedding)
+            return mx.npx.log_softmax(scores, axis=-1)  # MARK
+    """
+_QA_SCRIPT = """
+    import argparse
+    import mxnet as mx
+    from mxnet.contrib import amp
+    from models import ModelForQA
+    def parse_args():
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--do_train', action='store_true')
+        parser.add_argument('--do_eval', action='store_true')
+        parser.add_argument('--dtype', type=str, default='float32')
+        return parser.parse_args()
+    def get_network(backbone, dropout=0.1):
+        qa_net = ModelForQA(backbone=backbone, dropout_prob=dropout)
+        qa_net.initialize()
+        return qa_net
+    def train(args):
+        use_amp = args.dtype == 'float16'
+        if use_amp:
+            amp.init()
+        qa_net = get_network(backbone)
+        trainer = mx.gluon.Trainer(qa_net.collect_params(), 'adam')
+        for tokens, valid_length, p_mask in loader:
+            with mx.autograd.record():
+                out = qa_net(tokens, valid_length, p_mask)
+                loss = -out.mean()
+            loss.backward()
+            trainer.step(1)
+    def NAME(args):
+        qa_net = get_network(backbone)
+        if args.dtype == 'float16':
+            qa_net.cast('float16')
+        BODY
+    if __name__ == '__main__':
+        args = parse_args()
+        if args.do_train:
+            train(args)
+        if args.do_eval:
+            NAME(args)
+    """
+
+
+def test_trap_a_model_class_another_module_casts_only_to_evaluate(tmp_path):
+    """dmlc/gluon-nlp@HEAD (GitHub, 2026), scripts/question_answering/run_squad.py and
+    models.py (shortened): ``train()`` turns on ``amp.init()`` under ``--dtype float16`` (the
+    log_softmax stays float32 there); ``evaluate()`` casts the network to float16 to run the dev
+    set. The model's log_softmax is float16 only in evaluation: not a finding."""
+    body = (
+        "for tokens, valid_length, p_mask in dev_loader:\n"
+        "            all_results.append(qa_net(tokens, valid_length, p_mask))"
+    )
+    script = _QA_SCRIPT.replace("NAME", "evaluate").replace("BODY", body)
+    model = _QA_MODEL.replace("  # MARK", "")
+    check_project(tmp_path, {"models.py": model, "run_squad.py": script}, select={"AMP101"})
+
+
+def test_a_model_class_another_module_casts_to_train_is_reported(tmp_path):
+    """The same project with the float16 cast in a function that trains the network (no
+    ``amp.init`` on that path): the model's log_softmax is a float16 output."""
+    body = "trainer = mx.gluon.Trainer(qa_net.collect_params(), 'adam')\n        trainer.step(1)"
+    script = _QA_SCRIPT.replace("NAME", "finetune").replace("BODY", body)
+    mark = (
+        "  # AMP101 (run_squad.py: --do_eval --dtype float16 without run_squad.py: --do_train"
+        " --dtype float16)"
+    )
+    model = _QA_MODEL.replace("  # MARK", mark)
+    check_project(tmp_path, {"models.py": model, "run_squad.py": script}, select={"AMP101"})
