@@ -9,9 +9,10 @@ Checked: PyTorch `clip_grad_norm_`/`clip_grad_value_` after `scaler.scale(loss)`
 `clip_grad_global_norm`) after `amp.scale_loss` without `amp.unscale(trainer)` in between.
 The order is followed through functions of the same file: clipping in a helper called between
 backward and step is reported at that call, in the configurations in which the GradScaler is
-enabled (`GradScaler(enabled=args.amp)`: with `--amp`). Not reported when the threshold
-itself is multiplied by the loss scale, in place or through a variable, as GluonNLP's BERT
-scripts do.
+enabled and the scaling call runs (`GradScaler(enabled=args.amp)`, or `amp.scale_loss` under
+`if args.dtype == 'float16':`: with that option). Not reported where the threshold itself is
+multiplied by the loss scale, in place or through a variable, as GluonNLP's BERT scripts do
+(also when only the float16 branch multiplies it).
 
 Example:
 
@@ -29,9 +30,9 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from amplint.conditions import NEVER
+from amplint.conditions import ALWAYS, NEVER
 from amplint.frameworks import mxnet, torch
-from amplint.index import CallSite, dotted
+from amplint.index import CallSite, Scope, dotted
 from amplint.rules.api import Issue, RuleContext
 from amplint.scaling import scaler_enabled
 
@@ -49,7 +50,8 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
             scales, unscales, fix_hint = _amp_scale, _amp_unscale, _MXNET_HINT
         else:
             continue
-        if _scaled_threshold(threshold, clip, ctx, 0):
+        unscaled = _unscaled_threshold(threshold, clip.scope, clip.order, ctx, 0)
+        if not unscaled.possible:
             continue
         for runner in index.runners(clip):
             position = index.position(runner, clip)
@@ -64,8 +66,9 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
             condition = NEVER
             for _, site in earlier:
                 if scales(site):
-                    condition = condition | scaler_enabled(site, ctx.model)
-            condition = condition & ctx.model.cases.runs(clip)
+                    enabled = scaler_enabled(site, ctx.model)
+                    condition = condition | (enabled & ctx.model.cases.runs(site))
+            condition = condition & ctx.model.cases.runs(clip) & unscaled
             if not condition.possible:
                 continue
             if top is not clip and all(outer is top for outer in scaled):
@@ -107,18 +110,26 @@ def _amp_unscale(site: CallSite) -> bool:
     return mxnet.amp_function(site.qualname, "unscale")
 
 
-def _scaled_threshold(expr, clip: CallSite, ctx: RuleContext, depth: int) -> bool:
-    """A threshold multiplied by something named like the loss scale, written in place or
-    through a variable (``max_norm = args.clip * loss_scale``)."""
+def _unscaled_threshold(expr, scope: Scope, order: int | None, ctx: RuleContext, depth: int):
+    """Where the threshold is not multiplied by something named like the loss scale, written
+    in place or through a variable (``max_norm = args.clip * loss_scale`` in the float16
+    branch, ``max_norm = args.clip`` in the other: the other branch)."""
     if isinstance(expr, cst.BinaryOperation) and isinstance(expr.operator, cst.Multiply):
-        return _mentions_scale(expr.left) or _mentions_scale(expr.right)
+        return NEVER if _mentions_scale(expr.left) or _mentions_scale(expr.right) else ALWAYS
     name = dotted(expr) if expr is not None else None
-    if name is None or depth > 3:
-        return False
-    definitions = ctx.model.cases.definitions(name, clip.scope, clip.order)
-    return bool(definitions) and all(
-        d.expr is not None and _scaled_threshold(d.expr, clip, ctx, depth + 1) for d in definitions
-    )
+    definitions = ctx.model.cases.definitions(name, scope, order) if name and depth < 4 else []
+    if not definitions:
+        return ALWAYS
+    found = NEVER
+    for definition in definitions:
+        if definition.expr is None:
+            found = found | definition.condition
+        else:
+            inner = _unscaled_threshold(
+                definition.expr, definition.scope, definition.order, ctx, depth + 1
+            )
+            found = found | (definition.condition & inner)
+    return found
 
 
 def _mentions_scale(node: cst.CSTNode) -> bool:

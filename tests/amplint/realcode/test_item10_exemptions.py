@@ -69,3 +69,48 @@ def test_a_clipping_threshold_scaled_through_a_variable_and_one_that_is_not():
             trainer.step(1)
         """
     )
+
+
+def test_a_threshold_scaled_in_the_float16_branch_and_a_clip_after_an_optional_scale_loss():
+    """dmlc/gluon-nlp (GitHub, branch v0.10.x), scripts/bert/finetune_squad.py: the float16
+    branch scales the loss and multiplies the clipping threshold by the loss scale, the float32
+    branch uses a plain threshold and no scaling: nothing to report. scripts/bert/
+    finetune_classifier.py clips a plain threshold after the same optional ``amp.scale_loss``:
+    AMP305 only where that scaling runs (with --dtype float16)."""
+    check(
+        """
+        import argparse
+        from mxnet import autograd
+        from mxnet.contrib import amp
+        import gluonnlp as nlp
+        parser = argparse.ArgumentParser()
+        parser.add_argument('--dtype', type=str, default='float32', choices=['float32', 'float16'])
+        args = parser.parse_args()
+        if args.dtype == 'float16':
+            amp.init()
+            amp.init_trainer(trainer)
+
+        def squad_step(loss, params, size):
+            with autograd.record():
+                if args.dtype == 'float16':
+                    with amp.scale_loss(loss, trainer) as l:
+                        autograd.backward(l)
+                    norm_clip = 1.0 * size * trainer._amp_loss_scaler.loss_scale
+                else:
+                    autograd.backward(loss)
+                    norm_clip = 1.0 * size
+            nlp.utils.clip_grad_global_norm(params, norm_clip)
+            trainer.update(size)
+
+        def classifier_step(ls, params):
+            with autograd.record():
+                if args.dtype == 'float16':
+                    with amp.scale_loss(ls, trainer) as scaled_loss:
+                        autograd.backward(scaled_loss)
+                else:
+                    ls.backward()
+            trainer.allreduce_grads()
+            nlp.utils.clip_grad_global_norm(params, 1)  # AMP305 (--dtype float16)
+            trainer.update(1)
+        """
+    )

@@ -57,7 +57,7 @@ def _text_pipeline(unscale: str) -> str:
                     else:
                         ls.backward()
                 trainer.allreduce_grads(){unscale}
-                nlp.utils.clip_grad_global_norm(params, 1)  # AMP305
+                nlp.utils.clip_grad_global_norm(params, 1)  # AMP305 (args.dtype=float16)
                 trainer.update(1)
         """
 
@@ -80,7 +80,9 @@ def test_a_module_a_lazy_import_helper_returns_names_its_functions(tmp_path):
 
 def test_gradients_unscaled_before_clipping_through_the_lazy_import_stay_silent(tmp_path):
     """The same script with ``amp.unscale(trainer)`` before the clipping (the fix)."""
-    pipeline = _text_pipeline("\n                amp.unscale(trainer)").replace("  # AMP305", "")
+    pipeline = _text_pipeline("\n                amp.unscale(trainer)").replace(
+        "  # AMP305 (args.dtype=float16)", ""
+    )
     check_project(tmp_path, _lazy_import_project(pipeline))
 
 
