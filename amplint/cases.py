@@ -17,6 +17,8 @@ runs: the tests around it, and the tests around the calls of its function in thi
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Callable, Union
 
@@ -78,9 +80,11 @@ class Symbol:
 
 @dataclass(frozen=True)
 class Made:
-    """The object a call returned (an instance, a context manager...)."""
+    """The object a call returned (an instance, a context manager...); ``element``: the
+    element at that position of the tuple it returned (``model, transform = build()``)."""
 
     site: CallSite
+    element: int | None = None
 
 
 @dataclass(frozen=True)
@@ -120,19 +124,21 @@ class Namespace:
 class Definition:
     """An expression a name may hold: under ``condition``, evaluated in ``scope`` at
     ``order`` (``expr`` None: a parameter nobody in this module passes; ``value``: what
-    another module passes, already a value)."""
+    another module passes, already a value; ``element``: the position of the name in a
+    tuple unpacked from the call ``expr``)."""
 
     condition: Condition
     expr: cst.BaseExpression | None
     scope: Scope
     order: int | None
     value: object = None
+    element: int | None = None
 
     def narrowed(self, condition: Condition) -> Definition | None:
         both = self.condition & condition
         if not both.possible:
             return None
-        return Definition(both, self.expr, self.scope, self.order, self.value)
+        return dataclasses.replace(self, condition=both)
 
 
 class _Unknown:
@@ -250,6 +256,7 @@ class Evaluator:
         options: Options | None = None,
         received: dict[str, dict[str, list[Case]]] | None = None,
         summaries: dict | None = None,
+        detached: Scope | None = None,
     ) -> None:
         self.index = index
         self.options = options or Options(index)
@@ -266,7 +273,10 @@ class Evaluator:
         self._references: dict[int, list[tuple[Condition, Scope]]] | None = None
         self._frames: dict[int, CallSite] = {}  # scope id -> the call running it, along a chain
         self._frame_key: tuple[int, ...] = ()
-        self._detached: int | None = None  # scope id whose parameters are left free
+        # a function read in its own frame (what calling it does, whoever calls it): its
+        # parameters are free and it runs wherever it is called
+        self._detached = detached
+        self._compared: dict[tuple[int, str], frozenset[str]] = {}  # see _compared_strings
         # what reading a property of another module's class gives (the precision model's,
         # from the project's summaries): ``builder.model`` -> cases, None when not one
         self.properties: Callable[[cst.Attribute, Scope, int | None], list | None] | None = None
@@ -337,9 +347,21 @@ class Evaluator:
                 free = Symbol(self.options.free(name, definition.scope))
                 found.append((definition.condition, free if name in binding.params else UNKNOWN))
             else:
-                values = self.cases(definition.expr, definition.scope, definition.order)
-                found += within(values, definition.condition)
+                found += self._defined(definition)
         return found
+
+    def _defined(self, definition: Definition) -> list[Case]:
+        """The cases of what a definition assigns (an element of a tuple a call returned:
+        that element)."""
+        values = self.cases(definition.expr, definition.scope, definition.order)
+        if definition.element is not None:
+            values = tuple(
+                (c, Made(v.site, definition.element))
+                if isinstance(v, Made) and v.site.node is definition.expr
+                else (c, v)
+                for c, v in values
+            )
+        return within(values, definition.condition)
 
     def definitions(self, name: str, scope: Scope, order: int | None = None) -> list[Definition]:
         """The expressions ``name`` may hold where ``scope`` reads it at ``order``, each with
@@ -355,7 +377,7 @@ class Evaluator:
             if until is not None and assign.order >= until:
                 break
             path = self.path(assign.ancestors, binding)
-            here = Definition(path, assign.value, binding, assign.order)
+            here = Definition(path, assign.value, binding, assign.order, element=assign.element)
             if path.always:
                 state = [here]
                 continue
@@ -376,7 +398,7 @@ class Evaluator:
         return self._assigns.get((id(scope), name), [])
 
     def _parameter(self, name: str, scope: Scope) -> list[Definition]:
-        if id(scope) == self._detached:
+        if scope is self._detached:
             return [Definition(ALWAYS, None, scope, None)]
         bound = self._frames.get(id(scope))
         callers = [bound] if bound is not None else self.callers(scope)
@@ -585,7 +607,7 @@ class Evaluator:
         """What a function returns over its own parameters (free, whatever this module's
         calls pass): what a call from another module gets, its arguments put in."""
         saved = self._detached, self._frame_key
-        self._detached, self._frame_key = id(scope), (-id(scope),)
+        self._detached, self._frame_key = scope, (-id(scope),)
         try:
             return [case for expr in scope.returns for case in self.cases(expr, scope, None)]
         finally:
@@ -774,7 +796,7 @@ class Evaluator:
         if isinstance(operator, (cst.In, cst.NotIn)):
             right = _constants(target.comparator)
             if right is None:
-                return None
+                return self._substring(test, scope, order, holds)
             for condition, value in left:
                 if isinstance(value, Symbol):
                     equal = equal | (condition & limit(value.option, right))
@@ -814,6 +836,51 @@ class Evaluator:
         if unknown.possible:  # the choice is named by the test as written
             result = result | (unknown & truthy(self.options.test(test), holds))
         return result
+
+    def _substring(
+        self, test: cst.Comparison, scope: Scope, order: int | None, holds: bool
+    ) -> Condition | None:
+        """``'fp16' in precision`` for a string option: the values it can take (its choices,
+        or the strings the function compares it with) that contain the text, and an opaque
+        choice for any other value."""
+        needle = literal(test.left)
+        target = test.comparisons[0]
+        name = dotted(target.comparator)
+        if not isinstance(needle, str) or name is None:
+            return None
+        contains = NEVER  # where the text is in the value
+        unknown = NEVER
+        for condition, value in self.cases(target.comparator, scope, order):
+            if isinstance(value, str):
+                contains = contains | (condition if needle in value else NEVER)
+            elif isinstance(value, Symbol):
+                option = value.option
+                known = option.domain or self._compared_strings(scope, name)
+                if not known:
+                    unknown = unknown | condition
+                    continue
+                matching = {v for v in known if isinstance(v, str) and needle in v}
+                contains = contains | (condition & limit(option, matching))
+                if option.domain is None:  # a value it is never compared with: unknown
+                    unknown = unknown | (condition & limit(option, known, inside=False))
+            else:
+                unknown = unknown | condition
+        result = contains if isinstance(target.operator, cst.In) == holds else ~contains
+        result = result & ~unknown
+        if unknown.possible:  # the choice is named by the test as written
+            result = result | (unknown & truthy(self.options.test(test), holds))
+        return result
+
+    def _compared_strings(self, scope: Scope, name: str) -> frozenset[str]:
+        """The strings the function of ``scope`` compares ``name`` with (once per function)."""
+        while scope.parent is not None and not isinstance(scope.node, cst.FunctionDef):
+            scope = scope.parent
+        if scope.node is None:
+            return frozenset()
+        key = (id(scope.node), name)
+        if key not in self._compared:
+            self._compared[key] = _compared_strings(scope.node, name)
+        return self._compared[key]
 
     # ---- where code runs ------------------------------------------------------------------
     def path(self, ancestors, scope: Scope | None = None) -> Condition:
@@ -859,6 +926,8 @@ class Evaluator:
         """Where a function of this module runs: wherever this module calls or picks it
         (every configuration when nothing here does)."""
         if function is None or not isinstance(function, cst.FunctionDef):
+            return ALWAYS
+        if self._detached is not None and function is self._detached.node:
             return ALWAYS
         key = id(function)
         if key in self._reach:
@@ -1011,6 +1080,31 @@ def _entries(mapping: cst.BaseExpression | None):
     return entries
 
 
+def _compared_strings(function: cst.CSTNode, name: str) -> frozenset[str]:
+    """The strings ``function`` compares ``name`` with (``name == 'fp16'``, ``name in
+    ('fp16', 'bf16')``): the values of an open option it knows of."""
+    found: set[str] = set()
+    for comparison in _comparisons(function):
+        if len(comparison.comparisons) != 1 or dotted(comparison.left) != name:
+            continue
+        target = comparison.comparisons[0]
+        if isinstance(target.operator, (cst.In, cst.NotIn)):
+            values = _constants(target.comparator) or set()
+        elif isinstance(target.operator, (cst.Equal, cst.NotEqual)):
+            values = {literal(target.comparator)}
+        else:
+            continue
+        found |= {value for value in values if isinstance(value, str)}
+    return frozenset(found)
+
+
+def _comparisons(node: cst.CSTNode) -> Iterator[cst.Comparison]:
+    if isinstance(node, cst.Comparison):
+        yield node
+    for child in node.children:
+        yield from _comparisons(child)
+
+
 def _constants(expr: cst.BaseExpression) -> set | None:
     if not isinstance(expr, (cst.List, cst.Tuple, cst.Set)):
         return None
@@ -1056,7 +1150,7 @@ def _bounded(cases: list[Case]) -> tuple[Case, ...]:
 
 def _identity(value: Value) -> object:
     if isinstance(value, Made):
-        return ("made", id(value.site))
+        return ("made", id(value.site), value.element)
     if isinstance(value, Local):
         return ("local", id(value.scope))
     return (type(value).__name__, repr(value))

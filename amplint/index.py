@@ -103,6 +103,7 @@ class AssignSite:
     order: int
     ancestors: tuple[tuple[str, cst.CSTNode], ...] = ()
     key: cst.BaseExpression | None = None
+    element: int | None = None  # ``a, b = f()``: the position of the target in the tuple
 
 
 @dataclass(eq=False)
@@ -203,6 +204,7 @@ class FileIndex:
         self.item_assigned: set[str] = set()  # names whose items are set: ``cfg['units'] = 64``
         self.functions: dict[str, Scope] = {}  # functions that are not methods, by name
         self.item_assigns: list[AssignSite] = []  # ``cfg['units'] = 64``
+        self._stored: dict[tuple[str, int], list[AssignSite]] | None = None  # items_stored
         self._pending: list[AssignSite] = []  # assignments whose value is being walked
         self.tests: dict[int, tuple[Scope, int]] = {}  # id(If/IfExp) -> where its test runs
         self.decorators: dict[int, list[cst.BaseExpression]] = {}  # id(FunctionDef) -> them
@@ -439,6 +441,16 @@ class FileIndex:
                 return list(current.assigned.get(name, []))
             current = current.parent
         return []
+
+    def items_stored(self, name: str, scope: Scope, order: int | None) -> list[AssignSite]:
+        """``name[key] = value`` assignments of ``scope`` that run before ``order`` (None:
+        all of them): what a dict or list built item by item holds."""
+        if self._stored is None:
+            self._stored = {}
+            for assign in self.item_assigns:
+                self._stored.setdefault((assign.targets[0], id(assign.scope)), []).append(assign)
+        found = self._stored.get((name, id(scope)), [])
+        return [a for a in found if order is None or a.order < order]
 
     def bound_calls(self, name: str, scope: Scope) -> list[CallSite]:
         """The calls whose results are assigned to ``name`` as seen from ``scope``
@@ -686,7 +698,9 @@ class FileIndex:
             if name is not None:
                 self._scope.rebound.add(name)
 
-    def _bind(self, target: cst.CSTNode, value: cst.BaseExpression) -> None:
+    def _bind(
+        self, target: cst.CSTNode, value: cst.BaseExpression, element: int | None = None
+    ) -> None:
         if isinstance(target, (cst.Tuple, cst.List)) and self._unpack(target, value):
             return
         if isinstance(target, (cst.Tuple, cst.List, cst.Subscript)):
@@ -702,7 +716,7 @@ class FileIndex:
             owner.attributes.setdefault(name, value)
         self._scope.assigned.setdefault(name, []).append(value)
         stack = tuple(self._stack)
-        site = AssignSite((name,), value, self._scope, self._order, stack)
+        site = AssignSite((name,), value, self._scope, self._order, stack, element=element)
         self.assigns.append(site)
         self._pending.append(site)
         self._order += 1
@@ -727,8 +741,9 @@ class FileIndex:
 
     def _unpack(self, target: cst.Tuple | cst.List, value: cst.BaseExpression) -> bool:
         """``a, b = x, y`` binds each name to its element; ``out, aux = net(x)`` binds each
-        name to the call (what it returns, as far as amplint tells values apart); names may be
-        attributes (``state, self.y = self.predictor(x)``)."""
+        name to the call, with its position in the tuple the call returns (a factory's
+        ``model, transform = build()``); names may be attributes (``state, self.y =
+        self.predictor(x)``)."""
         elements = target.elements
         if not all(
             isinstance(e, cst.Element)
@@ -744,7 +759,9 @@ class FileIndex:
             ):
                 return False
         elif isinstance(value, cst.Call):
-            values = [value] * len(elements)
+            for position, element in enumerate(elements):
+                self._bind(element.value, value, position)
+            return True
         else:
             return False
         for element, part in zip(elements, values):

@@ -16,8 +16,9 @@ Portable forms (JSON lists):
   enabled), ``["ns", [[dest, option], ...], open]`` (an argparse namespace; open: absl's
   ``flags.FLAGS``, every attribute a flag), and, until the project pass resolves them,
   ``["param", function, name]`` (what the caller's own caller passes; ``name.attribute`` for
-  an attribute of it) and ``["result", target, arguments, facts]`` (what a project function
-  returns, with what the caller then did to it: ``model.cast("float16")``);
+  an attribute of it) and ``["result", target, arguments, facts, built, element]`` (what a
+  project function returns, or the element of the tuple it returns, with what the caller then
+  did to it: ``model.cast("float16")``);
 * cases: ``[[condition, value], ...]``;
 * fact: ``[condition, dtype, how, framework, why]``.
 """
@@ -101,6 +102,14 @@ class Summary:
     where: str = ""  # the function's path: "build", "Builder.model"
     init: tuple[str, ...] = ()  # a method's: the constructor's parameters filled by position
     attribute: bool = False  # a property: read as ``obj.name``, not called
+    parts: tuple[tuple[Json, ...], ...] = ()  # facts of each element of a returned tuple
+
+    def facts(self, element: int | None) -> tuple[Json, ...]:
+        """The facts of the returned object, or of one element of the returned tuple (of a
+        function returning no tuple it builds: the whole result, ``model, opt = setup()``)."""
+        if element is None or not self.parts:
+            return self.returns
+        return self.parts[element] if element < len(self.parts) else ()
 
     def key(self, name: str, constructor: bool = False) -> str:
         """The free option a parameter is in the facts (see amplint.options.free)."""
@@ -144,23 +153,29 @@ class Summary:
         return [
             *(list(self.params), self.defaults, list(self.returns), list(self.process)),
             *(list(self.values), self.where, list(self.init), self.attribute),
+            [list(part) for part in self.parts],
         ]
 
     @classmethod
     def from_json(cls, data: Json) -> Summary:
-        params, defaults, returns, process, values, where, init, attribute = data
+        params, defaults, returns, process, values, where, init, attribute, parts = data
         return cls(
             *(tuple(params), dict(defaults), tuple(returns), tuple(process)),
             *(tuple(values), where, tuple(init), attribute),
+            tuple(tuple(part) for part in parts),
         )
 
 
-def substitute(condition: Condition, bound: dict[str, list[tuple[Condition, Any]]]) -> Condition:
+def substitute(
+    condition: Condition,
+    bound: dict[str, list[tuple[Condition, Any]]],
+    kept: Callable[[Option], bool] = lambda option: False,
+) -> Condition:
     """``condition`` with each free option (a parameter, by its key) replaced by what the call
-    passes:
-    a constant keeps the terms it satisfies, an option the caller reads takes its place, an
-    object is a value that is not None, the attribute of a namespace is its option; a
-    parameter nothing is known of makes its terms impossible (never a finding)."""
+    passes: a constant keeps the terms it satisfies, an option the caller reads takes its
+    place (also a parameter of the caller that is ``kept``: the caller is being summarised
+    itself), an object is a value that is not None, the attribute of a namespace is its
+    option; a parameter nothing is known of makes its terms impossible (never a finding)."""
     from amplint.cases import Namespace, Symbol
 
     result = NEVER
@@ -178,7 +193,7 @@ def substitute(condition: Condition, bound: dict[str, list[tuple[Condition, Any]
                     option = value.option(attribute) if isinstance(value, Namespace) else None
                     if option is not None:
                         holds = holds | (case_condition & limit(option, lim.values, lim.inside))
-                elif isinstance(value, Symbol) and not value.option.free:
+                elif isinstance(value, Symbol) and (not value.option.free or kept(value.option)):
                     holds = holds | (case_condition & limit(value.option, lim.values, lim.inside))
                 elif _constant(value) and lim.allows(_plain(value)):
                     holds = holds | case_condition

@@ -179,22 +179,23 @@ class Linkage:
             # done: what the caller did to the object; built: what built a method's object
             if kind == "read":  # a property: only what its summary tells is known
                 _, target, built = value
-                arguments, done = {}, []
-            else:
-                _, target, arguments, done, built = value
+                arguments, done, element = {}, [], None
+            else:  # element: the part of a returned tuple the caller holds
+                _, target, arguments, done, built, element = value
             summary = self.summary(module, target)
             if kind == "read" and (summary is None or not summary.attribute):
                 return []
-            if summary is not None and (summary.values or summary.returns):
+            returned = summary.facts(element) if summary is not None else ()
+            if summary is not None and (summary.values or returned):
                 passed = self._passed(arguments, module, depth)
                 made = self._passed(built, module, depth) if built is not None else None
                 bound = summary.bind(passed, made)
-            if summary is not None and summary.values:  # a dtype, from what the call passes
+            if summary is not None and summary.values and element is None:  # a dtype
                 return summary.returned(bound, condition)
-            if summary is None or not summary.returns:
+            if not returned:
                 return [(condition, ["obj", target, list(done), None])]
             facts = []
-            for data in summary.returns:
+            for data in returned:
                 fact = fact_from(data)
                 substituted = substitute(fact.condition, bound) & condition
                 if substituted.possible:

@@ -125,10 +125,7 @@ class Options:
     def free(self, name: str, scope: Scope) -> Option:
         """A parameter of ``scope``'s function that no call of this module passes (keyed
         ``~function:name``: other modules may tell what it is, see amplint.interface)."""
-        from amplint.cases import function_path
-
-        where = function_path(scope) or str(id(scope.node))
-        return self._make(f"~{where}:{name}", shown=name, kind=ANY, free=True)
+        return self._make(f"{free_prefix(scope)}{name}", shown=name, kind=ANY, free=True)
 
     def free_attribute(self, parameter: Option, attribute: str) -> Option:
         """An attribute of a free parameter (``flags_obj.dtype``): free too, keyed by the
@@ -146,6 +143,14 @@ class Options:
         code = cst.Module([]).code_for_node(expr).strip()
         code = re.sub(r"\s+", " ", code)
         return self._make(f"?{code}", shown=code, kind=BOOL, test=True)
+
+
+def free_prefix(scope: Scope) -> str:
+    """The start of the keys of the free options of ``scope``'s parameters (see
+    :meth:`Options.free`)."""
+    from amplint.cases import function_path
+
+    return f"~{function_path(scope) or id(scope.node)}:"
 
 
 NOT_LITERAL = object()

@@ -46,10 +46,11 @@ from amplint.cases import (
     Namespace,
     Symbol,
     dtype_meaning,
+    function_path,
     positional_parameters,
     spelled,
 )
-from amplint.conditions import ALWAYS, NEVER, Condition, within
+from amplint.conditions import ALWAYS, NEVER, Condition, Option, within
 from amplint.frameworks import deepspeed
 from amplint.index import CALL, WITH, CallSite, FileIndex, Scope, dotted
 from amplint.interface import (
@@ -62,7 +63,7 @@ from amplint.interface import (
     precise,
     substitute,
 )
-from amplint.options import NOT_LITERAL, Options, literal
+from amplint.options import NOT_LITERAL, Options, free_prefix, literal
 from amplint.switches import (
     AUTOCAST,
     BLOCK,
@@ -153,12 +154,19 @@ class PrecisionModel:
         received: dict | None = None,
         summaries: dict | None = None,
         registered: dict | None = None,
+        frame: tuple[Scope, PrecisionModel] | None = None,
     ) -> None:
         self.index = index
         self.path = path  # the module's file: JSON configurations it names are beside it
+        # (function, the module's model): this model reads one function in its own frame, to
+        # summarise what calling it does (see local_summary)
+        self.frame = frame[0] if frame is not None else None
+        self._module = frame[1] if frame is not None else self
+        options = frame[1].cases.options if frame is not None else Options(index, registered)
         self.cases = Evaluator(
-            index, Options(index, registered), received=received, summaries=summaries
+            index, options, received=received, summaries=summaries, detached=self.frame
         )
+        self._given = received
         if any(summary.attribute for summary in (summaries or {}).values()):
             self.cases.properties = self._property
         # other modules pass in or return objects with reduced weights (a float16 model)
@@ -180,15 +188,16 @@ class PrecisionModel:
         # what calling a function of another module does, by the name this module calls it
         self.summaries: dict[str, Summary] = summaries or {}
         self._blocks: dict[int, list[Reduced]] = {}
-        self._chains: dict[int, list[tuple[Condition, CallSite]]] = {}  # see _chain
+        self._chains: dict[int, list[tuple[Condition, Root]]] = {}  # see _chain
         self._chaining: set[int] = set()
+        self._local: dict[int, Summary | None] = {}  # see local_summary
 
     # ---- switches -------------------------------------------------------------------------
     @functools.cached_property
     def switches(self) -> list[tuple[Switch, CallSite, list[Reduced]]]:
         """Every switch call of the module with what it turns on, where."""
         found = []
-        for site in self.index.calls:
+        for site in self._calls:
             for switch in recognise(site.qualname, site.method):
                 facts = self._read(switch, site)
                 if facts is not None:
@@ -314,18 +323,40 @@ class PrecisionModel:
         return found
 
     @functools.cached_property
+    def _calls(self) -> list[CallSite]:
+        """The calls this model reads: the module's, or those of the function of its frame
+        and of the module's top level."""
+        if self.frame is None:
+            return self.index.calls
+        return [
+            site
+            for site in self.index.calls
+            if site.function is None or _within(site.scope, self.frame)
+        ]
+
+    @functools.cached_property
+    def _summaries_at(self) -> dict[int, Summary]:
+        return {id(site): summary for site, summary, _ in self._summary_sites}
+
+    @functools.cached_property
     def _summary_sites(self) -> list[tuple[CallSite, Summary, CallSite | None]]:
-        """Calls of project functions and methods that have a summary, with the call that
-        built the object of a method (None for a function)."""
-        if not self.summaries:
-            return []
+        """Calls of project functions and methods that have a summary (of other modules, from
+        the project pass; of this module's top-level functions, :meth:`local_summary`), with
+        the call that built the object of a method (None for a function)."""
         found = []
-        for site in self.index.calls:
+        for site in self._calls:
+            if self.frame is not None and site.function is None:
+                continue  # the module's own calls, not the function's
             named = site.qualname or (site.name if self._star_imported(site) else None)
             if named in self.summaries:
                 found.append((site, self.summaries[named], None))
                 continue
-            if site.receiver is None:
+            callee = self.index.local_callee(site) if site.qualname is None else None
+            local = self._module.local_summary(callee) if callee is not None else None
+            if local is not None:
+                found.append((site, local, None))
+                continue
+            if site.receiver is None or not self.summaries:
                 continue
             for built, target in self._classes_of(site.receiver, site.scope, site.order):
                 summary = self.summaries.get(f"{target}.{site.method}")
@@ -348,7 +379,7 @@ class PrecisionModel:
         found = []
         for data in facts:
             fact = fact_from(data)
-            condition = substitute(fact.condition, bound) & runs
+            condition = substitute(fact.condition, bound, self._own_parameter) & runs
             if condition.possible:
                 why = f"{named}() ({fact.why})"
                 origin = site.node if site is not None else fact.origin
@@ -358,6 +389,14 @@ class PrecisionModel:
                     )
                 )
         return found
+
+    def _own_parameter(self, option: Option) -> bool:
+        """A parameter of the function this model summarises (a condition may keep it)."""
+        return (
+            self.frame is not None
+            and option.free
+            and option.key.startswith(free_prefix(self.frame))
+        )
 
     def _property(self, expr: cst.Attribute, scope: Scope, order: int | None) -> list | None:
         """``builder.model`` for a property of a project class with a summary: the object it
@@ -502,7 +541,7 @@ class PrecisionModel:
         found: list[tuple[Condition, Root]] = []
         for condition, value in self.cases.cases(expr, scope, order):
             if isinstance(value, Made):
-                found += within(self._chain(value.site, 0), condition)
+                found += within(self._made_chain(value, 0), condition)
             elif isinstance(value, Foreign):
                 found.append((condition, value))
             elif value is UNKNOWN:
@@ -526,7 +565,16 @@ class PrecisionModel:
             binding = binding.parent
         return f"{name}@{id(binding) if binding is not None else 'module'}"
 
-    def _chain(self, site: CallSite, depth: int) -> list[tuple[Condition, CallSite]]:
+    def _made_chain(self, value: Made, depth: int) -> list[tuple[Condition, Root]]:
+        """The chain of the object a call returned; an element of the tuple a function with a
+        summary of its parts returns is that element (of any other call, the whole result:
+        ``model, optimizer = amp.initialize(model, ...)``)."""
+        summary = self._summaries_at.get(id(value.site)) if value.element is not None else None
+        if summary is not None and summary.parts:
+            return [(ALWAYS, Part(value.site, value.element))]  # type: ignore[arg-type]
+        return self._chain(value.site, depth)
+
+    def _chain(self, site: CallSite, depth: int) -> list[tuple[Condition, Root]]:
         """``site`` and the calls its object passes through (receivers of fluent calls,
         the first argument of data-parallel wrappers); computed once per call."""
         known = self._chains.get(id(site))
@@ -542,8 +590,8 @@ class PrecisionModel:
         self._chains[id(site)] = found
         return found
 
-    def _chain_from(self, site: CallSite, depth: int) -> list[tuple[Condition, CallSite]]:
-        found = [(ALWAYS, site)]
+    def _chain_from(self, site: CallSite, depth: int) -> list[tuple[Condition, Root]]:
+        found: list[tuple[Condition, Root]] = [(ALWAYS, site)]
         inner: cst.BaseExpression | None = None
         if site.receiver is not None and (
             site.method in _PASS_THROUGH or recognise(None, site.method)
@@ -554,7 +602,7 @@ class PrecisionModel:
         if inner is not None:
             for condition, value in self.cases.cases(inner, site.scope, site.order):
                 if isinstance(value, Made):
-                    found += within(self._chain(value.site, depth + 1), condition)
+                    found += within(self._made_chain(value, depth + 1), condition)
         return found
 
     @functools.cached_property
@@ -578,7 +626,10 @@ class PrecisionModel:
         for site, summary, built in self._summary_sites:  # what a project function returns
             for fact in self._summary_facts(site, summary, summary.returns, built):
                 add(ALWAYS, site, fact)
-        for site in self.index.calls:  # models called inside autocast blocks
+            for element, part in enumerate(summary.parts):
+                for fact in self._summary_facts(site, summary, part, built):
+                    add(ALWAYS, Part(site, element), fact)
+        for site in self._calls:  # models called inside autocast blocks
             if site.name is None or site.qualname is not None:
                 continue
             blocks = self.blocks_at(site)
@@ -728,14 +779,15 @@ class PrecisionModel:
                 info = self.index.classes.get(scope.owner)
                 init = info.methods.get("__init__") if info is not None else None
             keys = [f"~{where}:"] + ([f"~{scope.owner}.__init__:"] if init is not None else [])
-            returns = []
-            for expr in scope.returns:
-                for condition, root in self.roots(expr, scope, None):
-                    own = self._switch_facts(root) if isinstance(root, CallSite) else []
-                    for fact in self.object_facts(root) + own:
-                        narrowed = fact.narrowed(condition)
-                        if narrowed is not None and _portable_fact(narrowed, keys):
-                            returns.append(fact_json(narrowed))
+            returns: list[Json] = []
+            parts: tuple[tuple[Json, ...], ...] = ()
+            if scope.owner is None:  # a function: read in its own frame
+                local = self.local_summary(scope)
+                if local is not None:
+                    returns, parts = list(local.returns), local.parts
+            else:
+                for expr in scope.returns:
+                    returns += self._returned_facts(expr, scope, keys)
             process = [
                 fact_json(fact)
                 for origin, facts in self._process_sites
@@ -744,26 +796,93 @@ class PrecisionModel:
                 if _portable_fact(fact, keys)
             ]
             values = self._returned(scope, keys)
-            if returns or process or values:
-                defaults = {}
-                for key, owner in zip(keys, (scope, init)):
-                    for param, default in owner.params.items():
-                        constant = literal(default)
-                        if constant is not NOT_LITERAL:
-                            defaults[key + param] = [[condition_json(ALWAYS), ["const", constant]]]
-                params = tuple(positional_parameters(scope))
+            if returns or parts or process or values:
                 summary = Summary(
-                    params,
-                    defaults,
+                    tuple(positional_parameters(scope)),
+                    _defaults(keys, (scope, init)),
                     tuple(returns),
                     tuple(process),
                     values,
                     where,
                     tuple(positional_parameters(init)) if init is not None else (),
                     _is_property(scope, self.index),
+                    parts,
                 )
                 found[where] = summary.to_json()
         return found
+
+    def _returned_facts(self, expr: cst.BaseExpression, scope: Scope, keys: list[str]) -> list:
+        """Facts (JSON) of the object a ``return`` of ``scope`` gives back, over parameters a
+        caller can tell (``keys``, see :func:`_portable_fact`)."""
+        found = []
+        for condition, root in self.roots(expr, scope, None):
+            own = self._switch_facts(root) if isinstance(root, CallSite) else []
+            for fact in self.object_facts(root) + own:
+                narrowed = fact.narrowed(condition)
+                if narrowed is not None and _portable_fact(narrowed, keys):
+                    found.append(fact_json(narrowed))
+        return found
+
+    def local_summary(self, scope: Scope) -> Summary | None:
+        """What calling the top-level function ``scope`` of this module does to the object it
+        returns (to each element of a tuple it returns), over its parameters; None when
+        nothing reduces it (or for a method: its object's state is part of what it returns).
+        Read in the function's own frame (its parameters free, wherever it is called), so that
+        each call puts in what it passes and one caller's configurations never mix with
+        another's."""
+        key = id(scope)
+        if key not in self._local:
+            self._local[key] = None  # while it is read: a recursive call returns nothing known
+            self._local[key] = self._summarise(scope)
+        return self._local[key]
+
+    def _summarise(self, scope: Scope) -> Summary | None:
+        top_level = scope.owner is None and scope.parent is not None and scope.parent.node is None
+        if not top_level or not scope.returns or not self._reduces_inside(scope):
+            return None
+        frame = PrecisionModel(
+            self.index,
+            path=self.path,
+            received=self._given,
+            summaries=self.summaries,
+            frame=(scope, self),
+        )
+        keys = [free_prefix(scope)]
+        returns: list[Json] = []
+        parts: list[list[Json]] = []
+        for expr in scope.returns:
+            if not isinstance(expr, cst.Tuple):
+                returns += frame._returned_facts(expr, scope, keys)
+                continue
+            parts += [[] for _ in range(len(expr.elements) - len(parts))]
+            for element, part in zip(expr.elements, parts):
+                part += frame._returned_facts(element.value, scope, keys)
+        if not returns and not any(parts):
+            return None
+        return Summary(
+            tuple(positional_parameters(scope)),
+            _defaults(keys, (scope,)),
+            _distinct(returns),
+            where=function_path(scope) or "",
+            parts=tuple(_distinct(part) for part in parts),
+        )
+
+    def _reduces_inside(self, scope: Scope) -> bool:
+        """Whether a switch that turns something on (in the function or at the module's top
+        level), or a call of a function that returns a reduced object, is in the function
+        (else nothing it returns can be reduced)."""
+        if any(
+            facts and (site.function is None or _within(site.scope, scope))
+            for _, site, facts in self.switches
+        ):
+            return True
+        for site in self.index.calls_in(scope.node):
+            if site.qualname in self.summaries:
+                return True
+            callee = self.index.local_callee(site)
+            if callee is not None and callee is not scope and self.local_summary(callee):
+                return True
+        return False
 
     def _returned(self, scope: Scope, keys: list[str]) -> tuple[Json, ...]:
         """The dtypes and strings a function returns, where they depend on its parameters
@@ -955,8 +1074,8 @@ class PrecisionModel:
             arguments = [[d, option_json(options.argument(d))] for d in self.index.arguments]
             return ["ns", arguments, False]
         facts = []
-        for condition, root in self._chain(site, 0):
-            own = self._switch_facts(root)
+        for condition, root in self._made_chain(value, 0):
+            own = self._switch_facts(root) if isinstance(root, CallSite) else []
             for fact in self.object_facts(root) + own:
                 narrowed = fact.narrowed(condition)
                 if narrowed is not None and not any(o.free for o in narrowed.condition.options):
@@ -969,7 +1088,8 @@ class PrecisionModel:
                 for maker, _ in self._classes_of(site.receiver, site.scope, site.order):
                     built = self._arguments(maker, depth + 1)
                     break
-            return ["result", target, arguments, facts, built]  # facts: what this module did
+            # facts: what this module did to it; the element of the tuple it returns it holds
+            return ["result", target, arguments, facts, built, value.element]
         enabled = None
         if (site.name or "").endswith("GradScaler"):
             flag = site.arg(None, "enabled")
@@ -1200,11 +1320,12 @@ class PrecisionModel:
         """Code that computes no gradients to train with: under ``no_grad``,
         ``inference_mode``, ``predict_mode`` or ``set_grad_enabled(False)``; in a function
         decorated so, named as an evaluation (``validate``, ``test``, ``evaluate``,
-        ``predict``, ``export``...) or putting its model in ``eval()`` mode; or in a module
-        that never computes a gradient nor steps an optimizer."""
+        ``predict``, ``export``...) or putting its model in ``eval()`` mode, or in a top-level
+        helper only such code of this module calls (and no other module); or in a module that
+        never computes a gradient nor steps an optimizer."""
         return not self._trains or self.evaluating(site)
 
-    def evaluating(self, site: CallSite, modes: bool = True) -> bool:
+    def evaluating(self, site: CallSite, modes: bool = True, depth: int = 0) -> bool:
         """Code that evaluates, decodes with or exports a model (see :meth:`inference_only`),
         whether or not the module trains elsewhere; without ``modes``, a function putting its
         model in ``eval()`` mode is not enough (a main function validating between epochs)."""
@@ -1224,8 +1345,19 @@ class PrecisionModel:
                     c.method == "train" for c in calls
                 ):
                     return True
+                if depth < 3 and self._evaluation_helper(scope, modes, depth):
+                    return True
             scope = scope.parent
         return False
+
+    def _evaluation_helper(self, scope: Scope, modes: bool, depth: int) -> bool:
+        """A top-level function only evaluation code of this module calls (a method may be
+        run through its object from anywhere: ``model(x)`` runs ``forward``)."""
+        top_level = scope.owner is None and scope.parent is not None and scope.parent.node is None
+        if not top_level or function_path(scope) in self.cases.received:
+            return False  # another module calls it too
+        callers = self.cases.callers(scope)
+        return bool(callers) and all(self.evaluating(c, modes, depth + 1) for c in callers)
 
     def in_unit_test(self, site: CallSite) -> bool:
         """Code of a unit test (``def test_...``, a method of a ``Test...`` class, a helper only
@@ -1303,6 +1435,32 @@ def _external(qualname: str) -> bool:
     return not qualname.startswith(".") and (head in _FRAMEWORKS or head in stdlib)
 
 
+def _defaults(keys: list[str], scopes: tuple[Scope | None, ...]) -> dict[str, Json]:
+    """The literal defaults of the parameters of ``scopes`` (a function, a method's class
+    constructor), as portable cases keyed by option key (``keys``: each scope's prefix)."""
+    defaults = {}
+    for key, owner in zip(keys, scopes):
+        for param, default in owner.params.items() if owner is not None else ():
+            constant = literal(default)
+            if constant is not NOT_LITERAL:
+                defaults[key + param] = [[condition_json(ALWAYS), ["const", constant]]]
+    return defaults
+
+
+def _distinct(facts: list[Json]) -> tuple[Json, ...]:
+    """JSON facts without repeats, in their order."""
+    return tuple(json.loads(text) for text in dict.fromkeys(map(json.dumps, facts)))
+
+
+def _within(scope: Scope | None, function: Scope) -> bool:
+    """Whether code of ``scope`` is inside ``function`` (nested functions too)."""
+    while scope is not None:
+        if scope is function:
+            return True
+        scope = scope.parent
+    return False
+
+
 def _portable_fact(fact: Reduced, keys: list[str]) -> bool:
     """A fact whose free options are all parameters a caller can tell (their keys start with
     one of ``keys``: the function's, its class constructor's)."""
@@ -1341,14 +1499,24 @@ def _false(site: CallSite) -> bool:
     return isinstance(argument, cst.Name) and argument.value == "False"
 
 
-# the call that built an object, its name (see roots), or an object another module passes in
-Root = Union[CallSite, str, Foreign]
+@dataclass(frozen=True)
+class Part:
+    """The element at ``element`` of the tuple the call ``site`` returns (``model`` in
+    ``model, transform = build()``)."""
+
+    site: CallSite
+    element: int
+
+
+# the call that built an object, an element of a tuple a call returned, its name (see
+# roots), or an object another module passes in
+Root = Union[CallSite, Part, str, Foreign]
 
 
 def _root_key(root: Root) -> object:
     if isinstance(root, Foreign):
         return ("foreign", root)
-    return root if isinstance(root, str) else id(root)
+    return root if isinstance(root, (str, Part)) else id(root)
 
 
 class _Shifted:

@@ -11,7 +11,7 @@ from typing import Callable
 
 import libcst as cst
 
-from amplint.cases import Made
+from amplint.cases import Made, function_path, positional_parameters
 from amplint.conditions import ALWAYS, NEVER, Condition, truthy
 from amplint.index import CallSite, FileIndex, Scope, dotted, string_value
 from amplint.precision import PrecisionModel, Reduced
@@ -34,6 +34,7 @@ class Backward:
     site: CallSite
     loss: cst.BaseExpression | None
     keras: bool
+    helper: str | None = None  # a call of this module's helper that runs the backward
 
 
 def backward_calls(index: FileIndex) -> Iterator[Backward]:
@@ -82,14 +83,43 @@ def loss_from_caller(backward: Backward) -> bool:
     """The loss is a parameter of the function (or a loop over one): a generic helper such as
     ``def parallel_backward(losses)`` or an optimizer's ``compute_gradients(loss, ...)``, whose
     callers decide whether they pass a scaled loss."""
+    return _loss_parameter(backward) is not None
+
+
+def _loss_parameter(backward: Backward) -> str | None:
     name = dotted(backward.loss) if backward.loss is not None else None
     scope = backward.site.scope
     if name is None or scope.node is None:
-        return False
+        return None
     source = backward.site.loop_iter(name)
     if source is not None:
         name = dotted(source)
-    return name is not None and name in scope.params and name not in scope.assigned
+    if name is not None and name in scope.params and name not in scope.assigned:
+        return name
+    return None
+
+
+def through_callers(backward: Backward, model: PrecisionModel) -> list[tuple[Backward, Condition]]:
+    """A backward of a loss its function's caller passes, seen from each call of this module
+    that runs it: (the call as a backward of the loss it passes, where the helper's backward
+    runs on that call — its tests bound to what the call passes). None when another module
+    calls the helper too (those callers decide)."""
+    name = _loss_parameter(backward)
+    scope = backward.site.scope
+    while scope.node is not backward.site.function and scope.parent is not None:
+        scope = scope.parent
+    if name is None or function_path(scope) in model.cases.received:
+        return []
+    positional = positional_parameters(scope)
+    found = []
+    for call in model.cases.callers(scope):
+        passed = call.arg(positional.index(name) if name in positional else None, name)
+        if passed is None:
+            continue
+        runs = model.cases.runs_along(backward.site, (call,))
+        if runs.possible:
+            found.append((Backward(call, passed, backward.keras, call.name), runs))
+    return found
 
 
 def scaled(backward: Backward, model: PrecisionModel) -> Condition:
@@ -221,6 +251,8 @@ def _flow(expr, scope: Scope, order: int | None, model: PrecisionModel, depth: i
                 narrowed = fact.narrowed(definition.condition)
                 if narrowed is not None:
                     found.append(narrowed)
+        for stored in model.index.items_stored(name, scope, order):  # ``inputs[k] = ...``
+            found += _flow(stored.value, stored.scope, stored.order, model, depth + 1, seen) or []
         return found
     return list(_value_facts(expr, scope, order, model)) + _names_flow(
         expr, scope, order, model, depth, seen

@@ -42,6 +42,15 @@ runs the overrides in subclasses of other modules; cls.trainer.run(...) with a c
 attribute trainer = Trainer runs Trainer.run; a model built by cls.build_model(args) is what
 the overrides of build_model in the subclasses build.
 
+What a top-level function returns is read in the function's own frame, and each call puts
+in what it passes: model, preprocess_train, preprocess_val = create_model_and_transforms(name,
+precision=args.precision) gives a model (element 0 only) float16 with --precision pure_fp16
+when create_model casts it for that value, whatever other callers pass. 'fp16' in precision
+is folded over the option's choices or the strings the function compares it with. A loss a
+loss factory of the project builds (create_loss(args)) is a loss; a backward helper
+(backward(total_loss, scaler)) is checked at each call, with its tests bound to what the call
+passes; a top-level helper only evaluation code calls is evaluation code.
+
 Inside a model with float16 weights (cast here or by another module), its layers' outputs
 are float16, also of the parts given to its constructor: a loss, softmax, CTC module or
 metric fed by them is a finding, also through a helper method's return (in a class another

@@ -8,10 +8,11 @@ Checked: a model with float16 *weights* — Gluon `net.cast(dtype)`, PyTorch `.h
 `.to(torch.float16)`, a DeepSpeed engine whose configuration enables fp16 — in the
 configurations that cast it (`net.cast(opt.dtype)`: with `--dtype float16`), whose outputs
 reach a loss (a `gluon.loss` or `torch.nn` loss object, also held in an attribute, a dict, a
-wrapper such as `DataParallelCriterion`, a parameter, or a loss class of the project), a
-softmax (`nd.softmax`, `F.softmax`, `F.cross_entropy`, `.softmax()`) or a metric's
-`update(labels, preds)`. Outputs are followed through names, lists (comprehensions,
-`.append`), items, reshapes, arithmetic (`teacher(x) / T`) and what a helper method or
+wrapper such as `DataParallelCriterion`, a parameter, a loss class of the project, or what
+a loss factory of the project returns: `create_loss(args)`), a softmax (`nd.softmax`,
+`F.softmax`, `F.cross_entropy`, `.softmax()`) or a metric's `update(labels, preds)`. Outputs
+are followed through names, lists (comprehensions, `.append`, items stored one by one,
+`torch.cat`/`stack`), items, reshapes, arithmetic (`teacher(x) / T`) and what a helper method or
 function of the file returns (`self._before_loss(x)`); inside the model classes a script casts
 (also from another module) the outputs of their layers count. Keras: the final softmax
 layer under a `mixed_float16` policy without `dtype='float32'` (last layer of a `Sequential`,
@@ -118,6 +119,9 @@ _KEEPS_DTYPE = frozenset(
     "expand_dims swapaxes mean sum max split chunk".split()
 )
 _FORWARDS = ("forward", "hybrid_forward", "__call__", "call")
+_MAX_DEPTH = 10  # steps from a consumer's argument back to the model call
+# Library functions joining tensors: the result keeps their dtype (``torch.cat(outputs)``).
+_JOINS = frozenset({"cat", "concat", "concatenate", "stack", "hstack", "vstack"})
 
 
 def _outputs(
@@ -130,9 +134,9 @@ def _outputs(
 ) -> list[Reduced]:
     """Facts under which ``expr`` holds the output of a model with float16 weights, not cast
     to float32 on the way: ``net(x)``, names bound to it, lists of outputs (comprehensions,
-    ``.append``) and their elements (``for h in hidden_states:``), items and reshapes of one,
-    arithmetic on one (``teacher(x) / T``)."""
-    if expr is None or depth > 6:
+    ``.append``, items stored one by one, ``torch.cat``) and their elements (``for h in
+    hidden_states:``), items and reshapes of one, arithmetic on one (``teacher(x) / T``)."""
+    if expr is None or depth > _MAX_DEPTH:
         return []
     again = lambda inner, s=scope, o=order: _outputs(inner, s, o, site, ctx, depth + 1)  # noqa: E731
     if isinstance(expr, (cst.List, cst.Tuple)):
@@ -152,6 +156,8 @@ def _outputs(
         if dotted(func) is None:
             return []
         inner = ctx.index.site(expr)
+        if inner is not None and (inner.qualname or "").rsplit(".", 1)[-1] in _JOINS:
+            return [fact for argument in expr.args for fact in again(argument.value)]
         if inner is not None and inner.qualname is not None:
             return []  # a library function, not a model
         helper = _helper(func, scope, ctx.index)
@@ -173,6 +179,8 @@ def _outputs(
             narrowed = fact.narrowed(definition.condition)
             if narrowed is not None:
                 found.append(narrowed)
+    for stored in ctx.index.items_stored(name, scope, order):  # ``inputs[key] = out``
+        found += again(stored.value, stored.scope, stored.order)
     for append in ctx.index.calls_named(f"{name}.append") + ctx.index.calls_named(f"{name}.extend"):
         if append.node.args and append.function is site.function:
             found += again(append.node.args[0].value, append.scope, append.order)
@@ -301,11 +309,11 @@ def _consumers(ctx: RuleContext) -> Iterator[tuple[CallSite, list[cst.BaseExpres
             continue
         if site.method == "update" and site.receiver is not None:
             roots = model.roots(site.receiver, *_at(site))
-            if any(_is_metric(root) for _, root in roots if not isinstance(root, str)):
+            if any(_is_metric(root) for _, root in roots if isinstance(root, _BUILT)):
                 yield site, [a.value for a in site.node.args[1:2]], "a metric"
             continue
         roots = model.roots(site.node.func, *_at(site))
-        if any(_is_loss(root, index) for _, root in roots if not isinstance(root, str)) or (
+        if any(_is_loss(root, index) for _, root in roots if isinstance(root, _BUILT)) or (
             _declared_loss(site, index)
         ):
             yield site, [a.value for a in site.node.args[:1]], "a loss"
@@ -369,6 +377,9 @@ def _is_metric(root: CallSite | Foreign) -> bool:
     return bool(_METRIC_NAME.search(last))
 
 
+_BUILT = (CallSite, Foreign)  # roots known by what built them
+
+
 def _built_by(root: CallSite | Foreign) -> tuple[str, str]:
     """(resolved name, name as written) of what built an object; another module's object is
     known by what built it there (its resolved name, or the name written there)."""
@@ -383,8 +394,9 @@ def _at(site: CallSite) -> tuple[Scope, int]:
 
 def _is_loss(root: CallSite | Foreign, index: FileIndex) -> bool:
     """A loss object: Gluon's ``gluon.loss.*``, PyTorch's ``nn.*Loss``, a loss class of the
-    project (named ``...Loss``/``...Criterion``/``...CTC``, or deriving from a loss), also
-    built by another module, which passes it in."""
+    project (named ``...Loss``/``...Criterion``/``...CTC``, or deriving from a loss) or what
+    a function of the project named as a loss factory returns (``create_loss(args)``,
+    ``build_criterion(cfg)``), also built by another module, which passes it in."""
     qualname, name = _built_by(root)
     if qualname.startswith(mxnet.LOSS_PREFIX):
         return True
@@ -395,10 +407,15 @@ def _is_loss(root: CallSite | Foreign, index: FileIndex) -> bool:
         return False
     if last.endswith(("Loss", "Criterion", "CTC")) and not last.startswith("Parallel"):
         return True
+    if _LOSS_FACTORY.search(last):
+        return True
     info = index.classes.get(name) if isinstance(root, CallSite) else None
     return info is not None and any(b.rsplit(".", 1)[-1].endswith("Loss") for b in info.bases)
 
 
+# ``create_loss``, ``build_criterion``, ``get_loss_fn`` (not ``get_loss_scaler``, nor a loss
+# class, whose name is capitalised)
+_LOSS_FACTORY = re.compile(r"^[a-z]\w*_(loss|criterion)(es|s)?(_fn|_func|_function|_module)?$")
 _LOSS_TYPE = re.compile(r"\b\w*(Loss|Criterion|CTC)\b")
 
 

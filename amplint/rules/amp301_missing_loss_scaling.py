@@ -14,11 +14,15 @@ Scaling counts per backward, where it applies: inside `amp.scale_loss(...)`, a l
 `scaler.scale(loss)` (where that GradScaler is enabled), `loss * K` (static scaling,
 `grad_scale=K`), Keras compile()/fit() or a `LossScaleOptimizer`; a wrapper's own backward
 (DeepSpeed `engine.backward(loss)`, apex/fairseq `optimizer.backward(loss)`,
-`accelerator.backward`, a `loss_scaler(...)` object) is not checked. Not reported: bfloat16,
-`multi_precision` master weights alone (AMP306's case), a loss that is a parameter of the
-function (a generic helper; its callers decide), code that trains nothing (no optimizer step
-reached: a profiler timing backward; `no_grad`, evaluation functions), and reduced precision
-another module brings in (its own conditions cannot be related to this module's).
+`accelerator.backward`, a `loss_scaler(...)` object) is not checked. A loss that is a
+parameter of the function (a helper such as `def backward(total_loss, scaler)`) is checked at
+each call of this module, with the helper's tests bound to what the call passes: the call
+and the helper's backward are reported where that call leaves it unscaled. Not reported:
+bfloat16, `multi_precision` master weights alone (AMP306's case), a helper another module
+calls too, or that no call here passes the loss (its callers decide), code that trains
+nothing (no optimizer step reached: a profiler timing backward; `no_grad`, evaluation
+functions), and reduced precision another module brings in (its own conditions cannot be
+related to this module's).
 
 Example:
 
@@ -43,8 +47,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from amplint.conditions import Condition
-from amplint.precision import FLOAT16, union
+from amplint.conditions import NEVER, Condition
+from amplint.precision import FLOAT16, PrecisionModel, union
 from amplint.rules.api import Issue, RuleContext
 from amplint.scaling import (
     Backward,
@@ -55,6 +59,7 @@ from amplint.scaling import (
     named_master_weights,
     scaled,
     static_scaling,
+    through_callers,
     trains,
     uses_loss_scaling,
 )
@@ -67,16 +72,34 @@ def unscaled_float16_backwards(ctx: RuleContext) -> Iterator[tuple[Backward, Con
         return
     model = ctx.model
     for backward in backward_calls(ctx.index):
-        if loss_from_caller(backward) or model.inference_only(backward.site):
-            continue
-        reduced = union(gradient_facts(backward, model), (FLOAT16,))
-        if not reduced.possible:
+        if model.inference_only(backward.site):
             continue
         if backward.keras and uses_loss_scaling(ctx.index):
             continue
-        condition = reduced & model.cases.runs(backward.site) & ~scaled(backward, model)
-        if condition.possible and trains(backward.site, model):
-            yield backward, condition
+        if not loss_from_caller(backward):
+            condition = _unscaled(backward, model.cases.runs(backward.site), model)
+            if condition.possible:
+                yield backward, condition
+            continue
+        helper = NEVER  # a helper's backward: where any call of it runs it unscaled
+        for call, runs in through_callers(backward, model):
+            condition = _unscaled(call, runs, model)
+            if condition.possible:
+                yield call, condition
+                helper = helper | condition
+        if helper.possible:
+            yield backward, helper
+
+
+def _unscaled(backward: Backward, runs: Condition, model: PrecisionModel) -> Condition:
+    """Where ``backward`` (running in ``runs``) computes float16 gradients of an unscaled
+    loss in training code."""
+    if model.inference_only(backward.site):
+        return NEVER
+    reduced = union(gradient_facts(backward, model), (FLOAT16,))
+    if not reduced.possible or not trains(backward.site, model):
+        return NEVER
+    return reduced & runs & ~scaled(backward, model)
 
 
 def check(ctx: RuleContext) -> Iterator[Issue]:
@@ -88,6 +111,8 @@ def check(ctx: RuleContext) -> Iterator[Issue]:
         if not condition.possible:
             continue
         what = "tape.gradient" if backward.keras else "backward"
+        if backward.helper is not None:
+            what += f" (run by {backward.helper}())"
         yield Issue(
             backward.site.node,
             f"float16 {what} without loss scaling: small gradients underflow to zero; "
