@@ -57,6 +57,13 @@ class Parsed:
 
         return PrecisionModel(self.index, path=self.path)
 
+    def with_borrowed(self, borrowed: dict):
+        """The precision model read with the values of other modules' constants."""
+        from amplint.index import FileIndex
+        from amplint.precision import PrecisionModel
+
+        return PrecisionModel(FileIndex.build(self.module, None, borrowed), path=self.path)
+
 
 _PARSED: dict[str, Parsed] = {}
 _PARSED_KEEP = 4
@@ -112,10 +119,10 @@ def lint_source(
     try:
         shared = _parse(source, path)
         module, index = shared.module, shared.index
-        if context.modules:  # names resolved through the project's lazy imports
-            from amplint.index import FileIndex
+        if context.modules or context.borrowed:  # names resolved through the project's
+            from amplint.index import FileIndex  # lazy imports, other modules' constants
 
-            index = FileIndex.build(module, dict(context.modules))
+            index = FileIndex.build(module, dict(context.modules), dict(context.borrowed))
     except cst.ParserSyntaxError as error:
         return [parse_error(path, f"syntax error: {error.message}")]
     except RecursionError:

@@ -187,9 +187,14 @@ class FileIndex:
     rebuilds every node it passes, which costs as much as the parse.
     """
 
-    def __init__(self, modules: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, modules: dict[str, str] | None = None, borrowed: dict[str, Any] | None = None
+    ) -> None:
         # functions returning a module (a lazy import), by their resolved name -> the module
         self.modules = modules or {}
+        # constants of other modules of the project, by their resolved name
+        # (``.constants.DTYPE_FP16`` -> ``'float16'``; see amplint.borrowing)
+        self.borrowed = borrowed or {}
         self.imports: dict[str, str] = {}
         self.star_imports: list[str] = []
         self._aliases: set[str] = set()  # module-level names bound to an import's attribute
@@ -218,9 +223,15 @@ class FileIndex:
         self._chains: dict[int, list[tuple[CallSite, ...]]] = {}
 
     @classmethod
-    def build(cls, module: cst.Module, modules: dict[str, str] | None = None) -> FileIndex:
-        """The index of a parsed module (``modules``: see :attr:`modules`)."""
-        index = cls(modules)
+    def build(
+        cls,
+        module: cst.Module,
+        modules: dict[str, str] | None = None,
+        borrowed: dict[str, Any] | None = None,
+    ) -> FileIndex:
+        """The index of a parsed module (``modules``, ``borrowed``: see :attr:`modules`,
+        :attr:`borrowed`)."""
+        index = cls(modules, borrowed)
         index._walk(module)
         index._collect_argparse()
         index._through_class_attributes()
@@ -469,6 +480,14 @@ class FileIndex:
         if base is None:
             return None
         return f"{base}.{rest}" if rest else base
+
+    def constant_of(self, name: str | None, scope: Scope) -> tuple[Any] | None:
+        """``(value,)`` when the dotted name reads a constant of another module of the project
+        (``C.DTYPE_FP16``, see :attr:`borrowed`); None otherwise."""
+        if not self.borrowed or name is None:
+            return None
+        resolved = self.resolve(name, scope)
+        return (self.borrowed[resolved],) if resolved in self.borrowed else None
 
     def _returned_module(self, name: str, scope: Scope) -> str | None:
         """The module a name holds when every assignment to it calls a function returning that

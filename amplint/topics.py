@@ -40,7 +40,9 @@ project runs with what the script passes (set_mixed_precision_policy(get_tf_dtyp
 a helper mapping --dtype fp16 to tf.float16 through a table). A call through cls/self also
 runs the overrides in subclasses of other modules; cls.trainer.run(...) with a class
 attribute trainer = Trainer runs Trainer.run; a model built by cls.build_model(args) is what
-the overrides of build_model in the subclasses build.
+the overrides of build_model in the subclasses build. A switch comparing or casting to a
+constant of another module of the project (if args.dtype == C.DTYPE_FP16:
+model.cast(C.DTYPE_FP16)) reads its value there, when that module assigns it once.
 
 Inside a model with float16 weights (cast here or by another module), its layers' outputs
 are float16, also of the parts given to its constructor: a loss, softmax, CTC module or
