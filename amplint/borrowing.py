@@ -42,8 +42,7 @@ def borrowed(facts: dict[Path, ModuleFacts]) -> dict[Path, Borrowed]:
     readers = [path for path, fact in facts.items() if fact.borrows]
     if not readers:
         return {}
-    paths = [str(path) for path in facts]
-    names = _module_names(paths)
+    names = _module_names(frozenset(str(path) for path in facts))
     by_name: dict[str, list[Path]] = {}
     for path in facts:
         by_name.setdefault(names[str(path)], []).append(path)

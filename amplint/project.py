@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -414,10 +415,12 @@ def code_only(source: str) -> str | None:
     return code_only(source)
 
 
-def _module_names(paths: list[str]) -> dict[str, str]:
+@functools.lru_cache(maxsize=1)
+def _module_names(paths: frozenset[str]) -> dict[str, str]:
     """The dotted name each file is imported under: its path from the folder above its
     outermost package (folders holding an ``__init__.py``), or its stem for a top-level script.
-    Plain strings, not pathlib: this runs over every file of the project on each run."""
+    Plain strings, not pathlib: this runs over every file of the project on each run (once:
+    the project pass and :mod:`amplint.borrowing` ask for the same files)."""
     packages = {os.path.dirname(p) for p in paths if os.path.basename(p) == "__init__.py"}
     prefixes: dict[str, list[str]] = {}
 
@@ -473,7 +476,7 @@ def analyse(
         return {Path(p): Context((), f) for p, f in sorted(files.items())}  # (None: not known)
     by_path = {str(path): path for path in facts}
     paths = sorted(by_path, key=lambda path: path.split(os.sep))  # pathlib's order
-    names = _module_names(paths)
+    names = _module_names(frozenset(paths))
     by_name: dict[str, list[str]] = {}
     for path, name in names.items():
         by_name.setdefault(name, []).append(path)
