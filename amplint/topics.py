@@ -50,7 +50,8 @@ metric fed by them is a finding, also through a helper method's return (in a cla
 module casts, what its forward runs). A model class chosen at run time and checked with isinstance/
 issubclass against an interface is any class of the project deriving from it; a model passed
 to another module's class or function carries its cast there, and so does a model returned by
-a property or method of a project class (over the arguments that built the object). Calls
+a property or method of a project class (over the arguments that built the object; for a
+parameter annotated with a project class, over the object's own configuration). Calls
 through a star import of the project (from .utils import *) and modules returned by lazy
 import helpers (nlp = try_import_gluonnlp()) are followed. Attention softmax, decoding
 methods, another module's inference-only cast of a class this module trains, and
