@@ -59,10 +59,9 @@ class Parsed:
 
     def with_borrowed(self, borrowed: dict):
         """The precision model read with the values of other modules' constants."""
-        from amplint.index import FileIndex
         from amplint.precision import PrecisionModel
 
-        return PrecisionModel(FileIndex.build(self.module, None, borrowed), path=self.path)
+        return PrecisionModel(self.index.with_borrowed(borrowed), path=self.path)
 
 
 _PARSED: dict[str, Parsed] = {}
@@ -119,10 +118,12 @@ def lint_source(
     try:
         shared = _parse(source, path)
         module, index = shared.module, shared.index
-        if context.modules or context.borrowed:  # names resolved through the project's
-            from amplint.index import FileIndex  # lazy imports, other modules' constants
+        if context.modules:  # names resolved through the project's lazy imports
+            from amplint.index import FileIndex
 
-            index = FileIndex.build(module, dict(context.modules), dict(context.borrowed))
+            index = FileIndex.build(module, dict(context.modules))
+        if context.borrowed:
+            index = index.with_borrowed(dict(context.borrowed))
     except cst.ParserSyntaxError as error:
         return [parse_error(path, f"syntax error: {error.message}")]
     except RecursionError:

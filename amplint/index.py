@@ -7,6 +7,7 @@ index; none of them walks the tree again.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import re
@@ -187,14 +188,12 @@ class FileIndex:
     rebuilds every node it passes, which costs as much as the parse.
     """
 
-    def __init__(
-        self, modules: dict[str, str] | None = None, borrowed: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, modules: dict[str, str] | None = None) -> None:
         # functions returning a module (a lazy import), by their resolved name -> the module
         self.modules = modules or {}
         # constants of other modules of the project, by their resolved name
         # (``.constants.DTYPE_FP16`` -> ``'float16'``; see amplint.borrowing)
-        self.borrowed = borrowed or {}
+        self.borrowed: dict[str, Any] = {}
         self.imports: dict[str, str] = {}
         self.star_imports: list[str] = []
         self._aliases: set[str] = set()  # module-level names bound to an import's attribute
@@ -223,15 +222,9 @@ class FileIndex:
         self._chains: dict[int, list[tuple[CallSite, ...]]] = {}
 
     @classmethod
-    def build(
-        cls,
-        module: cst.Module,
-        modules: dict[str, str] | None = None,
-        borrowed: dict[str, Any] | None = None,
-    ) -> FileIndex:
-        """The index of a parsed module (``modules``, ``borrowed``: see :attr:`modules`,
-        :attr:`borrowed`)."""
-        index = cls(modules, borrowed)
+    def build(cls, module: cst.Module, modules: dict[str, str] | None = None) -> FileIndex:
+        """The index of a parsed module (``modules``: see :attr:`modules`)."""
+        index = cls(modules)
         index._walk(module)
         index._collect_argparse()
         index._through_class_attributes()
@@ -480,6 +473,13 @@ class FileIndex:
         if base is None:
             return None
         return f"{base}.{rest}" if rest else base
+
+    def with_borrowed(self, borrowed: dict[str, Any]) -> FileIndex:
+        """This index reading other modules' constants (a shallow copy: nothing of the walk
+        depends on them)."""
+        index = copy.copy(self)
+        index.borrowed = borrowed
+        return index
 
     def constant_of(self, name: str | None, scope: Scope) -> tuple[Any] | None:
         """``(value,)`` when the dotted name reads a constant of another module of the project
