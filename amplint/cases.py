@@ -306,6 +306,10 @@ class Evaluator:
         constant = literal(expr)
         if constant is not NOT_LITERAL:
             return [(ALWAYS, constant)]
+        if self.index.borrowed and isinstance(expr, (cst.Name, cst.Attribute)):
+            borrowed = self.index.constant_of(dotted(expr), scope)
+            if borrowed is not None:
+                return [(ALWAYS, borrowed[0])]
         if isinstance(expr, cst.Name):
             return self._name(expr.value, scope, order)
         if isinstance(expr, cst.Attribute):

@@ -57,6 +57,12 @@ class Parsed:
 
         return PrecisionModel(self.index, path=self.path)
 
+    def with_borrowed(self, borrowed: dict):
+        """The precision model read with the values of other modules' constants."""
+        from amplint.precision import PrecisionModel
+
+        return PrecisionModel(self.index.with_borrowed(borrowed), path=self.path)
+
 
 _PARSED: dict[str, Parsed] = {}
 _PARSED_KEEP = 4
@@ -116,6 +122,8 @@ def lint_source(
             from amplint.index import FileIndex
 
             index = FileIndex.build(module, dict(context.modules))
+        if context.borrowed:
+            index = index.with_borrowed(dict(context.borrowed))
     except cst.ParserSyntaxError as error:
         return [parse_error(path, f"syntax error: {error.message}")]
     except RecursionError:

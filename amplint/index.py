@@ -7,6 +7,7 @@ index; none of them walks the tree again.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import re
@@ -191,6 +192,9 @@ class FileIndex:
     def __init__(self, modules: dict[str, str] | None = None) -> None:
         # functions returning a module (a lazy import), by their resolved name -> the module
         self.modules = modules or {}
+        # constants of other modules of the project, by their resolved name
+        # (``.constants.DTYPE_FP16`` -> ``'float16'``; see amplint.borrowing)
+        self.borrowed: dict[str, Any] = {}
         self.imports: dict[str, str] = {}
         self.star_imports: list[str] = []
         self._aliases: set[str] = set()  # module-level names bound to an import's attribute
@@ -481,6 +485,21 @@ class FileIndex:
         if base is None:
             return None
         return f"{base}.{rest}" if rest else base
+
+    def with_borrowed(self, borrowed: dict[str, Any]) -> FileIndex:
+        """This index reading other modules' constants (a shallow copy: nothing of the walk
+        depends on them)."""
+        index = copy.copy(self)
+        index.borrowed = borrowed
+        return index
+
+    def constant_of(self, name: str | None, scope: Scope) -> tuple[Any] | None:
+        """``(value,)`` when the dotted name reads a constant of another module of the project
+        (``C.DTYPE_FP16``, see :attr:`borrowed`); None otherwise."""
+        if not self.borrowed or name is None:
+            return None
+        resolved = self.resolve(name, scope)
+        return (self.borrowed[resolved],) if resolved in self.borrowed else None
 
     def _returned_module(self, name: str, scope: Scope) -> str | None:
         """The module a name holds when every assignment to it calls a function returning that

@@ -1009,7 +1009,8 @@ class PrecisionModel:
                 found.append([condition_json(condition), data])
         if depth < 2:
             for condition, target, built in self._property_reads(expr, scope, order):
-                read = ["read", target, self._arguments(built, depth + 1)]
+                made = self._arguments(built, depth + 1) if built is not None else None
+                read = ["read", target, made]
                 found.append([condition_json(condition), read])
         return found
 
@@ -1034,8 +1035,12 @@ class PrecisionModel:
                     where = (definition.scope, definition.order)
                     reads.append((definition.condition, definition.expr, *where))
         for condition, read, where, when in reads:
-            for built, qualname in self._classes_of(read.value, where, when):
+            classes = list(self._classes_of(read.value, where, when))
+            for built, qualname in classes:
                 yield condition, f"{qualname}.{read.attr.value}", built
+            annotated = None if classes else _annotated_class(read.value, where, self.index)
+            if annotated is not None:  # a parameter ``builder: factory.DatasetBuilder``
+                yield condition, f"{annotated}.{read.attr.value}", None
 
     def _arguments(self, site: CallSite, depth: int) -> dict[str, list]:
         """What a call passes, portable, by position ("0") and keyword."""
@@ -1472,6 +1477,27 @@ def _portable_condition(condition: Condition, keys: list[str]) -> bool:
 
 
 _PROPERTIES = ("property", "cached_property")
+
+
+def _annotated_class(expr, scope: Scope, index: FileIndex) -> str | None:
+    """The project class a parameter is annotated with (``dataset_builder:
+    dataset_factory.DatasetBuilder``) as this module names it; None for anything else."""
+    if not isinstance(expr, cst.Name):
+        return None
+    current: Scope | None = scope
+    while current is not None and expr.value not in current.params:
+        if expr.value in current.assigned or expr.value in current.rebound:
+            return None
+        current = current.parent
+    if current is None or not isinstance(current.node, cst.FunctionDef):
+        return None
+    params = current.node.params
+    for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+        if param.name.value == expr.value and param.annotation is not None:
+            qualname = index.resolve(dotted(param.annotation.annotation), current)
+            if qualname and "." in qualname and not _external(qualname):
+                return qualname
+    return None
 
 
 def _is_property(scope: Scope, index: FileIndex) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from amplint.borrowing import Borrowed, given_key, names_read
 from amplint.linkage import Linkage
 
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w. \t,]+)", re.MULTILINE)
@@ -100,6 +102,8 @@ class Context:
     # functions of the project returning a module (a lazy import), by the name this module
     # calls them: (name, module)
     modules: tuple[tuple[str, str], ...] = ()
+    # constants of other modules it reads (amplint.borrowing)
+    borrowed: Borrowed = ()
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -154,6 +158,10 @@ class ModuleFacts:
     registers: str = ""  # JSON: options it registers on parsers it is handed (registrations)
     # top-level functions returning a module they import: (function, module)
     modules: tuple[tuple[str, str], ...] = ()
+    # names it reads through its imports when it names a switch (amplint.borrowing), and what
+    # its outgoing facts were read with of their values (amplint.borrowing.given_key)
+    borrows: tuple[str, ...] = ()
+    given: str = ""
 
     def to_json(self) -> list:
         spreads = None
@@ -171,12 +179,13 @@ class ModuleFacts:
         return [
             *(imports, spreads, reads, self.calls, self.summaries, classes),
             *(aliases, constants, self.registers, modules),
+            *(list(self.borrows), self.given),
         ]
 
     @classmethod
     def from_json(cls, data: list) -> ModuleFacts:
         imports, spreads, reads, calls, summaries, classes = data[:6]
-        aliases, constants, registers, modules = data[6:]
+        aliases, constants, registers, modules, borrows, given = data[6:]
         outgoing = None
         if spreads is not None:
             outgoing = tuple(
@@ -192,13 +201,15 @@ class ModuleFacts:
         returned = tuple((function, module) for function, module in modules)
         return cls(
             *(tuple(imports), outgoing, tuple(reads), calls, summaries, found),
-            *(bound, written, registers, returned),
+            *(bound, written, registers, returned, tuple(borrows), given),
         )
 
 
-def scan(source: str, path: str = "", parse: bool = True) -> ModuleFacts:
+def scan(source: str, path: str = "", parse: bool = True, borrowed: Borrowed = ()) -> ModuleFacts:
     """Imports, files read and outgoing reduced precision of the module at ``path`` (left
-    unknown, None, when ``parse`` is false and finding it out needs a parse)."""
+    unknown, None, when ``parse`` is false and finding it out needs a parse), read with the
+    values of the constants of other modules it reads (``borrowed``, see
+    :mod:`amplint.borrowing`)."""
     text = _strip(source)
     imports = list(_imported(text))
     reads = tuple(sorted(set(_JSON_NAME.findall(text)))) if "deepspeed" in text else ()
@@ -206,11 +217,13 @@ def scan(source: str, path: str = "", parse: bool = True) -> ModuleFacts:
 
     outgoing: tuple[Outgoing, ...] | None = ()
     calls = summaries = ""
-    if imports and mentioned(text):
+    borrows: tuple[str, ...] = ()
+    if imports and mentioned(text) and (not parse or in_code(source)):
+        borrows = names_read(text, _import_table(text))
         if not parse:
             outgoing = None
-        elif in_code(source):
-            outgoing, calls, summaries = _outgoing(source, path)
+        else:
+            outgoing, calls, summaries = _outgoing(source, path, borrowed)
     registers = ""
     if "add_argument" in text:
         from amplint.registrations import scan as registrations
@@ -220,6 +233,7 @@ def scan(source: str, path: str = "", parse: bool = True) -> ModuleFacts:
     return ModuleFacts(
         *(tuple(imports), outgoing, reads, calls, summaries, classes),
         *(aliases, constants, registers, _returned_modules(text)),
+        *(borrows, given_key(borrowed)),
     )
 
 
@@ -381,7 +395,7 @@ def _uses(text: str, local: dict[str, str]) -> tuple[tuple[str, tuple[str, ...]]
     return tuple((name, tuple(sorted(found))) for name, found in sorted(used.items()))
 
 
-def _outgoing(source: str, path: str) -> tuple[tuple[Outgoing, ...], str, str]:
+def _outgoing(source: str, path: str, borrowed: Borrowed) -> tuple[tuple[Outgoing, ...], str, str]:
     """What the module's switches turn on in the modules it imports, what it passes to the
     project functions it calls, what calling its own functions does (a parse; nothing when
     the file cannot be parsed: its lint reports that)."""
@@ -390,7 +404,7 @@ def _outgoing(source: str, path: str) -> tuple[tuple[Outgoing, ...], str, str]:
     found = parsed(source, path)
     if found is None:
         return (), "", ""
-    model = found.model
+    model = found.model if not borrowed else found.with_borrowed(dict(borrowed))
     outgoing = tuple(Outgoing(*spread) for spread in model.outgoing())
     calls = model.bindings_out()
     summaries = model.summaries_out()
@@ -410,10 +424,12 @@ def code_only(source: str) -> str | None:
     return code_only(source)
 
 
-def _module_names(paths: list[str]) -> dict[str, str]:
+@functools.lru_cache(maxsize=1)
+def _module_names(paths: frozenset[str]) -> dict[str, str]:
     """The dotted name each file is imported under: its path from the folder above its
     outermost package (folders holding an ``__init__.py``), or its stem for a top-level script.
-    Plain strings, not pathlib: this runs over every file of the project on each run."""
+    Plain strings, not pathlib: this runs over every file of the project on each run (once:
+    the project pass and :mod:`amplint.borrowing` ask for the same files)."""
     packages = {os.path.dirname(p) for p in paths if os.path.basename(p) == "__init__.py"}
     prefixes: dict[str, list[str]] = {}
 
@@ -469,7 +485,7 @@ def analyse(
         return {Path(p): Context((), f) for p, f in sorted(files.items())}  # (None: not known)
     by_path = {str(path): path for path in facts}
     paths = sorted(by_path, key=lambda path: path.split(os.sep))  # pathlib's order
-    names = _module_names(paths)
+    names = _module_names(frozenset(paths))
     by_name: dict[str, list[str]] = {}
     for path, name in names.items():
         by_name.setdefault(name, []).append(path)

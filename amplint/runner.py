@@ -10,12 +10,14 @@ through :func:`amplint.engine.lint_source`, in worker processes when there are e
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from amplint import config as config_module
+from amplint.borrowing import Borrowed, borrowed, given_key
 from amplint.cache import Cache, digest
 from amplint.config import Config, ConfigError
 from amplint.files import Exclude, discover, exclusion, shown_path
@@ -168,12 +170,15 @@ def lint_bytes(data: bytes, display: str, context: Context, settings: Settings) 
     return findings
 
 
-def _facts(data: bytes, name: str, parse: bool = True) -> ModuleFacts | None:
-    """The project facts of a file (outgoing None when ``parse`` is false and they need one)."""
+def _facts(
+    data: bytes, name: str, parse: bool = True, borrowed: Borrowed = ()
+) -> ModuleFacts | None:
+    """The project facts of a file (outgoing None when ``parse`` is false and they need one;
+    ``borrowed``: the other modules' constants it reads)."""
     from amplint.project import scan
 
     try:
-        return scan(_read_source(data, name)[0], name, parse)
+        return scan(_read_source(data, name)[0], name, parse, borrowed)
     except Exception:  # an unreadable file only drops out of the project pass
         return None
 
@@ -227,7 +232,7 @@ def _run_job(job: _Job) -> tuple[list[Finding], ModuleFacts | None]:
     except OSError as error:
         return [parse_error(job.display, f"cannot read file: {error.strerror or error}")], None
     findings = lint_bytes(data, job.display, job.context, job.settings) if job.check else []
-    facts = _facts(data, job.display) if job.facts else None
+    facts = _facts(data, job.display, borrowed=job.context.borrowed) if job.facts else None
     if job.cache_top is not None and digest(data) == job.content:
         cache = Cache(Path(job.cache_top), job.cache_version)
         if job.check:
@@ -346,19 +351,26 @@ def run(request: Request) -> Outcome:
     # from elsewhere; when something does, they are checked again below).
     to_check = {path.absolute(): display for path, display in checked}
     first: dict[Path, tuple[str, list[Finding]]] = {}
-    parsing = [path for path, fact in facts.items() if fact.outgoing is None]
+    # a module naming a switch is read again when the constants it reads of others changed
+    tables = borrowed(facts)
+    parsing = [
+        path
+        for path, fact in facts.items()
+        if fact.outgoing is None or (fact.borrows and fact.given != given_key(tables.get(path, ())))
+    ]
     if parsing:
         settings = settings_for(config, request)
         jobs = []
         for path in parsing:
             display = everything[path]
-            key = digest("findings", digests[path], display, NO_CONTEXT, run_key)
+            own = Context(borrowed=tables.get(path, ()))
+            key = digest("findings", digests[path], display, own, run_key)
             check = path in to_check
             jobs.append(
                 _Job(
                     str(path),
                     display,
-                    NO_CONTEXT,
+                    own,
                     settings,
                     digests[path],
                     key,
@@ -385,6 +397,10 @@ def run(request: Request) -> Outcome:
         stdin_facts = _facts(stdin_data, stdin_display)
         if stdin_facts is not None:
             facts[stdin_path] = stdin_facts
+            tables = borrowed(facts)
+            if stdin_path in tables:
+                stdin_facts = _facts(stdin_data, stdin_display, borrowed=tables[stdin_path])
+                facts[stdin_path] = stdin_facts or facts[stdin_path]
     wanted = {path.absolute() for path, _ in checked}
     if stdin_path is not None:
         wanted.add(stdin_path)
@@ -393,7 +409,7 @@ def run(request: Request) -> Outcome:
     misses = []
     for path, display in checked:
         path = path.absolute()
-        context = contexts.get(path, NO_CONTEXT)
+        context = _with_borrowed(contexts.get(path, NO_CONTEXT), tables.get(path, ()))
         content = digests.get(path, "")  # unreadable: the job reports it
         key = digest("findings", content, display, context, run_key)
         if path in first and first[path][0] == key:
@@ -414,12 +430,17 @@ def run(request: Request) -> Outcome:
     outcome.files = len(checked)
 
     if wants_stdin:
-        context = contexts.get(stdin_path, NO_CONTEXT)
+        context = _with_borrowed(contexts.get(stdin_path, NO_CONTEXT), tables.get(stdin_path, ()))
         outcome.findings.extend(lint_bytes(stdin_data, stdin_display, context, settings))
         outcome.files += 1
 
     outcome.findings = sorted(_per_file_ignores(outcome.findings, config))
     return outcome
+
+
+def _with_borrowed(context: Context, values: Borrowed) -> Context:
+    """A file's context with the other modules' constants it reads."""
+    return dataclasses.replace(context, borrowed=values) if values else context
 
 
 def _per_file_ignores(findings: Iterable[Finding], config: Config) -> Iterable[Finding]:

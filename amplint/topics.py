@@ -40,7 +40,9 @@ project runs with what the script passes (set_mixed_precision_policy(get_tf_dtyp
 a helper mapping --dtype fp16 to tf.float16 through a table). A call through cls/self also
 runs the overrides in subclasses of other modules; cls.trainer.run(...) with a class
 attribute trainer = Trainer runs Trainer.run; a model built by cls.build_model(args) is what
-the overrides of build_model in the subclasses build.
+the overrides of build_model in the subclasses build. A switch comparing or casting to a
+constant of another module of the project (if args.dtype == C.DTYPE_FP16:
+model.cast(C.DTYPE_FP16)) reads its value there, when that module assigns it once.
 
 What a top-level function returns is read in the function's own frame, and each call puts
 in what it passes: model, preprocess_train, preprocess_val = create_model_and_transforms(name,
@@ -57,7 +59,8 @@ metric fed by them is a finding, also through a helper method's return (in a cla
 module casts, what its forward runs). A model class chosen at run time and checked with isinstance/
 issubclass against an interface is any class of the project deriving from it; a model passed
 to another module's class or function carries its cast there, and so does a model returned by
-a property or method of a project class (over the arguments that built the object). Calls
+a property or method of a project class (over the arguments that built the object; for a
+parameter annotated with a project class, over the object's own configuration). Calls
 through a star import of the project (from .utils import *) and modules returned by lazy
 import helpers (nlp = try_import_gluonnlp()) are followed. Attention softmax, decoding
 methods, another module's inference-only cast of a class this module trains, outputs of a model
