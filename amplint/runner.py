@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amplint import config as config_module
+from amplint import context_cache
 from amplint.cache import Cache, digest
 from amplint.config import Config, ConfigError
 from amplint.files import Exclude, discover, exclusion, shown_path
 from amplint.findings import Finding, parse_error
-from amplint.project import NO_CONTEXT, Context, ModuleFacts, analyse
+from amplint.project import NO_CONTEXT, Context, ModuleFacts
 from amplint.settings import MIN_DIMENSION, Settings
-from amplint.stat_cache import StatCache, stat_of
+from amplint.stat_cache import Known, StatCache, stat_of
 
 # Below this many files to check, worker processes cost more than they save.
 PARALLEL_THRESHOLD = 16
@@ -316,7 +317,7 @@ def run(request: Request) -> Outcome:
     digests: dict[Path, str] = {}
     sizes: dict[Path, int] = {}
     stats: dict[Path, object] = {}
-    facts: dict[Path, ModuleFacts] = {}
+    known: dict[Path, Known] = {}  # the files with facts
     for path, display in everything.items():
         if path == stdin_path:
             continue
@@ -334,8 +335,8 @@ def run(request: Request) -> Outcome:
         digests[path] = remembered.content
         sizes[path] = stat[2] if stat is not None else 0
         stats[path] = stat
-        if remembered.facts is not None:
-            facts[path] = remembered.facts
+        if remembered.stored is not None:
+            known[path] = remembered
     run_key = settings_key(config, request)
     settings: Settings | None = None
     top = str(cache.top) if cache.folder is not None else None
@@ -346,7 +347,7 @@ def run(request: Request) -> Outcome:
     # from elsewhere; when something does, they are checked again below).
     to_check = {path.absolute(): display for path, display in checked}
     first: dict[Path, tuple[str, list[Finding]]] = {}
-    parsing = [path for path, fact in facts.items() if fact.outgoing is None]
+    parsing = [path for path, fact in known.items() if fact.pending]
     if parsing:
         settings = settings_for(config, request)
         jobs = []
@@ -371,8 +372,10 @@ def run(request: Request) -> Outcome:
         jobs.sort(key=lambda job: -sizes.get(Path(job.path), 0))
         for job, (found, new) in zip(jobs, _run_jobs(jobs, workers)):
             path = Path(job.path)
-            facts[path] = new if new is not None else ModuleFacts(facts[path].imports)
-            stat_cache.put(str(path), stats[path], digests[path], facts[path])  # type: ignore[arg-type]
+            if new is None:
+                old = known[path].facts
+                new = ModuleFacts(old.imports if old is not None else ())
+            known[path] = stat_cache.put(str(path), stats[path], digests[path], new)  # type: ignore[arg-type]
             if job.check:
                 first[path] = (job.key, found)
     # With a project root every run walks all of it, so files not seen have left it; without
@@ -384,11 +387,18 @@ def run(request: Request) -> Outcome:
     if stdin_path is not None and stdin_data is not None:  # it stands for the file on disk
         stdin_facts = _facts(stdin_data, stdin_display)
         if stdin_facts is not None:
-            facts[stdin_path] = stdin_facts
+            known[stdin_path] = Known.of(None, "", stdin_facts)
     wanted = {path.absolute() for path, _ in checked}
     if stdin_path is not None:
         wanted.add(stdin_path)
-    contexts = analyse(facts, _file_digest, only=wanted)
+    contexts = context_cache.contexts(
+        cache,
+        {path: fact.fingerprint for path, fact in known.items()},
+        lambda: {path: fact.facts for path, fact in known.items() if fact.facts is not None},
+        digests,
+        _file_digest,
+        wanted,
+    )
 
     misses = []
     for path, display in checked:

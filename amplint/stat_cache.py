@@ -18,6 +18,7 @@ same limitation there); ``--no-cache`` reads everything.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -32,11 +33,32 @@ Stat = tuple[int, int, int, int]  # mtime_ns, ctime_ns, size, inode
 
 @dataclass(frozen=True)
 class Known:
-    """One file as last read: its stat (None when it may change unnoticed), digest, facts."""
+    """One file as last read: its stat (None when it may change unnoticed), digest, and facts,
+    kept as JSON with their digest (the project pass may not need them: see
+    :mod:`amplint.context_cache`)."""
 
     stat: Stat | None
     content: str
-    facts: ModuleFacts | None
+    stored: list | None  # the facts as JSON, decoded when first asked for
+    fingerprint: str  # digest of ``stored``; "" without facts
+
+    @classmethod
+    def of(cls, stat: Stat | None, content: str, facts: ModuleFacts | None) -> Known:
+        stored = facts.to_json() if facts is not None else None
+        return cls(stat, content, stored, digest("facts", stored) if stored is not None else "")
+
+    @functools.cached_property
+    def facts(self) -> ModuleFacts | None:
+        """The facts (None for a file out of the project pass, or a damaged entry)."""
+        try:
+            return ModuleFacts.from_json(self.stored) if self.stored is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    @property
+    def pending(self) -> bool:
+        """Whether what its switches turn on is not known yet (it needs a parse)."""
+        return self.stored is not None and ModuleFacts.pending_in(self.stored)
 
 
 def stat_of(path: str) -> Stat | None:
@@ -66,11 +88,12 @@ class StatCache:
         known = self._known.get(path)
         if known is None and path in self._stored:
             try:
-                stored_stat, content, facts = self._stored[path]
-                facts = ModuleFacts.from_json(facts) if facts is not None else None
-                known = Known(tuple(stored_stat) if stored_stat else None, content, facts)
+                stored_stat, content, facts, fingerprint = self._stored[path]
             except (TypeError, ValueError):  # a damaged entry: read the file again
                 return None
+            if not isinstance(facts, (list, type(None))) or not isinstance(fingerprint, str):
+                return None
+            known = Known(tuple(stored_stat) if stored_stat else None, content, facts, fingerprint)
             self._known[path] = known
         if known is None or known.stat is None or known.stat != stat:
             return None
@@ -80,7 +103,7 @@ class StatCache:
         """Remember ``path`` as read after ``stat`` was taken."""
         if stat is not None and max(stat[0], stat[1]) >= self._started - RACY_SECONDS * 10**9:
             stat = None  # changed just now: it may change again within the same timestamp
-        known = self._known[path] = Known(stat, content, facts)
+        known = self._known[path] = Known.of(stat, content, facts)
         # An entry without a stat never matches: it is not worth a write (an editor's lint on
         # save, or a hook right after an edit, would otherwise rewrite the cache every time).
         self._changed = self._changed or stat is not None
@@ -100,10 +123,6 @@ class StatCache:
             return
         entries = dict(self._stored)
         for path, known in self._known.items():
-            entries[path] = [known.stat, known.content, _facts_json(known.facts)]
+            entries[path] = [known.stat, known.content, known.stored, known.fingerprint]
         self._cache.put(self._key, dict(sorted(entries.items())))
         self._changed = False
-
-
-def _facts_json(facts: ModuleFacts | None) -> list | None:
-    return None if facts is None else facts.to_json()
