@@ -164,11 +164,6 @@ class ModuleFacts:
             *(aliases, constants, self.registers, modules),
         ]
 
-    @staticmethod
-    def pending_in(data: list) -> bool:
-        """Whether the facts stored as ``data`` (:meth:`to_json`) leave ``outgoing`` unknown."""
-        return len(data) > 1 and data[1] is None
-
     @classmethod
     def from_json(cls, data: list) -> ModuleFacts:
         imports, spreads, reads, calls, summaries, classes = data[:6]

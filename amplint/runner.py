@@ -192,6 +192,17 @@ def _cached_facts(cache: Cache, data: bytes, content: str, name: str) -> ModuleF
     return _facts(data, name, parse=False)
 
 
+def _facts_of(known: Known, path: Path, name: str) -> ModuleFacts | None:
+    """A file's facts as remembered; when the cache lost them (runs writing it at once, a
+    damaged entry), what its text says now."""
+    if known.facts is not None:
+        return known.facts
+    try:
+        return _facts(path.read_bytes(), name)
+    except OSError:
+        return None
+
+
 def _facts_key(content: str, name: str) -> str:
     return digest("facts", content, name)
 
@@ -335,7 +346,7 @@ def run(request: Request) -> Outcome:
         digests[path] = remembered.content
         sizes[path] = stat[2] if stat is not None else 0
         stats[path] = stat
-        if remembered.stored is not None:
+        if remembered.fingerprint:
             known[path] = remembered
     run_key = settings_key(config, request)
     settings: Settings | None = None
@@ -373,7 +384,7 @@ def run(request: Request) -> Outcome:
         for job, (found, new) in zip(jobs, _run_jobs(jobs, workers)):
             path = Path(job.path)
             if new is None:
-                old = known[path].facts
+                old = _facts_of(known[path], path, job.display)
                 new = ModuleFacts(old.imports if old is not None else ())
             known[path] = stat_cache.put(str(path), stats[path], digests[path], new)  # type: ignore[arg-type]
             if job.check:
@@ -394,7 +405,11 @@ def run(request: Request) -> Outcome:
     contexts = context_cache.contexts(
         cache,
         {path: fact.fingerprint for path, fact in known.items()},
-        lambda: {path: fact.facts for path, fact in known.items() if fact.facts is not None},
+        lambda: {
+            path: found
+            for path, fact in known.items()
+            if (found := _facts_of(fact, path, everything.get(path, stdin_display))) is not None
+        },
         digests,
         _file_digest,
         wanted,
