@@ -27,27 +27,24 @@ from amplint.project import Context, ModuleFacts, Spread, _strip, analyse
 
 def contexts(
     cache: Cache,
-    fingerprints: Mapping[Path, str],
-    facts: Callable[[], dict[Path, ModuleFacts]],
-    digests: Mapping[Path, str],
+    fingerprints: Mapping[str, str],
+    facts: Callable[[], dict[str, ModuleFacts]],
+    digests: Mapping[str, str],
     digest_of: Callable[[str], str],
-    wanted: set[Path],
-) -> dict[Path, Context]:
+    wanted: set[str],
+) -> dict[str, Context]:
     """:func:`amplint.project.analyse` of ``facts()`` for the files ``wanted``, from the cache
-    when the same facts (``fingerprints``) and files read gave them before. ``digests``: the
-    content digests of the project's files; ``digest_of`` digests a file not among them."""
-    key = digest(
-        "contexts",
-        sorted((str(path), fingerprint) for path, fingerprint in fingerprints.items()),
-        sorted(str(path) for path in wanted),
-    )
+    when the same facts (``fingerprints``) and files read gave them before. Files by absolute
+    path; ``digests``: the content digests of the project's files; ``digest_of`` digests a
+    JSON file."""
+    key = digest("contexts", sorted(fingerprints.items()), sorted(wanted))
     stored = cache.get(key)
     if isinstance(stored, dict):
         try:
             if _still_read(stored["sources"], digests) and all(
                 digest_of(path) == known for path, known in stored["files"].items()
             ):
-                return {Path(path): _context(data) for path, data in stored["contexts"]}
+                return {path: _context(data) for path, data in stored["contexts"]}
         except (AttributeError, KeyError, TypeError, ValueError):  # damaged: analyse again
             pass
     sources: dict[str, list[str]] = {}
@@ -62,10 +59,17 @@ def contexts(
         files[path] = digest_of(path)
         return files[path]
 
-    found = analyse(facts(), read_digest, read, only=wanted)
-    shown = sorted((str(path), _json(context)) for path, context in found.items())
-    cache.put(key, {"sources": sources, "files": files, "contexts": shown})
-    return found
+    given = {Path(path): fact for path, fact in facts().items()}
+    found = analyse(given, read_digest, read, only={Path(path) for path in wanted})
+    cache.put(
+        key,
+        {
+            "sources": sources,
+            "files": files,
+            "contexts": sorted((str(path), _json(context)) for path, context in found.items()),
+        },
+    )
+    return {str(path): context for path, context in found.items()}
 
 
 def _read(path: str) -> bytes | None:
@@ -88,11 +92,11 @@ def _digests(data: bytes | None) -> list[str]:
     return [digest(data), digest("code lines", [line for line in lines if line])]
 
 
-def _still_read(sources: dict[str, list[str]], digests: Mapping[Path, str]) -> bool:
+def _still_read(sources: dict[str, list[str]], digests: Mapping[str, str]) -> bool:
     """Whether each module the pass read still reads the same to it: the same bytes (known
     for the project's modules: no read), else the same text without comments."""
     for path, (content, stripped) in sources.items():
-        if digests.get(Path(path)) == content and content:
+        if digests.get(path) == content and content:
             continue
         if _digests(_read(path))[1] != stripped:
             return False

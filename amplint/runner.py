@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amplint import config as config_module
-from amplint import context_cache
+from amplint import context_cache, walk_cache
 from amplint.cache import Cache, digest
 from amplint.config import Config, ConfigError
 from amplint.files import Exclude, discover, exclusion, shown_path
@@ -192,13 +192,13 @@ def _cached_facts(cache: Cache, data: bytes, content: str, name: str) -> ModuleF
     return _facts(data, name, parse=False)
 
 
-def _facts_of(known: Known, path: Path, name: str) -> ModuleFacts | None:
+def _facts_of(known: Known, path: str, name: str) -> ModuleFacts | None:
     """A file's facts as remembered; when the cache lost them (runs writing it at once, a
     damaged entry), what its text says now."""
     if known.facts is not None:
         return known.facts
     try:
-        return _facts(path.read_bytes(), name)
+        return _facts(Path(path).read_bytes(), name)
     except OSError:
         return None
 
@@ -309,39 +309,42 @@ def run(request: Request) -> Outcome:
     if excluded and len(excluded) == len(request.paths):  # pre-commit passes excluded files
         outcome.excluded = [f"{path}: not checked, excluded by {why}" for path, why in excluded]
 
-    everything = {path.absolute(): display for path, display in checked}
+    # The project's files by absolute path: plain strings, as this runs over all of them.
+    everything = {str(path.absolute()): display for path, display in checked}
     # `amplint check .` at the project root has already walked the whole project.
     walked = (
         len(given) == 1 and project is not None and Path(given[0]).resolve() == project.resolve()
     )
-    if project is not None and not walked:
-        for path, display in discover([str(project)], str(project), exclude).files:
-            everything.setdefault(path.absolute(), display)
 
     # Beside the configuration (or at the git root); without either in the current folder.
     cache = Cache.beside(project or Path.cwd(), config.cache_dir)
     if not request.use_cache:
         cache = Cache(None, cache.version)
+    if project is not None and not walked:
+        excludes = [config.exclude, config.extend_exclude, str(config.root.absolute())]
+        for path, display in walk_cache.project_files(cache, str(project), exclude, excludes):
+            everything.setdefault(path, display)
 
     # Every file's digest and project facts; files whose stat is unchanged are not read again.
     stat_cache = StatCache(cache, str(project or config.root))
-    digests: dict[Path, str] = {}
-    sizes: dict[Path, int] = {}
-    stats: dict[Path, object] = {}
-    known: dict[Path, Known] = {}  # the files with facts
+    stdin_key = str(stdin_path) if stdin_path is not None else None
+    digests: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    stats: dict[str, object] = {}
+    known: dict[str, Known] = {}  # the files with facts
     for path, display in everything.items():
-        if path == stdin_path:
+        if path == stdin_key:
             continue
-        stat = stat_of(str(path))
-        remembered = stat_cache.get(str(path), stat) if stat is not None else None
+        stat = stat_of(path)
+        remembered = stat_cache.get(path, stat) if stat is not None else None
         if remembered is None:
             try:
-                data = path.read_bytes()
+                data = Path(path).read_bytes()
             except OSError:
                 continue
             content = digest(data)
             remembered = stat_cache.put(
-                str(path), stat, content, _cached_facts(cache, data, content, display)
+                path, stat, content, _cached_facts(cache, data, content, display)
             )
         digests[path] = remembered.content
         sizes[path] = stat[2] if stat is not None else 0
@@ -356,8 +359,8 @@ def run(request: Request) -> Outcome:
     # What the files whose text names a switch turn on needs their parse: done in the workers,
     # which check those files at once (in the usual case, nothing turns precision on in them
     # from elsewhere; when something does, they are checked again below).
-    to_check = {path.absolute(): display for path, display in checked}
-    first: dict[Path, tuple[str, list[Finding]]] = {}
+    to_check = {str(path.absolute()) for path, _ in checked}
+    first: dict[str, tuple[str, list[Finding]]] = {}
     parsing = [path for path, fact in known.items() if fact.pending]
     if parsing:
         settings = settings_for(config, request)
@@ -368,7 +371,7 @@ def run(request: Request) -> Outcome:
             check = path in to_check
             jobs.append(
                 _Job(
-                    str(path),
+                    path,
                     display,
                     NO_CONTEXT,
                     settings,
@@ -380,28 +383,28 @@ def run(request: Request) -> Outcome:
                     facts=True,
                 )
             )
-        jobs.sort(key=lambda job: -sizes.get(Path(job.path), 0))
+        jobs.sort(key=lambda job: -sizes.get(job.path, 0))
         for job, (found, new) in zip(jobs, _run_jobs(jobs, workers)):
-            path = Path(job.path)
+            path = job.path
             if new is None:
                 old = _facts_of(known[path], path, job.display)
                 new = ModuleFacts(old.imports if old is not None else ())
-            known[path] = stat_cache.put(str(path), stats[path], digests[path], new)  # type: ignore[arg-type]
+            known[path] = stat_cache.put(path, stats[path], digests[path], new)  # type: ignore[arg-type]
             if job.check:
                 first[path] = (job.key, found)
     # With a project root every run walks all of it, so files not seen have left it; without
     # one, runs over different paths share the entry and each adds what it read.
     if project is not None:
-        stat_cache.keep_only({str(path) for path in everything})
+        stat_cache.keep_only(set(everything))
     stat_cache.save()
     stdin_data = request.stdin.encode("utf-8") if request.stdin is not None else None
-    if stdin_path is not None and stdin_data is not None:  # it stands for the file on disk
+    if stdin_key is not None and stdin_data is not None:  # it stands for the file on disk
         stdin_facts = _facts(stdin_data, stdin_display)
         if stdin_facts is not None:
-            known[stdin_path] = Known.of(None, "", stdin_facts)
-    wanted = {path.absolute() for path, _ in checked}
-    if stdin_path is not None:
-        wanted.add(stdin_path)
+            known[stdin_key] = Known.of(None, "", stdin_facts)
+    wanted = set(to_check)
+    if stdin_key is not None:
+        wanted.add(stdin_key)
     contexts = context_cache.contexts(
         cache,
         {path: fact.fingerprint for path, fact in known.items()},
@@ -417,29 +420,29 @@ def run(request: Request) -> Outcome:
 
     misses = []
     for path, display in checked:
-        path = path.absolute()
-        context = contexts.get(path, NO_CONTEXT)
-        content = digests.get(path, "")  # unreadable: the job reports it
+        absolute = str(path.absolute())
+        context = contexts.get(absolute, NO_CONTEXT)
+        content = digests.get(absolute, "")  # unreadable: the job reports it
         key = digest("findings", content, display, context, run_key)
-        if path in first and first[path][0] == key:
-            outcome.findings.extend(first[path][1])
+        if absolute in first and first[absolute][0] == key:
+            outcome.findings.extend(first[absolute][1])
             continue
         stored = cache.get(key) if content else None
         if stored is not None:
             outcome.findings.extend(Finding(**item) for item in stored)
         else:
-            misses.append((str(path), display, context, content, key))
-    wants_stdin = stdin_path is not None and stdin_data is not None
+            misses.append((absolute, display, context, content, key))
+    wants_stdin = stdin_key is not None and stdin_data is not None
     if settings is None and (misses or wants_stdin):
         settings = settings_for(config, request)
     jobs = [_Job(*miss[:3], settings, *miss[3:], top, cache.version) for miss in misses]
-    jobs.sort(key=lambda job: -sizes.get(Path(job.path), 0))  # largest first: balanced workers
+    jobs.sort(key=lambda job: -sizes.get(job.path, 0))  # largest first: balanced workers
     for findings, _ in _run_jobs(jobs, workers):
         outcome.findings.extend(findings)
     outcome.files = len(checked)
 
     if wants_stdin:
-        context = contexts.get(stdin_path, NO_CONTEXT)
+        context = contexts.get(stdin_key, NO_CONTEXT)
         outcome.findings.extend(lint_bytes(stdin_data, stdin_display, context, settings))
         outcome.files += 1
 

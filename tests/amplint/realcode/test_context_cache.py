@@ -10,6 +10,7 @@ renamed)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -104,9 +105,9 @@ def test_remembered_contexts_equal_the_project_pass(project):
     assert check(".") == ([*MLP_LAYER, ("train.py", 12, "AMP301")], True)  # float16: no scaler
     cache = Cache.beside(root)
     known = stat_cache.StatCache(cache, str(root))
-    paths = {root / "model.py", root / "train.py"}
-    entries = {path: known.get(str(path), stat_cache.stat_of(str(path))) for path in paths}
-    facts = {path: entry.facts for path, entry in entries.items()}
+    paths = {str(root / "model.py"), str(root / "train.py")}
+    entries = {path: known.get(path, stat_cache.stat_of(path)) for path in paths}
+    facts = {Path(path): entry.facts for path, entry in entries.items()}
     remembered = context_cache.contexts(
         cache,
         {path: entry.fingerprint for path, entry in entries.items()},
@@ -115,8 +116,9 @@ def test_remembered_contexts_equal_the_project_pass(project):
         lambda path: "",
         paths,
     )
-    assert remembered[root / "model.py"].spreads
-    assert remembered == analyse(facts, only=paths)
+    assert remembered[str(root / "model.py")].spreads
+    fresh = analyse(facts, only={Path(path) for path in paths})
+    assert remembered == {str(path): context for path, context in fresh.items()}
 
 
 def test_a_change_in_the_text_the_pass_reads_is_seen(project):
@@ -173,9 +175,9 @@ def test_a_json_configuration_the_pass_reads_is_read_again(tmp_path, monkeypatch
     monkeypatch.setattr("amplint.runner.context_cache.contexts", spy)
     for text in ('{"fp16": {"enabled": true}}', '{"fp16": {"enabled": false}}'):
         run(Request(paths=("train.py",), jobs=1))
-        before = seen[-1][tmp_path / "train.py"].files
+        before = seen[-1][str(tmp_path / "train.py")].files
         (tmp_path / "ds_config.json").write_text(text)
         run(Request(paths=("train.py",), jobs=1))
-        after = seen[-1][tmp_path / "train.py"].files
+        after = seen[-1][str(tmp_path / "train.py")].files
         assert before != after
         assert os.path.basename(after[0][0]) == "ds_config.json"
