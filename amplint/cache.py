@@ -122,11 +122,13 @@ class Cache:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder and an atomic rename."""
-    import tempfile
-
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide a shared cache from others
+    """Write through a temporary file in the same folder and an atomic rename. The temporary
+    file is made as ``tempfile.mkstemp`` makes one (a random name, created exclusively),
+    without importing tempfile (and shutil and random) into every run."""
+    temporary = str(path.parent / f".tmp-{os.urandom(8).hex()}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    descriptor = os.open(temporary, flags, 0o600)
+    os.chmod(temporary, 0o644)  # a 0600 file would hide a shared cache from others
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)

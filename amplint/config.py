@@ -17,11 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python < 3.11 only
-    import tomli as tomllib
-
 PRECISIONS = ("float16", "bfloat16")
 
 
@@ -119,6 +114,11 @@ KEYS = tuple(_KEYS)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    # imported here: a project without a pyproject.toml (or an amplint.toml) never needs it
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python < 3.11 only
+        import tomli as tomllib
     try:
         with open(path, "rb") as handle:
             return tomllib.load(handle)

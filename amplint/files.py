@@ -49,6 +49,16 @@ class Discovery:
 Exclude = Callable[[str], "str | None"]
 
 
+@dataclass
+class Trace:
+    """What a walk's result depends on besides the excludes (see :mod:`amplint.walk_cache`):
+    the folders it listed or found to be an environment, the ``.gitignore`` files it read or
+    could have read, and whether it met a symlink."""
+
+    paths: list[str] = field(default_factory=list)
+    symlink: bool = False
+
+
 def _no_exclude(path: str) -> str | None:
     return None
 
@@ -152,10 +162,13 @@ def _walk(
     ignores: list[GitIgnore],
     problems: list[str],
     exclude: Exclude,
+    trace: Trace | None = None,
 ) -> Iterator[tuple[str, str, str]]:
     """(path, display name, resolved path) of the files below ``folder`` (absolute), whose
     resolved form is ``resolved``. Plain strings and one ``scandir`` per folder: this walks
     whole projects."""
+    if trace is not None:
+        trace.paths += [folder, os.path.join(folder, ".gitignore")]
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except OSError:
@@ -172,11 +185,17 @@ def _walk(
             is_file = entry.is_file()
         except OSError:
             is_dir = is_file = False
+        if trace is not None and entry.is_symlink():
+            trace.symlink = True
         if is_dir:
-            if _builtin(name) is not None or _is_environment(entry.path):
+            if _builtin(name) is not None:
+                continue
+            if _is_environment(entry.path):
+                if trace is not None:
+                    trace.paths.append(entry.path)
                 continue
             if exclude(entry.path) is None and _ignoring(real, True, ignores) is None:
-                yield from _walk(entry.path, real, shown, ignores, problems, exclude)
+                yield from _walk(entry.path, real, shown, ignores, problems, exclude, trace)
         elif not name.endswith(SUFFIXES):
             continue
         elif not is_file:
@@ -187,12 +206,15 @@ def _walk(
 
 
 def discover(
-    paths: Sequence[str], root: str | None = None, exclude: Exclude = _no_exclude
+    paths: Sequence[str],
+    root: str | None = None,
+    exclude: Exclude = _no_exclude,
+    trace: Trace | None = None,
 ) -> Discovery:
     """Expand command-line paths into files. A given file or folder that an exclude removes
     (see :func:`exclusion`; ``root`` is the project root, by default the current folder) is
     listed in ``excluded``, as pre-commit passes every changed file; below a given folder the
-    same excludes prune the walk."""
+    same excludes prune the walk. ``trace`` collects what the walks depend on."""
     result = Discovery()
     root = os.path.abspath(root or os.curdir)
     seen: set[str] = set()
@@ -215,9 +237,12 @@ def discover(
         if path.is_dir():
             resolved = os.path.realpath(given)
             ignores = _gitignores_above(resolved)
+            if trace is not None:  # where a .git or a .gitignore above would change them
+                for folder in _repository_chain(resolved)[:-1]:
+                    trace.paths += [folder, os.path.join(folder, ".gitignore")]
             shown = os.path.normpath(given)
             found = _walk(
-                os.path.abspath(given), resolved, shown, ignores, result.problems, exclude
+                os.path.abspath(given), resolved, shown, ignores, result.problems, exclude, trace
             )
         else:
             found = iter([(given, os.path.normpath(given), os.path.realpath(given))])

@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from amplint import config as config_module
+from amplint import context_cache, walk_cache
 from amplint.borrowing import Borrowed, borrowed, given_key
 from amplint.cache import Cache, digest
 from amplint.config import Config, ConfigError
 from amplint.files import Exclude, discover, exclusion, shown_path
 from amplint.findings import Finding, parse_error
-from amplint.project import NO_CONTEXT, Context, ModuleFacts, analyse
+from amplint.project import NO_CONTEXT, Context, ModuleFacts
 from amplint.settings import MIN_DIMENSION, Settings
-from amplint.stat_cache import StatCache, stat_of
+from amplint.stat_cache import Known, StatCache, stat_of
 
 # Below this many files to check, worker processes cost more than they save.
 PARALLEL_THRESHOLD = 16
@@ -196,6 +197,17 @@ def _cached_facts(cache: Cache, data: bytes, content: str, name: str) -> ModuleF
     return _facts(data, name, parse=False)
 
 
+def _facts_of(known: Known, path: str, name: str) -> ModuleFacts | None:
+    """A file's facts as remembered; when the cache lost them (runs writing it at once, a
+    damaged entry), what its text says now."""
+    if known.facts is not None:
+        return known.facts
+    try:
+        return _facts(Path(path).read_bytes(), name)
+    except OSError:
+        return None
+
+
 def _facts_key(content: str, name: str) -> str:
     return digest("facts", content, name)
 
@@ -302,45 +314,48 @@ def run(request: Request) -> Outcome:
     if excluded and len(excluded) == len(request.paths):  # pre-commit passes excluded files
         outcome.excluded = [f"{path}: not checked, excluded by {why}" for path, why in excluded]
 
-    everything = {path.absolute(): display for path, display in checked}
+    # The project's files by absolute path: plain strings, as this runs over all of them.
+    everything = {str(path.absolute()): display for path, display in checked}
     # `amplint check .` at the project root has already walked the whole project.
     walked = (
         len(given) == 1 and project is not None and Path(given[0]).resolve() == project.resolve()
     )
-    if project is not None and not walked:
-        for path, display in discover([str(project)], str(project), exclude).files:
-            everything.setdefault(path.absolute(), display)
 
     # Beside the configuration (or at the git root); without either in the current folder.
     cache = Cache.beside(project or Path.cwd(), config.cache_dir)
     if not request.use_cache:
         cache = Cache(None, cache.version)
+    if project is not None and not walked:
+        excludes = [config.exclude, config.extend_exclude, str(config.root.absolute())]
+        for path, display in walk_cache.project_files(cache, str(project), exclude, excludes):
+            everything.setdefault(path, display)
 
     # Every file's digest and project facts; files whose stat is unchanged are not read again.
     stat_cache = StatCache(cache, str(project or config.root))
-    digests: dict[Path, str] = {}
-    sizes: dict[Path, int] = {}
-    stats: dict[Path, object] = {}
-    facts: dict[Path, ModuleFacts] = {}
+    stdin_key = str(stdin_path) if stdin_path is not None else None
+    digests: dict[str, str] = {}
+    sizes: dict[str, int] = {}
+    stats: dict[str, object] = {}
+    known: dict[str, Known] = {}  # the files with facts
     for path, display in everything.items():
-        if path == stdin_path:
+        if path == stdin_key:
             continue
-        stat = stat_of(str(path))
-        remembered = stat_cache.get(str(path), stat) if stat is not None else None
+        stat = stat_of(path)
+        remembered = stat_cache.get(path, stat) if stat is not None else None
         if remembered is None:
             try:
-                data = path.read_bytes()
+                data = Path(path).read_bytes()
             except OSError:
                 continue
             content = digest(data)
             remembered = stat_cache.put(
-                str(path), stat, content, _cached_facts(cache, data, content, display)
+                path, stat, content, _cached_facts(cache, data, content, display)
             )
         digests[path] = remembered.content
         sizes[path] = stat[2] if stat is not None else 0
         stats[path] = stat
-        if remembered.facts is not None:
-            facts[path] = remembered.facts
+        if remembered.fingerprint:
+            known[path] = remembered
     run_key = settings_key(config, request)
     settings: Settings | None = None
     top = str(cache.top) if cache.folder is not None else None
@@ -349,15 +364,11 @@ def run(request: Request) -> Outcome:
     # What the files whose text names a switch turn on needs their parse: done in the workers,
     # which check those files at once (in the usual case, nothing turns precision on in them
     # from elsewhere; when something does, they are checked again below).
-    to_check = {path.absolute(): display for path, display in checked}
-    first: dict[Path, tuple[str, list[Finding]]] = {}
+    to_check = {str(path.absolute()) for path, _ in checked}
+    first: dict[str, tuple[str, list[Finding]]] = {}
     # a module naming a switch is read again when the constants it reads of others changed
-    tables = borrowed(facts)
-    parsing = [
-        path
-        for path, fact in facts.items()
-        if fact.outgoing is None or (fact.borrows and fact.given != given_key(tables.get(path, ())))
-    ]
+    tables, stale = _borrowing(cache, known, everything)
+    parsing = [path for path, fact in known.items() if fact.pending or path in stale]
     if parsing:
         settings = settings_for(config, request)
         jobs = []
@@ -368,7 +379,7 @@ def run(request: Request) -> Outcome:
             check = path in to_check
             jobs.append(
                 _Job(
-                    str(path),
+                    path,
                     display,
                     own,
                     settings,
@@ -380,62 +391,106 @@ def run(request: Request) -> Outcome:
                     facts=True,
                 )
             )
-        jobs.sort(key=lambda job: -sizes.get(Path(job.path), 0))
+        jobs.sort(key=lambda job: -sizes.get(job.path, 0))
         for job, (found, new) in zip(jobs, _run_jobs(jobs, workers)):
-            path = Path(job.path)
-            facts[path] = new if new is not None else ModuleFacts(facts[path].imports)
-            stat_cache.put(str(path), stats[path], digests[path], facts[path])  # type: ignore[arg-type]
+            path = job.path
+            if new is None:
+                old = _facts_of(known[path], path, job.display)
+                new = ModuleFacts(old.imports if old is not None else ())
+            known[path] = stat_cache.put(path, stats[path], digests[path], new)  # type: ignore[arg-type]
             if job.check:
                 first[path] = (job.key, found)
     # With a project root every run walks all of it, so files not seen have left it; without
     # one, runs over different paths share the entry and each adds what it read.
     if project is not None:
-        stat_cache.keep_only({str(path) for path in everything})
+        stat_cache.keep_only(set(everything))
     stat_cache.save()
     stdin_data = request.stdin.encode("utf-8") if request.stdin is not None else None
-    if stdin_path is not None and stdin_data is not None:  # it stands for the file on disk
+    if stdin_key is not None and stdin_data is not None:  # it stands for the file on disk
         stdin_facts = _facts(stdin_data, stdin_display)
         if stdin_facts is not None:
-            facts[stdin_path] = stdin_facts
-            tables = borrowed(facts)
-            if stdin_path in tables:
-                stdin_facts = _facts(stdin_data, stdin_display, borrowed=tables[stdin_path])
-                facts[stdin_path] = stdin_facts or facts[stdin_path]
-    wanted = {path.absolute() for path, _ in checked}
-    if stdin_path is not None:
-        wanted.add(stdin_path)
-    contexts = analyse(facts, _file_digest, only=wanted)
+            known[stdin_key] = Known.of(None, "", stdin_facts)
+            tables, _ = _borrowing(cache, known, everything)
+            if stdin_key in tables:
+                again = _facts(stdin_data, stdin_display, borrowed=tables[stdin_key])
+                known[stdin_key] = Known.of(None, "", again or stdin_facts)
+    wanted = set(to_check)
+    if stdin_key is not None:
+        wanted.add(stdin_key)
+    contexts = context_cache.contexts(
+        cache,
+        {path: fact.fingerprint for path, fact in known.items()},
+        lambda: {
+            path: found
+            for path, fact in known.items()
+            if (found := _facts_of(fact, path, everything.get(path, stdin_display))) is not None
+        },
+        digests,
+        _file_digest,
+        wanted,
+    )
 
     misses = []
     for path, display in checked:
-        path = path.absolute()
-        context = _with_borrowed(contexts.get(path, NO_CONTEXT), tables.get(path, ()))
-        content = digests.get(path, "")  # unreadable: the job reports it
+        absolute = str(path.absolute())
+        context = _with_borrowed(contexts.get(absolute, NO_CONTEXT), tables.get(absolute, ()))
+        content = digests.get(absolute, "")  # unreadable: the job reports it
         key = digest("findings", content, display, context, run_key)
-        if path in first and first[path][0] == key:
-            outcome.findings.extend(first[path][1])
+        if absolute in first and first[absolute][0] == key:
+            outcome.findings.extend(first[absolute][1])
             continue
         stored = cache.get(key) if content else None
         if stored is not None:
             outcome.findings.extend(Finding(**item) for item in stored)
         else:
-            misses.append((str(path), display, context, content, key))
-    wants_stdin = stdin_path is not None and stdin_data is not None
+            misses.append((absolute, display, context, content, key))
+    wants_stdin = stdin_key is not None and stdin_data is not None
     if settings is None and (misses or wants_stdin):
         settings = settings_for(config, request)
     jobs = [_Job(*miss[:3], settings, *miss[3:], top, cache.version) for miss in misses]
-    jobs.sort(key=lambda job: -sizes.get(Path(job.path), 0))  # largest first: balanced workers
+    jobs.sort(key=lambda job: -sizes.get(job.path, 0))  # largest first: balanced workers
     for findings, _ in _run_jobs(jobs, workers):
         outcome.findings.extend(findings)
     outcome.files = len(checked)
 
     if wants_stdin:
-        context = _with_borrowed(contexts.get(stdin_path, NO_CONTEXT), tables.get(stdin_path, ()))
+        context = _with_borrowed(contexts.get(stdin_key, NO_CONTEXT), tables.get(stdin_key, ()))
         outcome.findings.extend(lint_bytes(stdin_data, stdin_display, context, settings))
         outcome.files += 1
 
     outcome.findings = sorted(_per_file_ignores(outcome.findings, config))
     return outcome
+
+
+def _borrowing(
+    cache: Cache, known: dict[str, Known], names: dict[str, str]
+) -> tuple[dict[str, Borrowed], set[str]]:
+    """The constants of other modules each module reads (see :mod:`amplint.borrowing`), and
+    the modules whose facts were read with other values (to read again). A function of every
+    module's facts: remembered under their fingerprints, so a run whose facts are all as before
+    decodes none of them."""
+    key = digest("borrowed", sorted((path, fact.fingerprint) for path, fact in known.items()))
+    stored = cache.get(key)
+    if isinstance(stored, list) and len(stored) == 2:
+        try:
+            tables = {path: tuple((n, v) for n, v in values) for path, values in stored[0].items()}
+            return tables, set(stored[1])
+        except (AttributeError, TypeError, ValueError):  # damaged: work them out again
+            pass
+    facts = {
+        Path(path): found
+        for path, fact in known.items()
+        if (found := _facts_of(fact, path, names.get(path, path))) is not None
+    }
+    found_tables = borrowed(facts)
+    tables = {str(path): values for path, values in found_tables.items()}
+    stale = {
+        str(path)
+        for path, fact in facts.items()
+        if fact.borrows and fact.given != given_key(found_tables.get(path, ()))
+    }
+    cache.put(key, [tables, sorted(stale)])
+    return tables, stale
 
 
 def _with_borrowed(context: Context, values: Borrowed) -> Context:

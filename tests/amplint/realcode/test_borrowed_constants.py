@@ -4,6 +4,8 @@ then ``if args.dtype == C.DTYPE_FP16: model.cast(C.DTYPE_FP16)`` (see amplint.bo
 
 from __future__ import annotations
 
+import textwrap
+
 from realcase import check_project
 
 TRAINING = """
@@ -144,3 +146,30 @@ def test_a_constant_assigned_twice_is_not_known(tmp_path):
     text = files(constants)
     text["sockx/training.py"] = TRAINING.replace("  # AMP101 (without --amp --dtype float16)", "")
     check_project(tmp_path, text)
+
+
+def test_an_edit_of_the_constants_module_reaches_the_cached_importers(tmp_path, monkeypatch):
+    """With the cache: the run after ``DTYPE_FP16`` is edited in the constants module reads
+    the switch again with the new value (the cast is no longer float16: silent), and the run
+    after the edit is undone reports it again; ``training.py`` and ``train.py`` are unchanged."""
+    from amplint import stat_cache
+    from amplint.runner import Request, run
+
+    constants = "DTYPE_FP16 = '{}'\nDTYPE_FP32 = 'float32'\n"
+    for name, text in files(constants.format("float16")).items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(stat_cache, "RACY_SECONDS", -3600)  # every stat is trusted
+
+    def codes() -> list[tuple[str, str]]:
+        outcome = run(Request(paths=("sockx",), jobs=1, select=("AMP101",)))
+        return [(f.path, f.code) for f in outcome.findings]
+
+    found = [("sockx/training.py", "AMP101")]
+    assert codes() == found
+    (tmp_path / "sockx/constants.py").write_text(constants.format("float32"))
+    assert codes() == []
+    (tmp_path / "sockx/constants.py").write_text(constants.format("float16"))
+    assert codes() == found

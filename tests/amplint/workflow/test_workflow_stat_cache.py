@@ -151,3 +151,14 @@ def test_runs_at_the_same_time_share_the_stat_cache(project):
             results = list(pool.map(lambda _: findings(), range(8)))
         assert results == [expected] * 8
     assert findings() == expected
+
+
+def test_facts_lost_from_the_cache_are_read_again(project):
+    """The facts are stored apart from the stats (read only when the project pass runs); runs
+    writing the cache at once may leave stats naming facts the other entry lacks."""
+    root, check = project
+    check()
+    cache = Cache.beside(root)
+    cache._entry(StatCache(cache, str(root))._facts_key).write_text("{}")
+    (root / "train.py").write_text("import os\n" + TRAIN)  # new facts: the pass runs again
+    assert check() == (["train.py"], [("src/model.py", 6, "AMP201")])
