@@ -44,7 +44,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from amplint.cases import Foreign
+from amplint.cases import Foreign, positional_parameters
 from amplint.conditions import ALWAYS, NEVER, Condition
 from amplint.frameworks import keras, mxnet, torch
 from amplint.index import COMP, CallSite, ClassInfo, FileIndex, Scope, dotted, string_value
@@ -173,6 +173,9 @@ def _outputs(
         return []
     found: list[Reduced] = []
     for definition in ctx.model.cases.definitions(name, scope, order):
+        if definition.expr is None and definition.value is None:  # a parameter
+            found += _passed_in(name, definition.scope, ctx, depth)
+            continue
         for fact in _outputs(
             definition.expr, definition.scope, definition.order, site, ctx, depth + 1
         ):
@@ -185,6 +188,59 @@ def _outputs(
         if append.node.args and append.function is site.function:
             found += again(append.node.args[0].value, append.scope, append.order)
     return found
+
+
+def _passed_in(name: str, function: Scope, ctx: RuleContext, depth: int) -> list[Reduced]:
+    """Facts under which the training calls of this module pass model outputs to the
+    parameter ``name`` of ``function``: calls of a helper (``compute_loss(net(x), y)``,
+    ``self.dist_loss(logits, ...)``) and, for a forward, calls of the objects its class built
+    (``loss(out["image"], out["text"])``), each where it runs outside autocast."""
+    if name not in function.params or not isinstance(function.node, cst.FunctionDef):
+        return []
+    parameters = positional_parameters(function)
+    position = parameters.index(name) if name in parameters else None
+    found: list[Reduced] = []
+    for call in _calls_of(function, ctx):
+        if ctx.model.inference_only(call):
+            continue
+        argument = _argument(call, name, position)
+        where = ctx.model.cases.runs(call) & ~ctx.model.autocast_at(call)
+        for fact in _outputs(argument, call.scope, call.order, call, ctx, depth + 1):
+            narrowed = fact.narrowed(where)
+            if narrowed is not None:
+                found.append(narrowed)
+    return found
+
+
+def _calls_of(function: Scope, ctx: RuleContext) -> Iterator[CallSite]:
+    """The calls of this module that run ``function``."""
+    forward = function.owner is not None and function.node.name.value in _FORWARDS
+    for call in ctx.index.calls:
+        if call.qualname is not None:
+            continue
+        if ctx.index.local_callee(call) is function:
+            yield call
+        elif forward and any(
+            isinstance(root, CallSite) and root.name == function.owner
+            for _, root in ctx.model.roots(call.node.func, *_at(call))
+        ):
+            yield call
+
+
+def _argument(call: CallSite, name: str, position: int | None) -> cst.BaseExpression | None:
+    """What ``call`` passes for the parameter ``name`` (at ``position``), when it tells."""
+    passed = 0
+    for argument in call.node.args:
+        if argument.star:
+            return None
+        if argument.keyword is not None:
+            if argument.keyword.value == name:
+                return argument.value
+        elif passed == position:
+            return argument.value
+        else:
+            passed += 1
+    return None
 
 
 def _beside_forward(site: CallSite, index: FileIndex) -> bool:
