@@ -63,8 +63,9 @@ def test_forward_and_helpers_of_a_loss_class_fed_float16_outputs():
 
 def test_loss_class_run_under_autocast_or_on_float32_features():
     """open_clip_torch 2.24.0 (PyPI), training/train.py: under ``--precision amp`` the loss call
-    runs inside ``autocast()`` (cross-entropy and softmax are float32 there); the evaluation's
-    features cast with ``.float()`` (zero_shot.py) reach nothing in float16."""
+    runs inside ``autocast()`` (cross-entropy and softmax are float32 there); features cast
+    with ``.float()`` (zero_shot.py) reach nothing in float16, nor does ``evaluate``, which
+    computes the loss under ``torch.no_grad()``."""
     check(
         LOSSES.format(contrastive="", distill="")
         + """
@@ -76,5 +77,13 @@ def test_loss_class_run_under_autocast_or_on_float32_features():
     scaler.update()
     features = model(images, texts)
     extra = loss(features["image_features"].float(), features["text_features"].float(), 1.0)
+
+def evaluate(model, loader):
+    with torch.no_grad():
+        for images, texts in loader:
+            out = model(images, texts)
+            print(loss(out["image_features"], out["text_features"], out["logit_scale"]))
+
+evaluate(model, val_loader)
 """,
     )
