@@ -213,14 +213,13 @@ def _passed_in(name: str, function: Scope, ctx: RuleContext, depth: int) -> list
 
 
 def _calls_of(function: Scope, ctx: RuleContext) -> Iterator[CallSite]:
-    """The calls of this module that run ``function``."""
-    forward = function.owner is not None and function.node.name.value in _FORWARDS
+    """The calls of this module that run ``function``: those naming it, and for a forward
+    the calls of the objects its class built."""
+    yield from ctx.model.cases.callers(function)
+    if function.owner is None or function.node.name.value not in _FORWARDS:
+        return
     for call in ctx.index.calls:
-        if call.qualname is not None:
-            continue
-        if ctx.index.local_callee(call) is function:
-            yield call
-        elif forward and any(
+        if call.qualname is None and any(
             isinstance(root, CallSite) and root.name == function.owner
             for _, root in ctx.model.roots(call.node.func, *_at(call))
         ):
