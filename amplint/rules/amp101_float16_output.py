@@ -203,7 +203,9 @@ def _passed_in(name: str, function: Scope, ctx: RuleContext, depth: int) -> list
     for call in _calls_of(function, ctx):
         if ctx.model.inference_only(call):
             continue
-        argument = _argument(call, name, position)
+        if any(argument.star for argument in call.node.args):
+            continue  # maybe in *args / **kwargs: nothing is known
+        argument = call.arg(position, name)
         where = ctx.model.cases.runs(call) & ~ctx.model.autocast_at(call)
         for fact in _outputs(argument, call.scope, call.order, call, ctx, depth + 1):
             narrowed = fact.narrowed(where)
@@ -224,22 +226,6 @@ def _calls_of(function: Scope, ctx: RuleContext) -> Iterator[CallSite]:
             for _, root in ctx.model.roots(call.node.func, *_at(call))
         ):
             yield call
-
-
-def _argument(call: CallSite, name: str, position: int | None) -> cst.BaseExpression | None:
-    """What ``call`` passes for the parameter ``name`` (at ``position``), when it tells."""
-    passed = 0
-    for argument in call.node.args:
-        if argument.star:
-            return None
-        if argument.keyword is not None:
-            if argument.keyword.value == name:
-                return argument.value
-        elif passed == position:
-            return argument.value
-        else:
-            passed += 1
-    return None
 
 
 def _beside_forward(site: CallSite, index: FileIndex) -> bool:
