@@ -44,7 +44,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from amplint.cases import Foreign
+from amplint.cases import Foreign, positional_parameters
 from amplint.conditions import ALWAYS, NEVER, Condition
 from amplint.frameworks import keras, mxnet, torch
 from amplint.index import COMP, CallSite, ClassInfo, FileIndex, Scope, dotted, string_value
@@ -173,6 +173,9 @@ def _outputs(
         return []
     found: list[Reduced] = []
     for definition in ctx.model.cases.definitions(name, scope, order):
+        if definition.expr is None and definition.value is None:  # a parameter
+            found += _passed_in(name, definition.scope, ctx, depth)
+            continue
         for fact in _outputs(
             definition.expr, definition.scope, definition.order, site, ctx, depth + 1
         ):
@@ -185,6 +188,44 @@ def _outputs(
         if append.node.args and append.function is site.function:
             found += again(append.node.args[0].value, append.scope, append.order)
     return found
+
+
+def _passed_in(name: str, function: Scope, ctx: RuleContext, depth: int) -> list[Reduced]:
+    """Facts under which the training calls of this module pass model outputs to the
+    parameter ``name`` of ``function``: calls of a helper (``compute_loss(net(x), y)``,
+    ``self.dist_loss(logits, ...)``) and, for a forward, calls of the objects its class built
+    (``loss(out["image"], out["text"])``), each where it runs outside autocast."""
+    if name not in function.params or not isinstance(function.node, cst.FunctionDef):
+        return []
+    parameters = positional_parameters(function)
+    position = parameters.index(name) if name in parameters else None
+    found: list[Reduced] = []
+    for call in _calls_of(function, ctx):
+        if ctx.model.inference_only(call):
+            continue
+        if any(argument.star for argument in call.node.args):
+            continue  # maybe in *args / **kwargs: nothing is known
+        argument = call.arg(position, name)
+        where = ctx.model.cases.runs(call) & ~ctx.model.autocast_at(call)
+        for fact in _outputs(argument, call.scope, call.order, call, ctx, depth + 1):
+            narrowed = fact.narrowed(where)
+            if narrowed is not None:
+                found.append(narrowed)
+    return found
+
+
+def _calls_of(function: Scope, ctx: RuleContext) -> Iterator[CallSite]:
+    """The calls of this module that run ``function``: those naming it, and for a forward
+    the calls of the objects its class built."""
+    yield from ctx.model.cases.callers(function)
+    if function.owner is None or function.node.name.value not in _FORWARDS:
+        return
+    for call in ctx.index.calls:
+        if call.qualname is None and any(
+            isinstance(root, CallSite) and root.name == function.owner
+            for _, root in ctx.model.roots(call.node.func, *_at(call))
+        ):
+            yield call
 
 
 def _beside_forward(site: CallSite, index: FileIndex) -> bool:
